@@ -1,0 +1,8 @@
+#!/usr/bin/env node
+// Entry point for kimberlite-admin: runs the compiled CLI (npm ci builds it through "prepare").
+import { main } from '../dist/cli/admin.js';
+
+main(process.argv).catch((error) => {
+  process.stderr.write(`${error && error.stack ? error.stack : String(error)}\n`);
+  process.exit(70);
+});

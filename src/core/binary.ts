@@ -1,0 +1,217 @@
+// Little-endian binary Writer and Reader, used by every codec. The Writer grows its buffer by
+// doubling; the Reader never reads past its end: a short or malformed input raises a
+// DecodeError, which codecs at the boundary turn into a KmbError with a stable code.
+
+import { assert } from './assert.js';
+
+export class DecodeError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'DecodeError';
+  }
+}
+
+const textEncoder = new TextEncoder();
+const textDecoder = new TextDecoder('utf-8', { fatal: true });
+const u32Max = 0xffff_ffff;
+
+export class Writer {
+  private bytes: Uint8Array;
+  private view: DataView;
+  private position = 0;
+
+  constructor(initialSizeBytes = 256) {
+    assert(initialSizeBytes > 0, 'writer size must be positive');
+    this.bytes = new Uint8Array(initialSizeBytes);
+    this.view = new DataView(this.bytes.buffer);
+  }
+
+  get length(): number {
+    return this.position;
+  }
+
+  private reserve(sizeBytes: number): void {
+    const needed = this.position + sizeBytes;
+    if (needed <= this.bytes.length) return;
+    let capacity = this.bytes.length * 2;
+    while (capacity < needed) capacity *= 2;
+    const grown = new Uint8Array(capacity);
+    grown.set(this.bytes.subarray(0, this.position));
+    this.bytes = grown;
+    this.view = new DataView(grown.buffer);
+  }
+
+  u8(value: number): this {
+    assert(Number.isInteger(value) && value >= 0 && value <= 0xff, 'u8 out of range');
+    this.reserve(1);
+    this.view.setUint8(this.position, value);
+    this.position += 1;
+    return this;
+  }
+
+  u16(value: number): this {
+    assert(Number.isInteger(value) && value >= 0 && value <= 0xffff, 'u16 out of range');
+    this.reserve(2);
+    this.view.setUint16(this.position, value, true);
+    this.position += 2;
+    return this;
+  }
+
+  u32(value: number): this {
+    assert(Number.isInteger(value) && value >= 0 && value <= u32Max, 'u32 out of range');
+    this.reserve(4);
+    this.view.setUint32(this.position, value, true);
+    this.position += 4;
+    return this;
+  }
+
+  /** A non-negative safe integer stored in 8 bytes. */
+  u64(value: number): this {
+    assert(Number.isSafeInteger(value) && value >= 0, 'u64 must be a non-negative safe integer');
+    this.reserve(8);
+    this.view.setUint32(this.position, value % 0x1_0000_0000, true);
+    this.view.setUint32(this.position + 4, Math.floor(value / 0x1_0000_0000), true);
+    this.position += 8;
+    return this;
+  }
+
+  bool(value: boolean): this {
+    return this.u8(value ? 1 : 0);
+  }
+
+  /** Raw bytes of a size fixed by the format (no length prefix). */
+  fixed(data: Uint8Array, sizeBytes: number): this {
+    assert(data.length === sizeBytes, `fixed field must be ${sizeBytes} bytes`);
+    this.reserve(sizeBytes);
+    this.bytes.set(data, this.position);
+    this.position += sizeBytes;
+    return this;
+  }
+
+  /** Bytes with a u32 length prefix. */
+  bytesField(data: Uint8Array): this {
+    this.u32(data.length);
+    this.reserve(data.length);
+    this.bytes.set(data, this.position);
+    this.position += data.length;
+    return this;
+  }
+
+  /** UTF-8 string with a u32 length prefix. */
+  string(value: string): this {
+    return this.bytesField(textEncoder.encode(value));
+  }
+
+  zeros(sizeBytes: number): this {
+    this.reserve(sizeBytes);
+    this.bytes.fill(0, this.position, this.position + sizeBytes);
+    this.position += sizeBytes;
+    return this;
+  }
+
+  /** The written bytes (a view into the writer's buffer until the next write). */
+  bytesView(): Uint8Array {
+    return this.bytes.subarray(0, this.position);
+  }
+
+  /** A copy of the written bytes that later writes do not disturb. */
+  finish(): Uint8Array {
+    return this.bytes.slice(0, this.position);
+  }
+}
+
+export class Reader {
+  private readonly view: DataView;
+  private position = 0;
+
+  constructor(private readonly bytes: Uint8Array) {
+    this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
+
+  get offset(): number {
+    return this.position;
+  }
+
+  get remaining(): number {
+    return this.bytes.length - this.position;
+  }
+
+  private need(sizeBytes: number): void {
+    if (this.position + sizeBytes > this.bytes.length) {
+      throw new DecodeError(
+        `input ends early: need ${sizeBytes} bytes at ${this.position}, have ${this.remaining}`,
+      );
+    }
+  }
+
+  u8(): number {
+    this.need(1);
+    const value = this.view.getUint8(this.position);
+    this.position += 1;
+    return value;
+  }
+
+  u16(): number {
+    this.need(2);
+    const value = this.view.getUint16(this.position, true);
+    this.position += 2;
+    return value;
+  }
+
+  u32(): number {
+    this.need(4);
+    const value = this.view.getUint32(this.position, true);
+    this.position += 4;
+    return value;
+  }
+
+  u64(): number {
+    this.need(8);
+    const low = this.view.getUint32(this.position, true);
+    const high = this.view.getUint32(this.position + 4, true);
+    this.position += 8;
+    const value = high * 0x1_0000_0000 + low;
+    if (!Number.isSafeInteger(value)) throw new DecodeError('u64 exceeds the safe integer range');
+    return value;
+  }
+
+  bool(): boolean {
+    const value = this.u8();
+    if (value > 1) throw new DecodeError(`bool must be 0 or 1, got ${value}`);
+    return value === 1;
+  }
+
+  fixed(sizeBytes: number): Uint8Array {
+    this.need(sizeBytes);
+    const value = this.bytes.subarray(this.position, this.position + sizeBytes);
+    this.position += sizeBytes;
+    return value;
+  }
+
+  /** Length-prefixed bytes; maxBytes bounds what a hostile length may claim. */
+  bytesField(maxBytes: number): Uint8Array {
+    const sizeBytes = this.u32();
+    if (sizeBytes > maxBytes)
+      throw new DecodeError(`field of ${sizeBytes} bytes exceeds ${maxBytes}`);
+    return this.fixed(sizeBytes);
+  }
+
+  string(maxBytes: number): string {
+    const data = this.bytesField(maxBytes);
+    try {
+      return textDecoder.decode(data);
+    } catch {
+      throw new DecodeError('string is not valid UTF-8');
+    }
+  }
+
+  skip(sizeBytes: number): void {
+    this.need(sizeBytes);
+    this.position += sizeBytes;
+  }
+
+  /** Asserts, as a decode error, that the whole input was consumed. */
+  end(): void {
+    if (this.remaining !== 0) throw new DecodeError(`${this.remaining} trailing bytes`);
+  }
+}

@@ -1,0 +1,53 @@
+// Every bound in the system has a name here (HOUSE_RULES §7). Values are chosen for a single
+// 2-core machine and can be revisited; code checks against these names, never against literals.
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+
+export const constants = {
+  /** Replicas in one cluster (standbys not counted). */
+  replicaCountMax: 6,
+
+  /** A journal segment is closed and a new one started past this size. */
+  journalSegmentSizeBytesMax: 64 * MiB,
+  /** Copies of the superblock; the newest valid copy wins. */
+  superblockCopyCount: 4,
+  superblockCopySizeBytes: 4 * KiB,
+
+  /** The body of one prepare (a batch of requests). */
+  prepareBodySizeBytesMax: 4 * MiB,
+  /** Requests batched into one prepare. */
+  prepareRequestCountMax: 1024,
+  /** Prepares in flight (prepared, not yet committed) at the primary. */
+  pipelinePrepareCountMax: 8,
+  /** Requests queued at the primary waiting for room in the pipeline. */
+  requestQueueCountMax: 16 * 1024,
+
+  /** One frame on the wire, header included. */
+  frameSizeBytesMax: 8 * MiB,
+  /** The body of one client request. */
+  requestBodySizeBytesMax: 1 * MiB,
+  /** Client connections served at once by one node. */
+  connectionCountMax: 4096,
+  /** Bytes a connection may have queued for sending before it is considered stalled. */
+  connectionSendQueueBytesMax: 32 * MiB,
+
+  /** Client sessions kept in the replicated client table; the oldest is evicted past this. */
+  clientSessionCountMax: 4096,
+
+  tenantNameBytesMax: 128,
+  streamNameBytesMax: 256,
+  actorBytesMax: 256,
+  reasonBytesMax: 1024,
+  correlationIdBytesMax: 128,
+  tenantCountMax: 100_000,
+  streamCountMax: 1_000_000,
+  /** Events in one append command. */
+  appendEventCountMax: 10_000,
+  /** Bytes of one event's data. */
+  eventSizeBytesMax: 512 * KiB,
+  /** Events returned by one read. */
+  readEventCountMax: 10_000,
+  /** Bytes returned by one read (the read stops early rather than exceed it). */
+  readSizeBytesMax: 4 * MiB,
+} as const;

@@ -1,0 +1,231 @@
+// Kernel commands and their results, and their binary codec. A command is what a client asks
+// the database to do; once committed it is applied by kernel.apply() on every replica. Encoded
+// commands are the bodies of requests inside a prepare, so this codec is part of the journal
+// format: change it only with a format version bump.
+//
+// Decoding takes untrusted bytes: every length is bounded and a DecodeError is thrown for any
+// malformed input, which the boundary turns into KMB_ERR_INVALID_ARGUMENT.
+
+import { DecodeError, Reader, Writer } from '../core/binary.js';
+import { sha256SizeBytes } from '../core/checksum.js';
+import { constants } from '../core/constants.js';
+import { errorCodes, isErrorCode } from '../core/errors.js';
+import type { ErrorCode } from '../core/errors.js';
+import { asOffset, asStreamId, asTenantId, asTimestampUs } from '../core/types.js';
+import type { Offset, StreamId, TenantId, TimestampUs } from '../core/types.js';
+
+export const dataClasses = [
+  'PHI',
+  'PII',
+  'PCI',
+  'Financial',
+  'Confidential',
+  'Sensitive',
+  'Deidentified',
+  'Public',
+] as const;
+export type DataClass = (typeof dataClasses)[number];
+
+export function isDataClass(value: string): value is DataClass {
+  return (dataClasses as readonly string[]).includes(value);
+}
+
+/** Who did it and why: carried by every command, and so kept forever in the log. */
+export interface Audit {
+  readonly actor: string;
+  readonly reason: string;
+  readonly correlationId: string | null;
+}
+
+export type Command =
+  | { readonly kind: 'create_tenant'; readonly name: string; readonly audit: Audit }
+  | {
+      readonly kind: 'create_stream';
+      readonly tenantId: TenantId;
+      readonly name: string;
+      readonly dataClass: DataClass;
+      readonly audit: Audit;
+    }
+  | {
+      readonly kind: 'append';
+      readonly tenantId: TenantId;
+      readonly streamId: StreamId;
+      readonly expectedOffset: Offset | null;
+      readonly events: readonly Uint8Array[];
+      readonly audit: Audit;
+    };
+
+export type CommandKind = Command['kind'];
+
+export type CommandResult =
+  | {
+      readonly status: 'ok';
+      readonly kind: 'create_tenant';
+      readonly tenantId: TenantId;
+      readonly name: string;
+      readonly createdAtUs: TimestampUs;
+    }
+  | {
+      readonly status: 'ok';
+      readonly kind: 'create_stream';
+      readonly streamId: StreamId;
+      readonly tenantId: TenantId;
+      readonly name: string;
+      readonly dataClass: DataClass;
+      readonly createdAtUs: TimestampUs;
+    }
+  | {
+      readonly status: 'ok';
+      readonly kind: 'append';
+      readonly firstOffset: Offset;
+      readonly count: number;
+      /** The stream's chain link after the last appended event. */
+      readonly chainHead: Uint8Array;
+    }
+  | { readonly status: 'error'; readonly code: ErrorCode; readonly message: string };
+
+const commandTag = { create_tenant: 1, create_stream: 2, append: 3 } as const;
+const resultTag = { error: 0, create_tenant: 1, create_stream: 2, append: 3 } as const;
+const noOffset = 0xffff_ffff; // u32 marker meaning "no expected offset" in the high word
+
+function writeAudit(writer: Writer, audit: Audit): void {
+  writer.string(audit.actor).string(audit.reason);
+  writer.bool(audit.correlationId !== null);
+  if (audit.correlationId !== null) writer.string(audit.correlationId);
+}
+
+function readAudit(reader: Reader): Audit {
+  const actor = reader.string(constants.actorBytesMax);
+  const reason = reader.string(constants.reasonBytesMax);
+  const correlationId = reader.bool() ? reader.string(constants.correlationIdBytesMax) : null;
+  return { actor, reason, correlationId };
+}
+
+export function encodeCommand(command: Command): Uint8Array {
+  const writer = new Writer(64);
+  writer.u8(commandTag[command.kind]);
+  writeAudit(writer, command.audit);
+  switch (command.kind) {
+    case 'create_tenant':
+      writer.string(command.name);
+      break;
+    case 'create_stream':
+      writer.u64(command.tenantId).string(command.name).u8(dataClasses.indexOf(command.dataClass));
+      break;
+    case 'append':
+      writer.u64(command.tenantId).u64(command.streamId);
+      if (command.expectedOffset === null) writer.u32(noOffset).u32(noOffset);
+      else writer.u64(command.expectedOffset);
+      writer.u32(command.events.length);
+      for (const event of command.events) writer.bytesField(event);
+      break;
+  }
+  return writer.finish();
+}
+
+function readExpectedOffset(reader: Reader): Offset | null {
+  const low = reader.u32();
+  const high = reader.u32();
+  if (low === noOffset && high === noOffset) return null;
+  const value = high * 0x1_0000_0000 + low;
+  if (!Number.isSafeInteger(value)) throw new DecodeError('expected offset out of range');
+  return asOffset(value);
+}
+
+function readDataClass(reader: Reader): DataClass {
+  const index = reader.u8();
+  const dataClass = dataClasses[index];
+  if (dataClass === undefined) throw new DecodeError(`unknown data class ${index}`);
+  return dataClass;
+}
+
+export function decodeCommand(bytes: Uint8Array): Command {
+  const reader = new Reader(bytes);
+  const tag = reader.u8();
+  const audit = readAudit(reader);
+  let command: Command;
+  if (tag === commandTag.create_tenant) {
+    command = { kind: 'create_tenant', name: reader.string(constants.tenantNameBytesMax), audit };
+  } else if (tag === commandTag.create_stream) {
+    const tenantId = asTenantId(reader.u64());
+    const name = reader.string(constants.streamNameBytesMax);
+    command = { kind: 'create_stream', tenantId, name, dataClass: readDataClass(reader), audit };
+  } else if (tag === commandTag.append) {
+    const tenantId = asTenantId(reader.u64());
+    const streamId = asStreamId(reader.u64());
+    const expectedOffset = readExpectedOffset(reader);
+    const count = reader.u32();
+    if (count > constants.appendEventCountMax) {
+      throw new DecodeError(`append of ${count} events exceeds ${constants.appendEventCountMax}`);
+    }
+    const events: Uint8Array[] = [];
+    for (let i = 0; i < count; i++) events.push(reader.bytesField(constants.eventSizeBytesMax));
+    command = { kind: 'append', tenantId, streamId, expectedOffset, events, audit };
+  } else {
+    throw new DecodeError(`unknown command tag ${tag}`);
+  }
+  reader.end();
+  return command;
+}
+
+export function encodeResult(result: CommandResult): Uint8Array {
+  const writer = new Writer(64);
+  if (result.status === 'error') {
+    writer.u8(resultTag.error).string(result.code).string(result.message);
+    return writer.finish();
+  }
+  writer.u8(resultTag[result.kind]);
+  switch (result.kind) {
+    case 'create_tenant':
+      writer.u64(result.tenantId).string(result.name).u64(result.createdAtUs);
+      break;
+    case 'create_stream':
+      writer.u64(result.streamId).u64(result.tenantId).string(result.name);
+      writer.u8(dataClasses.indexOf(result.dataClass)).u64(result.createdAtUs);
+      break;
+    case 'append':
+      writer.u64(result.firstOffset).u32(result.count).fixed(result.chainHead, sha256SizeBytes);
+      break;
+  }
+  return writer.finish();
+}
+
+export function decodeResult(bytes: Uint8Array): CommandResult {
+  const reader = new Reader(bytes);
+  const tag = reader.u8();
+  let result: CommandResult;
+  if (tag === resultTag.error) {
+    const code = reader.string(256);
+    const message = reader.string(64 * 1024);
+    result = { status: 'error', code: isErrorCode(code) ? code : errorCodes.internal, message };
+  } else if (tag === resultTag.create_tenant) {
+    const tenantId = asTenantId(reader.u64());
+    const name = reader.string(constants.tenantNameBytesMax);
+    const createdAtUs = asTimestampUs(reader.u64());
+    result = { status: 'ok', kind: 'create_tenant', tenantId, name, createdAtUs };
+  } else if (tag === resultTag.create_stream) {
+    const streamId = asStreamId(reader.u64());
+    const tenantId = asTenantId(reader.u64());
+    const name = reader.string(constants.streamNameBytesMax);
+    const dataClass = readDataClass(reader);
+    const createdAtUs = asTimestampUs(reader.u64());
+    result = {
+      status: 'ok',
+      kind: 'create_stream',
+      streamId,
+      tenantId,
+      name,
+      dataClass,
+      createdAtUs,
+    };
+  } else if (tag === resultTag.append) {
+    const firstOffset = asOffset(reader.u64());
+    const count = reader.u32();
+    const chainHead = reader.fixed(sha256SizeBytes).slice();
+    result = { status: 'ok', kind: 'append', firstOffset, count, chainHead };
+  } else {
+    throw new DecodeError(`unknown result tag ${tag}`);
+  }
+  reader.end();
+  return result;
+}
