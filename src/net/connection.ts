@@ -1,0 +1,116 @@
+// One TCP connection carrying framed client messages. Outgoing frames written in the same tick
+// are coalesced into one socket write (cork now, uncork on the next tick). The send queue is
+// bounded: a peer that stops reading until more than connectionSendQueueBytesMax is queued is
+// considered stalled and is disconnected, so one slow client cannot exhaust the node's memory.
+// A framing error is answered with an `error` message carrying its stable code, then the
+// connection is closed: a byte stream cannot be resynchronised after a bad frame.
+
+import type { Socket } from 'node:net';
+import { constants } from '../core/constants.js';
+import { DecodeError } from '../core/binary.js';
+import { errorCodes } from '../core/errors.js';
+import type { ErrorCode } from '../core/errors.js';
+import { FrameDecoder, encodeFrame } from './frame.js';
+import { decodeMessage, encodeMessage, messageKind } from './client_protocol.js';
+import type { ClientMessage } from './client_protocol.js';
+
+export interface ConnectionHandlers {
+  onMessage(connection: Connection, message: ClientMessage): void;
+  /** A protocol problem from the peer: logged by the owner; the connection is closing. */
+  onProtocolError(connection: Connection, code: ErrorCode, message: string): void;
+  onClose(connection: Connection): void;
+}
+
+let connectionIdNext = 1;
+
+export class Connection {
+  readonly id: number;
+  readonly remoteAddress: string;
+  private readonly decoder: FrameDecoder;
+  private corked = false;
+  private closing = false;
+
+  constructor(
+    private readonly socket: Socket,
+    private readonly handlers: ConnectionHandlers,
+    private readonly sendQueueBytesMax: number = constants.connectionSendQueueBytesMax,
+  ) {
+    this.id = connectionIdNext++;
+    this.remoteAddress = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`;
+    this.decoder = new FrameDecoder();
+    socket.setNoDelay(true);
+    socket.on('data', (data: Buffer) => this.onData(data));
+    socket.on('error', () => socket.destroy());
+    socket.on('close', () => {
+      this.closing = true;
+      handlers.onClose(this);
+    });
+  }
+
+  get closed(): boolean {
+    return this.closing;
+  }
+
+  private onData(data: Buffer): void {
+    if (this.closing) return;
+    const { frames, error } = this.decoder.push(data);
+    for (const frame of frames) {
+      if (this.closing) return;
+      let message: ClientMessage;
+      try {
+        message = decodeMessage(frame.kind, frame.body);
+      } catch (decodeError) {
+        if (!(decodeError instanceof DecodeError)) throw decodeError;
+        this.fail(errorCodes.frame_malformed, `malformed message: ${decodeError.message}`);
+        return;
+      }
+      this.handlers.onMessage(this, message);
+    }
+    if (error !== null) this.fail(error.code, error.message);
+  }
+
+  /** Answers a protocol error with its code and closes the connection. */
+  fail(code: ErrorCode, message: string): void {
+    if (this.closing) return;
+    this.handlers.onProtocolError(this, code, message);
+    this.send({
+      kind: 'error',
+      error: { scope: { kind: 'connection' }, code, message, leaderHint: -1 },
+    });
+    this.close();
+  }
+
+  send(message: ClientMessage): void {
+    if (this.closing) return;
+    if (this.socket.writableLength > this.sendQueueBytesMax) {
+      this.closing = true;
+      this.socket.destroy();
+      return;
+    }
+    if (!this.corked) {
+      this.corked = true;
+      this.socket.cork();
+      process.nextTick(() => {
+        this.corked = false;
+        this.socket.uncork();
+      });
+    }
+    this.socket.write(encodeFrame(messageKind[message.kind], encodeMessage(message)));
+  }
+
+  /** Flushes what is queued, then closes. */
+  close(): void {
+    this.closing = true;
+    if (this.corked) {
+      this.corked = false;
+      this.socket.uncork();
+    }
+    this.socket.end();
+    setTimeout(() => this.socket.destroy(), 1000).unref();
+  }
+
+  destroy(): void {
+    this.closing = true;
+    this.socket.destroy();
+  }
+}
