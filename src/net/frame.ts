@@ -3,7 +3,7 @@
 // A frame is a 16-byte header followed by a body:
 //   0  magic     u32  'KMBF'
 //   4  size      u32  whole frame in bytes, header included
-//   8  checksum  u32  CRC32 of the body
+//   8  checksum  u32  CRC32 of bytes 12..16 (kind, reserved) and then the body
 //   12 kind      u8   message kind (client_protocol.ts)
 //   13 reserved  [3]  zero
 // The decoder accepts bytes split at any boundary and yields whole frames. A frame that is too
@@ -30,6 +30,14 @@ export interface FrameError {
   readonly message: string;
 }
 
+/** CRC32 over the kind and reserved bytes and the body: everything but magic, size, checksum. */
+function frameChecksum(frame: Uint8Array): number {
+  return crc32(
+    frame.subarray(frameHeaderSizeBytes),
+    crc32(frame.subarray(12, frameHeaderSizeBytes)),
+  );
+}
+
 export function encodeFrame(kind: number, body: Uint8Array): Uint8Array {
   assert(kind >= 0 && kind <= 0xff, 'frame kind out of range');
   const sizeBytes = frameHeaderSizeBytes + body.length;
@@ -37,10 +45,10 @@ export function encodeFrame(kind: number, body: Uint8Array): Uint8Array {
   const frame = Buffer.allocUnsafe(sizeBytes);
   frame.writeUInt32LE(frameMagic, 0);
   frame.writeUInt32LE(sizeBytes, 4);
-  frame.writeUInt32LE(crc32(body), 8);
   frame.writeUInt8(kind, 12);
   frame.fill(0, 13, 16);
   frame.set(body, frameHeaderSizeBytes);
+  frame.writeUInt32LE(frameChecksum(frame), 8);
   return frame;
 }
 
@@ -83,7 +91,7 @@ export class FrameDecoder {
       if (this.bufferedBytes < sizeBytes) break;
       const whole = this.take(sizeBytes);
       const body = whole.subarray(frameHeaderSizeBytes);
-      if (crc32(body) !== whole.readUInt32LE(8)) {
+      if (frameChecksum(whole) !== whole.readUInt32LE(8)) {
         this.fail({ code: errorCodes.frame_checksum, message: 'frame checksum mismatch' });
         break;
       }

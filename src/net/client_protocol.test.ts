@@ -1,0 +1,206 @@
+// Property tests for the client protocol codec: every message round-trips, and decoding
+// arbitrary or truncated bytes either yields a message or throws DecodeError — never another
+// exception, so the server can always answer bad input with KMB_ERR_FRAME_MALFORMED.
+
+import { strict as assert } from 'node:assert';
+import { describe, it } from 'node:test';
+import fc from 'fast-check';
+import { DecodeError } from '../core/binary.js';
+import { errorCodes } from '../core/errors.js';
+import {
+  asClientId,
+  asOffset,
+  asOp,
+  asRequestNumber,
+  asStreamId,
+  asTenantId,
+  asTimestampUs,
+  asView,
+} from '../core/types.js';
+import { dataClasses } from '../kernel/command.js';
+import { decodeMessage, encodeMessage, messageKind } from './client_protocol.js';
+import type { ClientMessage } from './client_protocol.js';
+
+const u32 = fc.nat({ max: 0xffff_ffff });
+const safe = fc.nat({ max: Number.MAX_SAFE_INTEGER });
+const clientId = fc
+  .uint8Array({ minLength: 16, maxLength: 16 })
+  .map((b) => asClientId(Buffer.from(b).toString('hex')));
+const name = fc.string({ maxLength: 40 });
+const bytes = fc.uint8Array({ maxLength: 64 });
+
+const message: fc.Arbitrary<ClientMessage> = fc.oneof(
+  fc
+    .record({ protocolVersion: fc.nat({ max: 0xffff }), clusterName: name })
+    .map((hello) => ({ kind: 'hello' as const, hello })),
+  fc
+    .record({
+      clientId,
+      requestNumber: safe,
+      operation: fc.constantFrom('register' as const, 'command' as const),
+      body: bytes,
+    })
+    .map((r) => ({
+      kind: 'request' as const,
+      request: { ...r, requestNumber: asRequestNumber(r.requestNumber) },
+    })),
+  fc
+    .record({ clientId, requestNumber: safe, op: safe, timestampUs: safe, result: bytes })
+    .map((r) => ({
+      kind: 'reply' as const,
+      reply: {
+        clientId: r.clientId,
+        requestNumber: asRequestNumber(r.requestNumber),
+        op: asOp(r.op),
+        timestampUs: asTimestampUs(r.timestampUs),
+        result: r.result,
+      },
+    })),
+  fc
+    .record({
+      queryId: u32,
+      code: fc.constantFrom(...Object.values(errorCodes)),
+      message: name,
+      leaderHint: fc.integer({ min: -1, max: 5 }),
+    })
+    .map((e) => ({
+      kind: 'error' as const,
+      error: {
+        scope: { kind: 'query' as const, queryId: e.queryId },
+        code: e.code,
+        message: e.message,
+        leaderHint: e.leaderHint,
+      },
+    })),
+  fc
+    .record({ queryId: u32, tenantId: safe, streamId: safe, fromOffset: safe, limit: u32 })
+    .map((q) => ({
+      kind: 'query' as const,
+      query: {
+        queryId: q.queryId,
+        query: {
+          kind: 'read_stream' as const,
+          tenantId: asTenantId(q.tenantId),
+          streamId: asStreamId(q.streamId),
+          fromOffset: asOffset(q.fromOffset),
+          limit: q.limit,
+        },
+      },
+    })),
+  fc
+    .record({
+      queryId: u32,
+      events: fc.array(fc.record({ offset: safe, timestampUs: safe, data: bytes }), {
+        maxLength: 5,
+      }),
+      nextOffset: safe,
+    })
+    .map((r) => ({
+      kind: 'query_result' as const,
+      queryResult: {
+        queryId: r.queryId,
+        result: {
+          kind: 'read_stream' as const,
+          nextOffset: asOffset(r.nextOffset),
+          events: r.events.map((e) => ({
+            offset: asOffset(e.offset),
+            timestampUs: asTimestampUs(e.timestampUs),
+            data: e.data,
+          })),
+        },
+      },
+    })),
+  fc
+    .record({
+      queryId: u32,
+      streams: fc.array(
+        fc.record({
+          id: safe,
+          tenant: safe,
+          name,
+          dc: fc.constantFrom(...dataClasses),
+          at: safe,
+          next: safe,
+          head: fc.uint8Array({ minLength: 32, maxLength: 32 }),
+        }),
+        { maxLength: 4 },
+      ),
+    })
+    .map((r) => ({
+      kind: 'query_result' as const,
+      queryResult: {
+        queryId: r.queryId,
+        result: {
+          kind: 'list_streams' as const,
+          streams: r.streams.map((s) => ({
+            streamId: asStreamId(s.id),
+            tenantId: asTenantId(s.tenant),
+            name: s.name,
+            dataClass: s.dc,
+            createdAtUs: asTimestampUs(s.at),
+            nextOffset: asOffset(s.next),
+            chainHead: s.head,
+          })),
+        },
+      },
+    })),
+  fc
+    .record({ nodeId: fc.nat({ max: 5 }), view: u32, leader: fc.integer({ min: -1, max: 5 }) })
+    .map((h) => ({
+      kind: 'hello_ok' as const,
+      helloOk: {
+        protocolVersion: 1,
+        clusterName: 'c',
+        nodeId: h.nodeId,
+        replicaCount: 3,
+        view: asView(h.view),
+        leader: h.leader,
+      },
+    })),
+);
+
+function normalise(value: unknown): unknown {
+  return JSON.parse(
+    JSON.stringify(value, (_k, v: unknown) =>
+      v instanceof Uint8Array ? Buffer.from(v).toString('hex') : v,
+    ),
+  );
+}
+
+describe('client protocol codec', () => {
+  it('round-trips every message', () => {
+    fc.assert(
+      fc.property(message, (m) => {
+        const decoded = decodeMessage(messageKind[m.kind], encodeMessage(m));
+        assert.deepEqual(normalise(decoded), normalise(m));
+      }),
+    );
+  });
+
+  it('throws only DecodeError on truncated or random input', () => {
+    fc.assert(
+      fc.property(message, fc.nat(), (m, cut) => {
+        const body = encodeMessage(m);
+        const truncated = body.subarray(0, cut % Math.max(1, body.length));
+        try {
+          decodeMessage(messageKind[m.kind], truncated);
+        } catch (error) {
+          assert.ok(error instanceof DecodeError, String(error));
+        }
+      }),
+    );
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: 9 }),
+        fc.uint8Array({ maxLength: 100 }),
+        (kind, body) => {
+          try {
+            decodeMessage(kind, body);
+          } catch (error) {
+            assert.ok(error instanceof DecodeError, String(error));
+          }
+        },
+      ),
+    );
+  });
+});
