@@ -12,7 +12,7 @@ export class DecodeError extends Error {
 }
 
 const textEncoder = new TextEncoder();
-const textDecoder = new TextDecoder('utf-8', { fatal: true });
+const textDecoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 const u32Max = 0xffff_ffff;
 
 export class Writer {

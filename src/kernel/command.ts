@@ -88,6 +88,20 @@ const commandTag = { create_tenant: 1, create_stream: 2, append: 3 } as const;
 const resultTag = { error: 0, create_tenant: 1, create_stream: 2, append: 3 } as const;
 const noOffset = 0xffff_ffff; // u32 marker meaning "no expected offset" in the high word
 
+// Strings are decoded here rather than with Reader.string(), whose decoder drops a leading
+// U+FEFF (byte order mark): a name or reason that starts with one would not survive the round
+// trip. ignoreBOM keeps every code point; fatal still rejects malformed UTF-8.
+const stringDecoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+function readString(reader: Reader, maxBytes: number): string {
+  const data = reader.bytesField(maxBytes);
+  try {
+    return stringDecoder.decode(data);
+  } catch {
+    throw new DecodeError('string is not valid UTF-8');
+  }
+}
+
 function writeAudit(writer: Writer, audit: Audit): void {
   writer.string(audit.actor).string(audit.reason);
   writer.bool(audit.correlationId !== null);
@@ -95,9 +109,9 @@ function writeAudit(writer: Writer, audit: Audit): void {
 }
 
 function readAudit(reader: Reader): Audit {
-  const actor = reader.string(constants.actorBytesMax);
-  const reason = reader.string(constants.reasonBytesMax);
-  const correlationId = reader.bool() ? reader.string(constants.correlationIdBytesMax) : null;
+  const actor = readString(reader, constants.actorBytesMax);
+  const reason = readString(reader, constants.reasonBytesMax);
+  const correlationId = reader.bool() ? readString(reader, constants.correlationIdBytesMax) : null;
   return { actor, reason, correlationId };
 }
 
@@ -145,10 +159,14 @@ export function decodeCommand(bytes: Uint8Array): Command {
   const audit = readAudit(reader);
   let command: Command;
   if (tag === commandTag.create_tenant) {
-    command = { kind: 'create_tenant', name: reader.string(constants.tenantNameBytesMax), audit };
+    command = {
+      kind: 'create_tenant',
+      name: readString(reader, constants.tenantNameBytesMax),
+      audit,
+    };
   } else if (tag === commandTag.create_stream) {
     const tenantId = asTenantId(reader.u64());
-    const name = reader.string(constants.streamNameBytesMax);
+    const name = readString(reader, constants.streamNameBytesMax);
     command = { kind: 'create_stream', tenantId, name, dataClass: readDataClass(reader), audit };
   } else if (tag === commandTag.append) {
     const tenantId = asTenantId(reader.u64());
@@ -195,18 +213,18 @@ export function decodeResult(bytes: Uint8Array): CommandResult {
   const tag = reader.u8();
   let result: CommandResult;
   if (tag === resultTag.error) {
-    const code = reader.string(256);
-    const message = reader.string(64 * 1024);
+    const code = readString(reader, 256);
+    const message = readString(reader, 64 * 1024);
     result = { status: 'error', code: isErrorCode(code) ? code : errorCodes.internal, message };
   } else if (tag === resultTag.create_tenant) {
     const tenantId = asTenantId(reader.u64());
-    const name = reader.string(constants.tenantNameBytesMax);
+    const name = readString(reader, constants.tenantNameBytesMax);
     const createdAtUs = asTimestampUs(reader.u64());
     result = { status: 'ok', kind: 'create_tenant', tenantId, name, createdAtUs };
   } else if (tag === resultTag.create_stream) {
     const streamId = asStreamId(reader.u64());
     const tenantId = asTenantId(reader.u64());
-    const name = reader.string(constants.streamNameBytesMax);
+    const name = readString(reader, constants.streamNameBytesMax);
     const dataClass = readDataClass(reader);
     const createdAtUs = asTimestampUs(reader.u64());
     result = {

@@ -1,0 +1,109 @@
+// The per-stream SHA-256 hash chain (DESIGN.md §5): every event of a stream is linked to the one
+// before it, so one stream can be exported and verified on its own, offline, with any SHA-256
+// tool. This definition is part of the data format: change it only with a version bump.
+//
+// Definition (all integers little-endian, ‖ is concatenation, SHA-256 per FIPS 180-4):
+//
+//   genesis(tenantId, streamId) =
+//     SHA-256( "kimberlite-ts/stream-chain/v1" (29 bytes of ASCII, no terminator)
+//              ‖ u64 tenantId ‖ u64 streamId )                          -- 45 bytes hashed
+//
+//   link(previous, offset, timestampUs, data) =
+//     SHA-256( previous (32 bytes)
+//              ‖ u64 offset            -- the event's offset in its stream, from 0
+//              ‖ u64 timestampUs       -- the commit timestamp of the event's prepare
+//              ‖ u32 length(data)      -- byte length of the event's data
+//              ‖ data )                                                  -- 52 + length bytes
+//
+//   link_0 = link(genesis, 0, t_0, data_0);  link_i = link(link_{i-1}, i, t_i, data_i)
+//   chainHead = link of the stream's last event (genesis while the stream is empty).
+//
+// Example with Python's hashlib: sha256(prev + struct.pack('<QQI', off, ts, len(d)) + d).
+//
+// Invariants: links are always 32 bytes; a returned link is a fresh array that nobody mutates.
+// Small events are copied into one scratch buffer and hashed in one shot (cheaper than an
+// incremental hasher in Node); large ones are hashed in parts to avoid copying them.
+
+import { assert } from '../core/assert.js';
+import { sha256, sha256Parts, sha256SizeBytes } from '../core/checksum.js';
+import type { Offset, StreamId, TenantId, TimestampUs } from '../core/types.js';
+
+export const chainDomain = 'kimberlite-ts/stream-chain/v1';
+/** Bytes hashed before the event's data: previous ‖ u64 offset ‖ u64 timestamp ‖ u32 length. */
+export const linkPrefixSizeBytes = sha256SizeBytes + 8 + 8 + 4;
+
+const domainBytes = new TextEncoder().encode(chainDomain);
+const genesisSizeBytes = domainBytes.length + 8 + 8;
+const scratchDataSizeBytesMax = 4096;
+const scratch = new Uint8Array(linkPrefixSizeBytes + scratchDataSizeBytesMax);
+const scratchView = new DataView(scratch.buffer);
+
+function setU64(view: DataView, position: number, value: number): void {
+  assert(Number.isSafeInteger(value) && value >= 0, 'u64 must be a non-negative safe integer');
+  view.setUint32(position, value % 0x1_0000_0000, true);
+  view.setUint32(position + 4, Math.floor(value / 0x1_0000_0000), true);
+}
+
+/** The link before a stream's first event: a hash of the domain string and the stream's ids. */
+export function streamGenesis(tenantId: TenantId, streamId: StreamId): Uint8Array {
+  const bytes = new Uint8Array(genesisSizeBytes);
+  const view = new DataView(bytes.buffer);
+  bytes.set(domainBytes, 0);
+  setU64(view, domainBytes.length, tenantId);
+  setU64(view, domainBytes.length + 8, streamId);
+  return plain(sha256(bytes));
+}
+
+/**
+ * A plain Uint8Array view of hash output (node:crypto returns a Buffer), so results compare and
+ * serialise the same as decoded ones. No copy is made.
+ */
+function plain(bytes: Uint8Array): Uint8Array {
+  return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+function link(
+  previous: Uint8Array,
+  offset: number,
+  timestampUs: number,
+  data: Uint8Array,
+): Uint8Array {
+  assert(previous.length === sha256SizeBytes, 'previous link must be 32 bytes');
+  assert(data.length <= 0xffff_ffff, 'event data length must fit in u32');
+  scratch.set(previous, 0);
+  setU64(scratchView, sha256SizeBytes, offset);
+  setU64(scratchView, sha256SizeBytes + 8, timestampUs);
+  scratchView.setUint32(sha256SizeBytes + 16, data.length, true);
+  if (data.length <= scratchDataSizeBytesMax) {
+    scratch.set(data, linkPrefixSizeBytes);
+    return sha256(scratch.subarray(0, linkPrefixSizeBytes + data.length));
+  }
+  return sha256Parts([scratch.subarray(0, linkPrefixSizeBytes), data]);
+}
+
+/** The link of one event, given the link before it (see the definition at the top). */
+export function eventLink(
+  previous: Uint8Array,
+  offset: Offset,
+  timestampUs: TimestampUs,
+  data: Uint8Array,
+): Uint8Array {
+  return plain(link(previous, offset, timestampUs, data));
+}
+
+/** Advances a chain over events that take consecutive offsets from firstOffset. */
+export function chainAppend(
+  previous: Uint8Array,
+  firstOffset: Offset,
+  timestampUs: TimestampUs,
+  events: readonly Uint8Array[],
+): Uint8Array {
+  let head = previous;
+  let offset: number = firstOffset;
+  for (const data of events) {
+    head = link(head, offset, timestampUs, data);
+    offset += 1;
+  }
+  assert(head.length === sha256SizeBytes, 'chain head must be 32 bytes');
+  return plain(head);
+}

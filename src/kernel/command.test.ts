@@ -1,0 +1,188 @@
+// Proves the command/result codec with fast-check: every valid command and result survives
+// encode → decode unchanged (including strings that start with U+FEFF, which a BOM-stripping
+// decoder would lose); the encoding is canonical (any bytes that decode re-encode to themselves);
+// and untrusted input — random bytes, every truncation of a valid encoding, random byte flips —
+// either decodes or throws DecodeError, never another error and never a hang.
+
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import fc from 'fast-check';
+import { DecodeError } from '../core/binary.js';
+import { constants } from '../core/constants.js';
+import { errorCodes } from '../core/errors.js';
+import { asOffset, asStreamId, asTenantId, asTimestampUs } from '../core/types.js';
+import {
+  dataClasses,
+  decodeCommand,
+  decodeResult,
+  encodeCommand,
+  encodeResult,
+} from './command.js';
+import type { Audit, Command, CommandResult } from './command.js';
+
+const textEncoder = new TextEncoder();
+
+/** fc.record with ordinary objects (deepStrictEqual compares prototypes). */
+function record<T>(model: { [K in keyof T]: fc.Arbitrary<T[K]> }): fc.Arbitrary<T> {
+  return fc.record(model, { noNullPrototype: true });
+}
+
+/** Well-formed strings (whole code points) of at most maxBytes UTF-8 bytes. */
+function text(maxBytes: number, minLength = 0): fc.Arbitrary<string> {
+  const plain = fc.string({ unit: 'binary', minLength, maxLength: Math.floor(maxBytes / 4) });
+  const bom = plain.map((s) => `\uFEFF${s}`);
+  return fc
+    .oneof({ arbitrary: plain, weight: 4 }, { arbitrary: bom, weight: 1 })
+    .filter((s) => textEncoder.encode(s).length <= maxBytes);
+}
+
+const auditArb: fc.Arbitrary<Audit> = record({
+  actor: text(constants.actorBytesMax),
+  reason: text(constants.reasonBytesMax),
+  correlationId: fc.option(text(constants.correlationIdBytesMax), { nil: null }),
+});
+const tenantIdArb = fc.maxSafeNat().map(asTenantId);
+const streamIdArb = fc.maxSafeNat().map(asStreamId);
+const dataClassArb = fc.constantFrom(...dataClasses);
+
+const commandArb: fc.Arbitrary<Command> = fc.oneof(
+  record({
+    kind: fc.constant('create_tenant' as const),
+    name: text(constants.tenantNameBytesMax),
+    audit: auditArb,
+  }),
+  record({
+    kind: fc.constant('create_stream' as const),
+    tenantId: tenantIdArb,
+    name: text(constants.streamNameBytesMax),
+    dataClass: dataClassArb,
+    audit: auditArb,
+  }),
+  record({
+    kind: fc.constant('append' as const),
+    tenantId: tenantIdArb,
+    streamId: streamIdArb,
+    expectedOffset: fc.option(fc.maxSafeNat().map(asOffset), { nil: null }),
+    events: fc.array(fc.uint8Array({ maxLength: 64 }), { maxLength: 8 }),
+    audit: auditArb,
+  }),
+);
+
+const resultArb: fc.Arbitrary<CommandResult> = fc.oneof(
+  record({
+    status: fc.constant('error' as const),
+    code: fc.constantFrom(...Object.values(errorCodes)),
+    message: text(2048),
+  }),
+  record({
+    status: fc.constant('ok' as const),
+    kind: fc.constant('create_tenant' as const),
+    tenantId: tenantIdArb,
+    name: text(constants.tenantNameBytesMax),
+    createdAtUs: fc.maxSafeNat().map(asTimestampUs),
+  }),
+  record({
+    status: fc.constant('ok' as const),
+    kind: fc.constant('create_stream' as const),
+    streamId: streamIdArb,
+    tenantId: tenantIdArb,
+    name: text(constants.streamNameBytesMax),
+    dataClass: dataClassArb,
+    createdAtUs: fc.maxSafeNat().map(asTimestampUs),
+  }),
+  record({
+    status: fc.constant('ok' as const),
+    kind: fc.constant('append' as const),
+    firstOffset: fc.maxSafeNat().map(asOffset),
+    count: fc.integer({ min: 0, max: 0xffff_ffff }),
+    chainHead: fc.uint8Array({ minLength: 32, maxLength: 32 }),
+  }),
+);
+
+/** Runs decode; returns 'decoded' or 'rejected', and fails on any error but DecodeError. */
+function decodeOrReject(decode: (bytes: Uint8Array) => unknown, bytes: Uint8Array): string {
+  try {
+    decode(bytes);
+    return 'decoded';
+  } catch (error) {
+    assert.ok(error instanceof DecodeError, `expected DecodeError, got ${String(error)}`);
+    return 'rejected';
+  }
+}
+
+describe('command codec', () => {
+  it('round-trips every valid command', () => {
+    fc.assert(
+      fc.property(commandArb, (command) => {
+        assert.deepStrictEqual(decodeCommand(encodeCommand(command)), command);
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('round-trips every valid result', () => {
+    fc.assert(
+      fc.property(resultArb, (result) => {
+        assert.deepStrictEqual(decodeResult(encodeResult(result)), result);
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('keeps a leading U+FEFF in names and audit strings', () => {
+    const audit = { actor: '\uFEFFa', reason: '\uFEFF', correlationId: '\uFEFFc' };
+    const command: Command = { kind: 'create_tenant', name: '\uFEFFacme', audit };
+    assert.deepStrictEqual(decodeCommand(encodeCommand(command)), command);
+  });
+
+  it('rejects every truncation of a valid encoding with DecodeError', () => {
+    fc.assert(
+      fc.property(commandArb, resultArb, (command, result) => {
+        const commandBytes = encodeCommand(command);
+        for (let end = 0; end < commandBytes.length; end++) {
+          assert.throws(() => decodeCommand(commandBytes.subarray(0, end)), DecodeError);
+        }
+        const resultBytes = encodeResult(result);
+        for (let end = 0; end < resultBytes.length; end++) {
+          assert.throws(() => decodeResult(resultBytes.subarray(0, end)), DecodeError);
+        }
+      }),
+      { numRuns: 100 },
+    );
+  });
+
+  it('decodes random bytes or throws DecodeError, and what decodes re-encodes identically', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 300 }), (bytes) => {
+        if (decodeOrReject(decodeCommand, bytes) === 'decoded') {
+          assert.deepStrictEqual(encodeCommand(decodeCommand(bytes)), bytes);
+        }
+        decodeOrReject(decodeResult, bytes);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('decodes valid encodings with a flipped byte or throws DecodeError', () => {
+    fc.assert(
+      fc.property(commandArb, fc.nat(), fc.integer({ min: 1, max: 255 }), (command, at, xor) => {
+        const bytes = encodeCommand(command);
+        const position = at % bytes.length;
+        bytes[position] = (bytes[position] ?? 0) ^ xor;
+        if (decodeOrReject(decodeCommand, bytes) === 'decoded') {
+          assert.deepStrictEqual(encodeCommand(decodeCommand(bytes)), bytes);
+        }
+      }),
+      { numRuns: 1000 },
+    );
+  });
+
+  it('bounds hostile lengths instead of allocating them', () => {
+    const header = [3, 0, 0, 0, 0, 0, 0, 0, 0, 0]; // append, empty actor and reason, no corr.
+    const ids = new Array<number>(16).fill(0).concat(new Array<number>(8).fill(0xff));
+    const hugeCount = [0xff, 0xff, 0xff, 0x7f];
+    const bytes = new Uint8Array([...header, ...ids, ...hugeCount]);
+    assert.throws(() => decodeCommand(bytes), /exceeds/);
+    assert.throws(() => decodeCommand(bytes), DecodeError);
+  });
+});
