@@ -1,0 +1,42 @@
+// Wires the kernel into the replica: the replica hands over a committed request's encoded
+// command; this decodes it, applies it to the kernel state and encodes the result. Decoding
+// failures become a deterministic error result (the node validates commands before they enter
+// the log, so this only guards against a log written by a faulty primary).
+
+import { DecodeError } from '../core/binary.js';
+import { errorCodes } from '../core/errors.js';
+import { apply, decodeCommand, encodeResult } from '../kernel/kernel.js';
+import type { CommandKind, CommandResult, KernelEffect, State } from '../kernel/kernel.js';
+import type { StateMachine } from '../vsr/replica.js';
+
+export interface KernelOutput {
+  readonly commandKind: CommandKind | null;
+  readonly result: CommandResult;
+  readonly effects: readonly KernelEffect[];
+}
+
+export function kernelStateMachine(state: State): StateMachine<KernelOutput> {
+  return {
+    apply(body, meta) {
+      let outcome: { result: CommandResult; effects: readonly KernelEffect[] };
+      let commandKind: CommandKind | null = null;
+      try {
+        const command = decodeCommand(body);
+        commandKind = command.kind;
+        outcome = apply(state, command, meta);
+      } catch (error) {
+        if (!(error instanceof DecodeError)) throw error;
+        const result: CommandResult = {
+          status: 'error',
+          code: errorCodes.invalid_argument,
+          message: `command does not decode: ${error.message}`,
+        };
+        outcome = { result, effects: [] };
+      }
+      return {
+        result: encodeResult(outcome.result),
+        output: { commandKind, result: outcome.result, effects: outcome.effects },
+      };
+    },
+  };
+}

@@ -1,0 +1,618 @@
+// The node shell: one replica process. It wires the pure replica and kernel to the real world —
+// the disk (superblock + journal), the clock (ticks and wall time), client sockets, metrics and
+// logs — and performs the replica's effects in order. Start-up: open or create the superblock,
+// open the journal (a torn tail is truncated, corruption refuses to start), replay every
+// durable prepare through the replica (rebuilding kernel state, client sessions and the read
+// index), then listen. A client's write is answered only after the replica commits it, which
+// for a prepare requires its journal append — write and fdatasync — to have completed.
+// Reads (queries) are served from the committed kernel state and the read index.
+
+import { createServer } from 'node:net';
+import type { Server, Socket } from 'node:net';
+import { mkdir } from 'node:fs/promises';
+import { assert } from '../core/assert.js';
+import { DecodeError } from '../core/binary.js';
+import { errorCodes, KmbError, kmbError } from '../core/errors.js';
+import type { ErrorCode } from '../core/errors.js';
+import { clusterIdFromName, rootPrepare } from '../core/header.js';
+import type { Prepare } from '../core/header.js';
+import { asOp, asReplicaIndex, asView } from '../core/types.js';
+import type { ClientId } from '../core/types.js';
+import { activeTenantCount, createState, decodeCommand } from '../kernel/kernel.js';
+import type { CommandKind, State } from '../kernel/kernel.js';
+import { Connection } from '../net/connection.js';
+import { protocolVersion } from '../net/client_protocol.js';
+import type { ClientMessage, Query, RequestMessage } from '../net/client_protocol.js';
+import type { Logger } from '../observability/logger.js';
+import { Metrics } from '../observability/metrics.js';
+import type { RequestMethod } from '../observability/metrics.js';
+import { Journal } from '../storage/journal.js';
+import { Superblock } from '../storage/superblock.js';
+import type { FileIO } from '../storage/file_io.js';
+import { Replica } from '../vsr/replica.js';
+import type { Effect, ReplicaEvent } from '../vsr/message.js';
+import { kernelStateMachine } from './kernel_state_machine.js';
+import type { KernelOutput } from './kernel_state_machine.js';
+import { QueryService } from './query_service.js';
+import { StreamIndex } from './stream_index.js';
+import { parseHostPort } from './config.js';
+
+export interface NodeConfig {
+  readonly clusterName: string;
+  readonly nodeId: number;
+  /** Every replica's host:port in replica order; a single node lists only itself. */
+  readonly peers: readonly string[];
+  readonly address: string;
+  /** host:port of the ops HTTP server; null to run without it. */
+  readonly metricsAddress: string | null;
+  readonly dataDir: string;
+  readonly segmentSizeBytesMax: number;
+  readonly tickMs: number;
+  readonly heartbeatMs: number;
+  readonly pipelinePrepareCountMax: number;
+  readonly prepareRequestCountMax: number;
+  readonly clientSessionCountMax: number;
+  readonly connectionCountMax: number;
+  readonly shutdownTimeoutMs: number;
+}
+
+export interface NodeDependencies {
+  readonly config: NodeConfig;
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+  readonly io?: FileIO;
+  /** Wall-clock microseconds; injected so tests can control time. */
+  readonly realtimeUs?: () => number;
+  /** Called for a failure that leaves the node unable to continue safely (failed fsync). */
+  readonly onFatal?: (error: unknown) => void;
+  /** Observes each reply just before it is written to the client (tests record ordering). */
+  readonly onReply?: (clientId: ClientId, requestNumber: number, op: number | null) => void;
+}
+
+interface PendingRequest {
+  readonly requestNumber: number;
+  readonly method: RequestMethod;
+  readonly startNs: bigint;
+}
+
+function defaultRealtimeUs(): number {
+  return Math.floor((performance.timeOrigin + performance.now()) * 1000);
+}
+
+export class KimberliteNode {
+  readonly config: NodeConfig;
+  readonly metrics: Metrics;
+  private readonly logger: Logger;
+  private readonly deps: NodeDependencies;
+  private readonly state: State;
+  private readonly index = new StreamIndex();
+  private readonly replica: Replica<KernelOutput>;
+  private readonly queries: QueryService;
+  private readonly clients = new Map<ClientId, Connection>();
+  private readonly pending = new Map<ClientId, PendingRequest>();
+  private readonly connections = new Set<Connection>();
+  private server: Server | null = null;
+  private tickTimer: NodeJS.Timeout | null = null;
+  private shuttingDown = false;
+  private listening = false;
+  private boundAddress = '';
+
+  private constructor(
+    deps: NodeDependencies,
+    private readonly superblock: Superblock,
+    private readonly journal: Journal,
+  ) {
+    this.deps = deps;
+    this.config = deps.config;
+    this.metrics = deps.metrics;
+    this.logger = deps.logger;
+    this.state = createState();
+    const cluster = clusterIdFromName(deps.config.clusterName);
+    this.replica = new Replica<KernelOutput>({
+      cluster,
+      replica: asReplicaIndex(deps.config.nodeId),
+      replicaCount: deps.config.peers.length,
+      stateMachine: kernelStateMachine(this.state),
+      realtimeUs: deps.realtimeUs ?? defaultRealtimeUs,
+      view: asView(superblock.state.view),
+      rootChecksum: rootPrepare(cluster).header.checksum,
+      pipelinePrepareCountMax: deps.config.pipelinePrepareCountMax,
+      prepareRequestCountMax: deps.config.prepareRequestCountMax,
+      clientSessionCountMax: deps.config.clientSessionCountMax,
+      heartbeatTicks: Math.max(1, Math.round(deps.config.heartbeatMs / deps.config.tickMs)),
+    });
+    this.queries = new QueryService(this.state, this.index, journal);
+  }
+
+  /** Opens storage, replays the journal and starts serving clients. */
+  static async start(deps: NodeDependencies): Promise<KimberliteNode> {
+    const { config, logger } = deps;
+    assert(config.nodeId < config.peers.length, 'node id indexes the peer list');
+    if (config.peers.length !== 1) {
+      throw kmbError(
+        'config_invalid',
+        `[cluster] peers lists ${config.peers.length} replicas; this build serves a single node ` +
+          '(replication between replicas is not available yet)',
+      );
+    }
+    await mkdir(config.dataDir, { recursive: true });
+    const superblock = await KimberliteNode.openSuperblock(deps);
+    const cluster = clusterIdFromName(config.clusterName);
+    const startedNs = process.hrtime.bigint();
+    const journal = await Journal.open({
+      dir: config.dataDir,
+      cluster,
+      segmentSizeBytesMax: config.segmentSizeBytesMax,
+      ...(deps.io === undefined ? {} : { io: deps.io }),
+    });
+    const truncated = journal.recovery.truncated;
+    if (truncated !== null) {
+      logger.warn('Truncated torn tail of the journal', {
+        segment: truncated.segment,
+        position: truncated.position,
+        bytes: truncated.bytesTruncated,
+        reason: truncated.reason,
+      });
+    }
+    const node = new KimberliteNode(deps, superblock, journal);
+    await node.replay();
+    const replaySeconds = Number(process.hrtime.bigint() - startedNs) / 1e9;
+    logger.info('Recovered journal', {
+      op: node.replica.op,
+      commit_number: node.replica.commitMax,
+      records: journal.recovery.recordCount,
+      segments: journal.segmentCount,
+      bytes: journal.sizeBytes,
+      seconds: Number(replaySeconds.toFixed(3)),
+    });
+    await node.listen();
+    return node;
+  }
+
+  private static async openSuperblock(deps: NodeDependencies): Promise<Superblock> {
+    const { config, logger } = deps;
+    const io = deps.io;
+    const existing = await Superblock.open(config.dataDir, io);
+    if (existing === null) {
+      logger.info('Formatting new data directory', {
+        data_dir: config.dataDir,
+        cluster_name: config.clusterName,
+      });
+      return Superblock.create(
+        config.dataDir,
+        {
+          cluster: clusterIdFromName(config.clusterName),
+          clusterName: config.clusterName,
+          replica: asReplicaIndex(config.nodeId),
+          replicaCount: config.peers.length,
+          view: asView(0),
+          logView: asView(0),
+          commit: asOp(0),
+        },
+        io,
+      );
+    }
+    const state = existing.state;
+    if (state.clusterName !== config.clusterName) {
+      throw kmbError(
+        'cluster_mismatch',
+        `data directory ${config.dataDir} belongs to cluster "${state.clusterName}", ` +
+          `but this node is configured for cluster "${config.clusterName}"`,
+      );
+    }
+    if (state.replica !== config.nodeId) {
+      throw kmbError(
+        'config_invalid',
+        `data directory ${config.dataDir} belongs to node ${state.replica}, ` +
+          `but [cluster] node_id is ${config.nodeId}`,
+      );
+    }
+    return existing;
+  }
+
+  private async replay(): Promise<void> {
+    for await (const prepare of this.journal.entries(1)) {
+      this.perform(this.replica.onRecoveredPrepare(prepare));
+    }
+    this.perform(this.replica.finishRecovery());
+    this.metrics.logSizeBytes.set(this.journal.sizeBytes);
+    this.metrics.activeTenants.set(activeTenantCount(this.state));
+    this.updateConsensusGauges();
+    if (this.replica.isPrimary) {
+      this.logger.info('Became leader', {
+        view: this.replica.view,
+        commit_index: this.replica.commitMax,
+      });
+    }
+  }
+
+  private async listen(): Promise<void> {
+    const { host, port } = parseHostPort(this.config.address);
+    const server = createServer((socket) => this.accept(socket));
+    server.maxConnections = this.config.connectionCountMax;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    const bound = server.address();
+    assert(bound !== null && typeof bound === 'object', 'server is bound to an address');
+    this.boundAddress = `${host.includes(':') ? `[${host}]` : host}:${bound.port}`;
+    this.server = server;
+    this.listening = true;
+    this.tickTimer = setInterval(() => this.perform(this.replica.onTick()), this.config.tickMs);
+  }
+
+  /** The client protocol address actually bound (port 0 resolved). */
+  get address(): string {
+    return this.boundAddress;
+  }
+
+  // ----- connections and messages -----
+
+  private accept(socket: Socket): void {
+    const connection = new Connection(socket, {
+      onMessage: (c, m) => this.onClientMessage(c, m),
+      onProtocolError: (c, code, message) => {
+        this.metrics.errorsTotal(code).inc();
+        this.logger.warnRateLimited(`protocol:${code}`, 10_000, 'Client protocol error', {
+          code,
+          reason: message,
+          remote: c.remoteAddress,
+        });
+      },
+      onClose: (c) => this.onConnectionClosed(c),
+    });
+    this.connections.add(connection);
+  }
+
+  private onConnectionClosed(connection: Connection): void {
+    this.connections.delete(connection);
+    for (const [clientId, owner] of this.clients) {
+      if (owner === connection) this.clients.delete(clientId);
+    }
+  }
+
+  private helloed = new WeakSet<Connection>();
+
+  private onClientMessage(connection: Connection, message: ClientMessage): void {
+    if (message.kind === 'hello') {
+      this.onHello(connection, message.hello.protocolVersion, message.hello.clusterName);
+      return;
+    }
+    if (!this.helloed.has(connection)) {
+      connection.fail(errorCodes.frame_malformed, 'the first message must be hello');
+      return;
+    }
+    if (message.kind === 'request') this.onRequest(connection, message.request);
+    else if (message.kind === 'query')
+      void this.onQuery(connection, message.query.queryId, message.query.query);
+    else connection.fail(errorCodes.frame_malformed, `unexpected ${message.kind} from a client`);
+  }
+
+  private onHello(connection: Connection, version: number, clusterName: string): void {
+    if (version !== protocolVersion) {
+      connection.fail(
+        errorCodes.protocol_version,
+        `protocol version ${version} is not supported; this node speaks ${protocolVersion}`,
+      );
+      return;
+    }
+    if (clusterName !== '' && clusterName !== this.config.clusterName) {
+      connection.fail(
+        errorCodes.cluster_mismatch,
+        `this node belongs to cluster "${this.config.clusterName}", not "${clusterName}"`,
+      );
+      return;
+    }
+    this.helloed.add(connection);
+    connection.send({
+      kind: 'hello_ok',
+      helloOk: {
+        protocolVersion,
+        clusterName: this.config.clusterName,
+        nodeId: this.config.nodeId,
+        replicaCount: this.replica.replicaCount,
+        view: this.replica.view,
+        leader: this.replica.primaryIndex,
+      },
+    });
+  }
+
+  private onRequest(connection: Connection, request: RequestMessage): void {
+    const { clientId, requestNumber } = request;
+    let method: RequestMethod = 'register';
+    if (request.operation === 'command') {
+      let kind: CommandKind;
+      try {
+        kind = decodeCommand(request.body).kind;
+      } catch (error) {
+        if (!(error instanceof DecodeError)) throw error;
+        this.rejectRequest(
+          connection,
+          request,
+          errorCodes.invalid_argument,
+          `command does not decode: ${error.message}`,
+        );
+        return;
+      }
+      method = kind;
+    }
+    if (this.shuttingDown) {
+      this.rejectRequest(
+        connection,
+        request,
+        errorCodes.shutting_down,
+        'node is shutting down; retry against another replica or after restart',
+      );
+      return;
+    }
+    this.clients.set(clientId, connection);
+    const pending = this.pending.get(clientId);
+    if (pending === undefined || pending.requestNumber !== requestNumber) {
+      this.pending.set(clientId, { requestNumber, method, startNs: process.hrtime.bigint() });
+    }
+    this.perform(this.replica.onRequest({ ...request }));
+  }
+
+  private rejectRequest(
+    connection: Connection,
+    request: RequestMessage,
+    code: ErrorCode,
+    message: string,
+  ): void {
+    this.metrics.errorsTotal(code).inc();
+    const method: RequestMethod = request.operation === 'register' ? 'register' : 'append';
+    this.metrics.requestsTotal(method, 'error').inc();
+    connection.send({
+      kind: 'error',
+      error: {
+        scope: {
+          kind: 'request',
+          clientId: request.clientId,
+          requestNumber: request.requestNumber,
+        },
+        code,
+        message,
+        leaderHint: -1,
+      },
+    });
+  }
+
+  private async onQuery(connection: Connection, queryId: number, query: Query): Promise<void> {
+    const startNs = process.hrtime.bigint();
+    const method: RequestMethod = query.kind === 'read_stream' ? 'read' : query.kind;
+    try {
+      const result = await this.queries.run(query);
+      this.metrics.requestsTotal(method, 'ok').inc();
+      connection.send({ kind: 'query_result', queryResult: { queryId, result } });
+    } catch (error) {
+      if (!(error instanceof KmbError)) throw error;
+      this.metrics.requestsTotal(method, 'error').inc();
+      this.metrics.errorsTotal(error.code).inc();
+      connection.send({
+        kind: 'error',
+        error: {
+          scope: { kind: 'query', queryId },
+          code: error.code,
+          message: error.message,
+          leaderHint: -1,
+        },
+      });
+    } finally {
+      this.metrics.queryDurationSeconds.observe(Number(process.hrtime.bigint() - startNs) / 1e9);
+    }
+  }
+
+  // ----- effects -----
+
+  private perform(effects: readonly Effect<KernelOutput>[]): void {
+    for (const effect of effects) {
+      switch (effect.kind) {
+        case 'journal_append':
+          this.append(effect.prepare);
+          break;
+        case 'send':
+          // A single node has no peers; replication arrives with the multi-replica build.
+          assert(this.replica.replicaCount > 1, 'a single replica sends no messages');
+          break;
+        case 'reply':
+          this.reply(
+            effect.reply.clientId,
+            effect.reply.requestNumber,
+            {
+              kind: 'reply',
+              reply: effect.reply,
+            },
+            'ok',
+            null,
+          );
+          break;
+        case 'reject':
+          this.reply(
+            effect.clientId,
+            effect.requestNumber,
+            {
+              kind: 'error',
+              error: {
+                scope: {
+                  kind: 'request',
+                  clientId: effect.clientId,
+                  requestNumber: effect.requestNumber,
+                },
+                code: effect.code,
+                message: effect.message,
+                leaderHint: effect.leaderHint,
+              },
+            },
+            'error',
+            effect.code,
+          );
+          break;
+        case 'event':
+          this.onReplicaEvent(effect.event);
+          break;
+      }
+    }
+    this.metrics.requestsInFlight.set(this.replica.pendingRequestCount);
+  }
+
+  private append(prepare: Prepare): void {
+    const { op, checksum, requestCount } = prepare.header;
+    const sizeBytes = prepare.headerBytes.length + prepare.body.length;
+    this.journal.append(prepare).then(
+      () => {
+        this.metrics.logEntriesTotal.inc(requestCount);
+        this.metrics.logBytesTotal.inc(sizeBytes);
+        this.metrics.logSizeBytes.set(this.journal.sizeBytes);
+        this.perform(this.replica.onJournalDurable(op, checksum));
+      },
+      (error: unknown) => this.fatal(error),
+    );
+    this.queries.remember(prepare);
+  }
+
+  private reply(
+    clientId: ClientId,
+    requestNumber: number,
+    message: ClientMessage,
+    status: 'ok' | 'error',
+    code: ErrorCode | null,
+  ): void {
+    const pending = this.pending.get(clientId);
+    let method: RequestMethod = 'append';
+    if (pending !== undefined && pending.requestNumber === requestNumber) {
+      method = pending.method;
+      this.pending.delete(clientId);
+      const seconds = Number(process.hrtime.bigint() - pending.startNs) / 1e9;
+      if (status === 'ok') this.metrics.writeDurationSeconds.observe(seconds);
+    }
+    let resultStatus = status;
+    if (message.kind === 'reply' && message.reply.result[0] === 0 && method !== 'register') {
+      resultStatus = 'error'; // A committed kernel error (result tag 0).
+    }
+    this.metrics.requestsTotal(method, resultStatus).inc();
+    if (code !== null) this.metrics.errorsTotal(code).inc();
+    const connection = this.clients.get(clientId);
+    if (connection === undefined || connection.closed) return;
+    this.deps.onReply?.(
+      clientId,
+      requestNumber,
+      message.kind === 'reply' ? message.reply.op : null,
+    );
+    connection.send(message);
+  }
+
+  private onReplicaEvent(event: ReplicaEvent<KernelOutput>): void {
+    switch (event.kind) {
+      case 'committed':
+        this.metrics.consensusCommitsTotal.inc(event.requestCount);
+        this.metrics.projectionAppliedPosition.set(event.op);
+        this.metrics.projectionLag.set(this.replica.op - event.op);
+        break;
+      case 'applied':
+        if (event.output !== null) this.onApplied(event.output);
+        break;
+      case 'session_evicted':
+        this.logger.info('Client session evicted', { client_id: event.clientId });
+        break;
+      case 'status_changed':
+        this.logger.info('Replica status changed', { status: event.status, view: event.view });
+        this.updateConsensusGauges();
+        break;
+      case 'prepared':
+      case 'session_registered':
+        break;
+    }
+  }
+
+  private onApplied(output: KernelOutput): void {
+    for (const effect of output.effects) {
+      if (effect.kind === 'events_appended') {
+        this.index.recordAppend(
+          effect.streamId,
+          effect.firstOffset,
+          effect.count,
+          effect.op,
+          effect.requestIndex,
+        );
+        this.metrics.tenantLogEntriesTotal(effect.tenantId).inc(effect.count);
+      } else if (effect.kind === 'tenant_created') {
+        this.metrics.activeTenants.set(activeTenantCount(this.state));
+      }
+    }
+  }
+
+  private updateConsensusGauges(): void {
+    this.metrics.consensusView.set(this.replica.view);
+    const normal = this.replica.status === 'normal';
+    this.metrics.setConsensusLeader(normal ? this.replica.primaryIndex : null);
+  }
+
+  private fatal(error: unknown): void {
+    this.logger.error('Fatal storage failure: stopping without acknowledging further writes', {
+      error: error instanceof Error ? error.message : String(error),
+    });
+    if (this.deps.onFatal !== undefined) this.deps.onFatal(error);
+    else throw error;
+  }
+
+  // ----- operator surface -----
+
+  live(): boolean {
+    return !this.shuttingDown;
+  }
+
+  ready(): { ready: boolean; reason: string } {
+    if (this.shuttingDown) return { ready: false, reason: 'shutting_down' };
+    if (!this.listening) return { ready: false, reason: 'recovering' };
+    if (this.replica.status !== 'normal') return { ready: false, reason: this.replica.status };
+    return { ready: true, reason: 'ok' };
+  }
+
+  status(): Record<string, unknown> {
+    const normal = this.replica.status === 'normal' && !this.shuttingDown;
+    return {
+      node_id: this.config.nodeId,
+      status: this.shuttingDown ? 'shutting_down' : this.replica.status,
+      view: this.replica.view,
+      commit_number: this.replica.commitMax,
+      op_number: this.replica.op,
+      is_leader: normal && this.replica.isPrimary,
+      cluster_size: this.replica.replicaCount,
+      healthy_replicas: normal ? 1 : 0,
+      cluster_name: this.config.clusterName,
+      cluster_members: this.config.peers.map((address, nodeId) => ({
+        node_id: nodeId,
+        address,
+        status: nodeId === this.config.nodeId ? this.replica.status : 'unknown',
+        is_leader: nodeId === this.replica.primaryIndex,
+      })),
+    };
+  }
+
+  /**
+   * Graceful stop (SIGTERM): refuse new requests, wait for the ones in flight to commit and be
+   * answered, sync and close the journal, record the commit number in the superblock.
+   */
+  async stop(): Promise<void> {
+    if (this.shuttingDown) return;
+    this.shuttingDown = true;
+    this.logger.info('Shutting down: draining in-flight requests', {
+      in_flight: this.replica.pendingRequestCount,
+    });
+    this.server?.close();
+    const deadline = Date.now() + this.config.shutdownTimeoutMs;
+    while (this.replica.pendingRequestCount > 0 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    if (this.tickTimer !== null) clearInterval(this.tickTimer);
+    await this.journal.close();
+    await this.superblock.write({ commit: this.replica.commitMax });
+    await new Promise((resolve) => setImmediate(resolve));
+    for (const connection of this.connections) connection.close();
+    this.logger.info('Stopped', { op: this.replica.op, commit_number: this.replica.commitMax });
+  }
+}

@@ -1,0 +1,231 @@
+// The operations HTTP endpoint (default 127.0.0.1:9090): the health checks load balancers and
+// Kubernetes probe, the node's status as JSON, and the Prometheus scrape. Plain node:http; the
+// node supplies the answers through `OpsProvider`, so this file knows nothing about replicas.
+//
+//   GET /health/live   200 {"status":"live"}  | 503 {"status":"shutting_down"}
+//   GET /health/ready  200 {"status":"ready","reason":…}
+//                      503 {"status":"not_ready","reason":…}
+//   GET /status        200 provider.status() as JSON
+//   GET /metrics       200 the Prometheus text exposition
+//   other paths        404 {"error":{"code":…,"message":…}}
+//   other methods      405 (HEAD is served like GET without a body, as HTTP requires)
+//
+// Invariants: a handler that throws answers 500, is logged, and the server keeps serving; no
+// request body is ever read into memory (small ones are drained so the connection can be
+// reused, large or chunked ones end the connection after the answer); connections, header
+// size and the time a request may take are bounded (opsServerLimits); close() stops listening
+// and ends idle keep-alive connections at once and busy ones after a short grace.
+
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { errorCodes, kmbError } from '../core/errors.js';
+import type { Logger } from './logger.js';
+
+/** What the node tells the ops endpoint; each method is called once per request. */
+export interface OpsProvider {
+  /** False once the process is shutting down. */
+  live(): boolean;
+  /** Whether this replica should receive traffic, and why (or why not). */
+  ready(): { ready: boolean; reason: string };
+  /** The /status document (node_id, status, view, commit_number, op_number, is_leader, …). */
+  status(): Record<string, unknown>;
+  /** The Prometheus exposition and its content type. */
+  metrics(): Promise<{ contentType: string; body: string }>;
+}
+
+export interface OpsServerOptions {
+  host: string;
+  /** 0 picks a free port; the bound one is in the result's `address`. */
+  port: number;
+  provider: OpsProvider;
+  logger: Logger;
+}
+
+export interface OpsServer {
+  readonly address: { host: string; port: number };
+  close(): Promise<void>;
+}
+
+export const opsServerLimits = {
+  /** Concurrent connections; more are refused. Probes and scrapers need a handful. */
+  connectionCountMax: 64,
+  headerSizeBytesMax: 8 * 1024,
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 10_000,
+  /** Longer than Prometheus' default 15 s scrape interval, so scrapes reuse connections. */
+  keepAliveTimeoutMs: 30_000,
+  /** A request body up to this size is drained and ignored; a larger one closes the connection. */
+  ignoredBodyBytesMax: 64 * 1024,
+  /** close() waits this long for busy connections before cutting them. */
+  closeGraceMs: 1_000,
+} as const;
+
+/** Stable codes in the JSON errors this endpoint answers with. */
+export const opsErrorCodes = {
+  not_found: 'KMB_ERR_NOT_FOUND',
+  method_not_allowed: 'KMB_ERR_METHOD_NOT_ALLOWED',
+  internal: errorCodes.internal,
+} as const;
+
+interface Reply {
+  statusCode: number;
+  contentType: string;
+  body: string;
+}
+
+const jsonType = 'application/json; charset=utf-8';
+
+function json(statusCode: number, value: unknown): Reply {
+  return { statusCode, contentType: jsonType, body: JSON.stringify(value) };
+}
+
+function errorReply(statusCode: number, code: string, message: string): Reply {
+  return json(statusCode, { error: { code, message } });
+}
+
+type Route = (provider: OpsProvider) => Reply | Promise<Reply>;
+
+const routes: ReadonlyMap<string, Route> = new Map<string, Route>([
+  [
+    '/health/live',
+    (provider) =>
+      provider.live() ? json(200, { status: 'live' }) : json(503, { status: 'shutting_down' }),
+  ],
+  [
+    '/health/ready',
+    (provider) => {
+      const { ready, reason } = provider.ready();
+      return json(ready ? 200 : 503, { status: ready ? 'ready' : 'not_ready', reason });
+    },
+  ],
+  ['/status', (provider) => json(200, provider.status())],
+  [
+    '/metrics',
+    async (provider) => {
+      const { contentType, body } = await provider.metrics();
+      return { statusCode: 200, contentType, body };
+    },
+  ],
+]);
+
+function pathOf(url: string | undefined): string {
+  const raw = url ?? '/';
+  const query = raw.indexOf('?');
+  return query < 0 ? raw : raw.slice(0, query);
+}
+
+function send(response: ServerResponse, reply: Reply, extraHeaders: Record<string, string> = {}) {
+  response.writeHead(reply.statusCode, {
+    'content-type': reply.contentType,
+    'content-length': String(Buffer.byteLength(reply.body)),
+    'cache-control': 'no-store',
+    ...extraHeaders,
+  });
+  // For HEAD, node:http drops the body and keeps the headers.
+  response.end(reply.body);
+}
+
+/** Ignores the request body: drains a small one, refuses to read a large or chunked one. */
+function ignoreBody(request: IncomingMessage, response: ServerResponse): void {
+  const declared = Number(request.headers['content-length'] ?? '0');
+  const chunked = request.headers['transfer-encoding'] !== undefined;
+  if (chunked || !(declared <= opsServerLimits.ignoredBodyBytesMax)) {
+    response.setHeader('connection', 'close');
+    return;
+  }
+  request.resume();
+}
+
+function handle(request: IncomingMessage, response: ServerResponse, options: OpsServerOptions) {
+  ignoreBody(request, response);
+  const method = request.method ?? '';
+  const path = pathOf(request.url);
+  if (method !== 'GET' && method !== 'HEAD') {
+    const message = `${method} is not allowed; the ops endpoint only answers GET`;
+    send(response, errorReply(405, opsErrorCodes.method_not_allowed, message), {
+      allow: 'GET, HEAD',
+    });
+    return;
+  }
+  const route = routes.get(path);
+  if (route === undefined) {
+    const known = [...routes.keys()].join(', ');
+    const message = `no such path ${path}; try one of ${known}`;
+    send(response, errorReply(404, opsErrorCodes.not_found, message));
+    return;
+  }
+  Promise.resolve()
+    .then(() => route(options.provider))
+    .then(
+      (reply) => send(response, reply),
+      (error: unknown) => fail(response, options.logger, { method, path, error }),
+    )
+    .catch((error: unknown) => fail(response, options.logger, { method, path, error }));
+}
+
+function fail(response: ServerResponse, logger: Logger, fields: Record<string, unknown>): void {
+  logger.error('ops request failed', fields);
+  if (response.headersSent) {
+    response.destroy();
+    return;
+  }
+  const message = `internal error while serving ${String(fields['path'])}; see the server log`;
+  send(response, errorReply(500, opsErrorCodes.internal, message));
+}
+
+function configure(server: Server): void {
+  server.maxConnections = opsServerLimits.connectionCountMax;
+  server.headersTimeout = opsServerLimits.headersTimeoutMs;
+  server.requestTimeout = opsServerLimits.requestTimeoutMs;
+  server.keepAliveTimeout = opsServerLimits.keepAliveTimeoutMs;
+}
+
+function listen(server: Server, host: string, port: number): Promise<AddressInfo> {
+  return new Promise((resolve, reject) => {
+    const onError = (error: Error): void => {
+      const why = `cannot listen for ops HTTP on ${host}:${port}: ${error.message}`;
+      reject(kmbError('config_invalid', why, error));
+    };
+    server.once('error', onError);
+    server.listen(port, host, () => {
+      server.off('error', onError);
+      resolve(server.address() as AddressInfo);
+    });
+  });
+}
+
+function closer(server: Server): () => Promise<void> {
+  let closing: Promise<void> | undefined;
+  return () => {
+    closing ??= new Promise<void>((resolve) => {
+      const timer = setTimeout(() => server.closeAllConnections(), opsServerLimits.closeGraceMs);
+      timer.unref();
+      server.close(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+      server.closeIdleConnections();
+    });
+    return closing;
+  };
+}
+
+/** Starts the ops endpoint; resolves once it is listening. */
+export async function startOpsServer(options: OpsServerOptions): Promise<OpsServer> {
+  const { host, port, logger } = options;
+  if (!Number.isInteger(port) || port < 0 || port > 65_535) {
+    throw kmbError('config_invalid', `ops HTTP port ${port} is not in 0..65535`);
+  }
+  const server = createServer({ maxHeaderSize: opsServerLimits.headerSizeBytesMax }, (req, res) => {
+    try {
+      handle(req, res, options);
+    } catch (error) {
+      fail(res, logger, { method: req.method, path: pathOf(req.url), error });
+    }
+  });
+  configure(server);
+  const bound = await listen(server, host, port);
+  server.on('error', (error) => logger.error('ops server error', { error }));
+  logger.info('ops endpoint listening', { host: bound.address, port: bound.port });
+  return { address: { host: bound.address, port: bound.port }, close: closer(server) };
+}

@@ -1,0 +1,140 @@
+// A minimal client that speaks the wire protocol directly, for tests that need exact control
+// over frames, request numbers and pipelining (the SDK hides these on purpose). It is not a
+// product: no retries, no reconnection; one TCP connection, many sessions on it.
+
+import { connect as netConnect } from 'node:net';
+import type { Socket } from 'node:net';
+import { randomId, toHex } from '../core/checksum.js';
+import { asClientId, asRequestNumber } from '../core/types.js';
+import type { ClientId } from '../core/types.js';
+import { encodeCommand } from '../kernel/command.js';
+import type { Command } from '../kernel/command.js';
+import { FrameDecoder, encodeFrame } from '../net/frame.js';
+import {
+  decodeMessage,
+  encodeMessage,
+  messageKind,
+  protocolVersion,
+} from '../net/client_protocol.js';
+import type { ClientMessage, Query, QueryResult } from '../net/client_protocol.js';
+
+type Answer = Extract<ClientMessage, { kind: 'reply' | 'error' | 'query_result' }>;
+
+export class RawClient {
+  readonly messages: ClientMessage[] = [];
+  private readonly waiters: {
+    match: (m: ClientMessage) => boolean;
+    resolve: (m: ClientMessage) => void;
+  }[] = [];
+  private readonly decoder = new FrameDecoder();
+  private queryIdNext = 1;
+  closed = false;
+
+  private constructor(readonly socket: Socket) {
+    socket.on('data', (data: Buffer) => {
+      for (const frame of this.decoder.push(data).frames)
+        this.deliver(decodeMessage(frame.kind, frame.body));
+    });
+    socket.on('close', () => {
+      this.closed = true;
+    });
+    socket.on('error', () => undefined);
+  }
+
+  static async connect(address: string, hello = true): Promise<RawClient> {
+    const [host, port] = [
+      address.slice(0, address.lastIndexOf(':')),
+      Number(address.slice(address.lastIndexOf(':') + 1)),
+    ];
+    const socket = await new Promise<Socket>((resolve, reject) => {
+      const s = netConnect({ host: host.replace(/^\[|\]$/g, ''), port }, () => resolve(s));
+      s.once('error', reject);
+    });
+    const client = new RawClient(socket);
+    if (hello) {
+      client.send({ kind: 'hello', hello: { protocolVersion, clusterName: '' } });
+      await client.wait((m) => m.kind === 'hello_ok' || m.kind === 'error');
+    }
+    return client;
+  }
+
+  private deliver(message: ClientMessage): void {
+    this.messages.push(message);
+    const index = this.waiters.findIndex((w) => w.match(message));
+    if (index >= 0) this.waiters.splice(index, 1)[0]?.resolve(message);
+  }
+
+  send(message: ClientMessage): void {
+    this.socket.write(encodeFrame(messageKind[message.kind], encodeMessage(message)));
+  }
+
+  writeRaw(bytes: Uint8Array): void {
+    this.socket.write(bytes);
+  }
+
+  wait(match: (m: ClientMessage) => boolean): Promise<ClientMessage> {
+    const seen = this.messages.find(match);
+    if (seen !== undefined) {
+      this.messages.splice(this.messages.indexOf(seen), 1);
+      return Promise.resolve(seen);
+    }
+    return new Promise((resolve) =>
+      this.waiters.push({
+        match,
+        resolve: (m) => {
+          this.messages.splice(this.messages.indexOf(m), 1);
+          resolve(m);
+        },
+      }),
+    );
+  }
+
+  /** Sends one request and waits for its reply or error. */
+  async request(
+    clientId: ClientId,
+    requestNumber: number,
+    command: Command | null,
+  ): Promise<Answer> {
+    this.send({
+      kind: 'request',
+      request: {
+        clientId,
+        requestNumber: asRequestNumber(requestNumber),
+        operation: command === null ? 'register' : 'command',
+        body: command === null ? new Uint8Array() : encodeCommand(command),
+      },
+    });
+    return (await this.wait(
+      (m) =>
+        (m.kind === 'reply' &&
+          m.reply.clientId === clientId &&
+          m.reply.requestNumber === requestNumber) ||
+        (m.kind === 'error' &&
+          m.error.scope.kind === 'request' &&
+          m.error.scope.clientId === clientId &&
+          m.error.scope.requestNumber === requestNumber),
+    )) as Answer;
+  }
+
+  async query(query: Query): Promise<QueryResult> {
+    const queryId = this.queryIdNext++;
+    this.send({ kind: 'query', query: { queryId, query } });
+    const answer = await this.wait(
+      (m) =>
+        (m.kind === 'query_result' && m.queryResult.queryId === queryId) ||
+        (m.kind === 'error' && m.error.scope.kind === 'query' && m.error.scope.queryId === queryId),
+    );
+    if (answer.kind === 'query_result') return answer.queryResult.result;
+    throw new Error(
+      answer.kind === 'error' ? `${answer.error.code}: ${answer.error.message}` : 'unexpected',
+    );
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+}
+
+export function newClientId(): ClientId {
+  return asClientId(toHex(randomId(16)));
+}
