@@ -276,8 +276,10 @@ function decodeQueryResult(reader: Reader): QueryResult {
 
 function encodeScope(writer: Writer, scope: ErrorScope): void {
   writer.u8(scopeTag[scope.kind]);
-  if (scope.kind === 'request')
-    (writeClientId(writer, scope.clientId), writer.u64(scope.requestNumber));
+  if (scope.kind === 'request') {
+    writeClientId(writer, scope.clientId);
+    writer.u64(scope.requestNumber);
+  }
   if (scope.kind === 'query') writer.u32(scope.queryId);
 }
 

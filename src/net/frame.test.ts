@@ -6,6 +6,7 @@ import { strict as assert } from 'node:assert';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { errorCodes } from '../core/errors.js';
+import type { ErrorCode } from '../core/errors.js';
 import { FrameDecoder, encodeFrame, frameHeaderSizeBytes } from './frame.js';
 
 function splitAt(bytes: Uint8Array, cuts: number[]): Uint8Array[] {
@@ -69,13 +70,12 @@ describe('frame decoder', () => {
             assert.equal(frames.length, 0);
           } else {
             assert.equal(frames.length, 0);
-            assert.ok(
-              [
-                errorCodes.frame_malformed,
-                errorCodes.frame_too_large,
-                errorCodes.frame_checksum,
-              ].includes(error.code),
-            );
+            const codes: ErrorCode[] = [
+              errorCodes.frame_malformed,
+              errorCodes.frame_too_large,
+              errorCodes.frame_checksum,
+            ];
+            assert.ok(codes.includes(error.code));
             assert.deepEqual(decoder.push(encodeFrame(1, body)).frames, []);
           }
         },

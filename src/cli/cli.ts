@@ -1,0 +1,227 @@
+// kimberlite-cli: the operator's command line for tenants and streams (DESIGN.md §6,
+// docs/cli.md). It parses arguments with commander, connects with the SDK, runs one command and
+// reports the outcome through the exit code: 0 done, 1 failed (`error: CODE: message` on
+// stderr, or `{"error":{"code","message"}}` with --json), 2 the command line was wrong.
+//
+// runCli() does the work with its input and output passed in, so tests run it in-process;
+// main() is what bin/kimberlite-cli.js calls with process.argv.
+
+import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { connect, dataClasses } from '../client/client.js';
+import type { DataClass } from '../client/client.js';
+import { formatAddress, parseAddressList } from '../client/address.js';
+import { KmbError } from '../core/errors.js';
+import * as commands from './cli_commands.js';
+import { eventsFromDataOption } from './cli_events.js';
+import type { CommandContext, GlobalOptions } from './cli_commands.js';
+import type { CliIo } from './cli_io.js';
+import { UsageError, exitCodes, processIo, reportError } from './cli_io.js';
+
+const clusterDefault = '127.0.0.1:7001';
+const timeoutMsDefault = 10_000;
+
+function integerOption(name: string, min: number) {
+  return (value: string): number => {
+    const parsed = Number(value);
+    if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(parsed) || parsed < min) {
+      throw new InvalidArgumentError(`${name} must be an integer of at least ${min}`);
+    }
+    return parsed;
+  };
+}
+
+function dataClassOption(value: string): DataClass {
+  const found = dataClasses.find((name) => name.toLowerCase() === value.toLowerCase());
+  if (found === undefined) {
+    throw new InvalidArgumentError(`unknown data class; use one of ${dataClasses.join(', ')}`);
+  }
+  return found;
+}
+
+/** Collects repeated --data values, checking each is JSON (or - for stdin) before connecting. */
+function dataOption(value: string, previous: string[] | undefined): string[] {
+  if (value !== '-') {
+    try {
+      eventsFromDataOption(value);
+    } catch (error) {
+      if (error instanceof KmbError) throw new InvalidArgumentError(error.message);
+      throw error;
+    }
+  }
+  return [...(previous ?? []), value];
+}
+
+function addressesOf(cluster: string): string[] {
+  try {
+    return parseAddressList(cluster).map(formatAddress);
+  } catch (error) {
+    if (error instanceof KmbError) throw new UsageError(`--cluster: ${error.message}`);
+    throw error;
+  }
+}
+
+function globalOptions(command: Command, io: CliIo): GlobalOptions {
+  const opts = command.optsWithGlobals<Record<string, unknown>>();
+  const text = (key: string): string | undefined =>
+    typeof opts[key] === 'string' ? opts[key] : undefined;
+  return {
+    cluster: text('cluster') ?? io.env['KMB_CLUSTER'] ?? clusterDefault,
+    clusterName: text('clusterName') ?? '',
+    actor: text('actor'),
+    reason: text('reason'),
+    correlationId: text('correlationId'),
+    timeoutMs: typeof opts['timeoutMs'] === 'number' ? opts['timeoutMs'] : timeoutMsDefault,
+    json: opts['json'] === true,
+  };
+}
+
+type Action = (context: CommandContext, command: Command) => Promise<void>;
+
+/** Wraps an action: connect with the global options, run it, always close. */
+function withClient(io: CliIo, action: Action) {
+  return async (...args: unknown[]): Promise<void> => {
+    const command = args[args.length - 1] as Command;
+    const globals = globalOptions(command, io);
+    const addresses = addressesOf(globals.cluster);
+    const db = await connect({
+      addresses,
+      clusterName: globals.clusterName,
+      requestTimeoutMs: globals.timeoutMs,
+      ...(globals.actor === undefined ? {} : { actor: globals.actor }),
+    });
+    try {
+      await action({ io, globals, db }, command);
+    } finally {
+      await db.close();
+    }
+  };
+}
+
+function addTenantCommands(program: Command, io: CliIo): void {
+  const tenant = program.command('tenant').description('create and list tenants');
+  tenant
+    .command('create')
+    .description('create a tenant')
+    .requiredOption('--name <name>', 'the tenant name (unique in the cluster)')
+    .action(
+      withClient(io, (context, command) => commands.tenantCreate(context, command.opts()['name'])),
+    );
+  tenant
+    .command('list')
+    .description('list every tenant')
+    .action(withClient(io, (context) => commands.tenantList(context)));
+}
+
+function addStreamCommands(program: Command, io: CliIo): void {
+  const stream = program.command('stream').description('create, list, append to and read streams');
+  stream
+    .command('create')
+    .description('create a stream in a tenant')
+    .requiredOption('--tenant <tenant>', 'tenant id or name')
+    .requiredOption('--name <name>', 'the stream name (unique in its tenant)')
+    .option('--data-class <class>', `one of ${dataClasses.join(', ')}`, dataClassOption, 'Public')
+    .action(withClient(io, (context, command) => commands.streamCreate(context, command.opts())));
+  stream
+    .command('list')
+    .description("list a tenant's streams")
+    .requiredOption('--tenant <tenant>', 'tenant id or name')
+    .action(
+      withClient(io, (context, command) => commands.streamList(context, command.opts()['tenant'])),
+    );
+  stream
+    .command('append')
+    .description('append events (JSON) to a stream')
+    .requiredOption('--tenant <tenant>', 'tenant id or name')
+    .requiredOption('--stream <stream>', 'stream id or name')
+    .requiredOption(
+      '--data <json>',
+      'an event as JSON (an array: one event per element); repeatable; - reads NDJSON from stdin',
+      dataOption,
+    )
+    .option(
+      '--expected-offset <n>',
+      'append only if the stream is at this offset',
+      integerOption('--expected-offset', 0),
+    )
+    .action(withClient(io, (context, command) => commands.streamAppend(context, command.opts())));
+  stream
+    .command('read')
+    .description('print events of a stream, one per line')
+    .requiredOption('--tenant <tenant>', 'tenant id or name')
+    .requiredOption('--stream <stream>', 'stream id or name')
+    .option('--from <offset>', 'the first offset to print', integerOption('--from', 0), 0)
+    .option(
+      '--limit <n>',
+      'print at most this many events (default: to the end)',
+      integerOption('--limit', 1),
+    )
+    .action(withClient(io, (context, command) => commands.streamRead(context, command.opts())));
+  stream
+    .command('verify')
+    .description("recompute a stream's hash chain and check it against the cluster's head")
+    .requiredOption('--tenant <tenant>', 'tenant id or name')
+    .requiredOption('--stream <stream>', 'stream id or name')
+    .action(withClient(io, (context, command) => commands.streamVerify(context, command.opts())));
+}
+
+/** The commander program, writing to the given io and never exiting the process. */
+export function buildProgram(io: CliIo): Command {
+  const program = new Command('kimberlite-cli')
+    .description('kimberlite-ts command line: tenants and streams')
+    .option(
+      '--cluster <addresses>',
+      `replica addresses host:port,... (env KMB_CLUSTER, default ${clusterDefault})`,
+    )
+    .option('--cluster-name <name>', 'refuse nodes of any other cluster')
+    .option('--actor <name>', 'who is acting, recorded with every change (default: OS user)')
+    .option('--reason <text>', 'why, recorded with every change')
+    .option('--correlation-id <id>', 'an id tying the change to a ticket or request')
+    .option(
+      '--timeout-ms <ms>',
+      `give up after this long (default ${timeoutMsDefault})`,
+      integerOption('--timeout-ms', 1),
+    )
+    .option('--json', 'machine-readable output (see docs/cli.md)')
+    .exitOverride()
+    .configureOutput({
+      writeOut: (text) => io.stdout.write(text),
+      writeErr: (text) => io.stderr.write(text),
+      outputError: () => undefined,
+    });
+  addTenantCommands(program, io);
+  addStreamCommands(program, io);
+  return program;
+}
+
+function usageFrom(error: CommanderError): UsageError {
+  return new UsageError(error.message.replace(/^error:\s*/, ''));
+}
+
+/** Runs the CLI on arguments (without node and script path); resolves with the exit code. */
+export async function runCli(args: readonly string[], io: CliIo): Promise<number> {
+  const json = args.includes('--json');
+  try {
+    await buildProgram(io).parseAsync([...args], { from: 'user' });
+    return exitCodes.ok;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version') {
+        return exitCodes.ok;
+      }
+      if (error.code === 'commander.help') return exitCodes.usage;
+      return reportError(io, usageFrom(error), json);
+    }
+    if (error instanceof KmbError) return reportError(io, error, json);
+    throw error;
+  }
+}
+
+/** The entry point of bin/kimberlite-cli.js: argv is process.argv. */
+export async function main(argv: string[]): Promise<void> {
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    // A closed pipe (`kimberlite-cli stream read ... | head`) is not a failure of ours.
+    if (error.code === 'EPIPE') process.exit(exitCodes.ok);
+    throw error;
+  });
+  process.exitCode = await runCli(argv.slice(2), processIo());
+}

@@ -1,0 +1,72 @@
+// What the command-line tools read and write, passed in so tests can run them in-process:
+// stdout, stderr, stdin and the environment. Also the tools' shared output conventions:
+// writing with backpressure, one-line JSON, aligned text tables, and how an error is reported
+// (exit code 1 and `error: CODE: message` on stderr, or `{"error":{...}}` with --json; usage
+// errors exit with 2).
+
+import type { Readable, Writable } from 'node:stream';
+import { KmbError, errorCodes } from '../core/errors.js';
+
+export interface CliIo {
+  readonly stdout: Writable;
+  readonly stderr: Writable;
+  readonly stdin: Readable;
+  readonly env: Readonly<Record<string, string | undefined>>;
+}
+
+export const exitCodes = { ok: 0, failure: 1, usage: 2 } as const;
+
+/** A mistake in how the tool was called (exit code 2); nothing was sent. */
+export class UsageError extends KmbError {
+  constructor(message: string) {
+    super(errorCodes.invalid_argument, message);
+    this.name = 'UsageError';
+  }
+}
+
+export function processIo(): CliIo {
+  return { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin, env: process.env };
+}
+
+/** Writes text, waiting for the stream to drain when its buffer is full. */
+export async function write(stream: Writable, text: string): Promise<void> {
+  if (stream.write(text)) return;
+  await new Promise<void>((resolve) => {
+    const done = (): void => {
+      stream.off('drain', done);
+      stream.off('close', done);
+      stream.off('error', done);
+      resolve();
+    };
+    stream.on('drain', done);
+    stream.on('close', done);
+    stream.on('error', done);
+  });
+}
+
+/** One JSON value on one line. */
+export function writeJson(io: CliIo, value: unknown): Promise<void> {
+  return write(io.stdout, `${JSON.stringify(value)}\n`);
+}
+
+/** Rows as columns padded to their widest cell, with a header row. */
+export function formatTable(header: readonly string[], rows: readonly string[][]): string {
+  const widths = header.map((title, column) =>
+    Math.max(title.length, ...rows.map((row) => (row[column] ?? '').length)),
+  );
+  const line = (cells: readonly string[]): string =>
+    cells
+      .map((cell, column) => cell.padEnd(widths[column] ?? 0))
+      .join('  ')
+      .trimEnd();
+  return [line(header), ...rows.map(line)].join('\n') + '\n';
+}
+
+/** Reports an error on stderr in the tool's format and returns the exit code to use. */
+export async function reportError(io: CliIo, error: KmbError, json: boolean): Promise<number> {
+  const text = json
+    ? `${JSON.stringify({ error: { code: error.code, message: error.message } })}\n`
+    : `error: ${error.code}: ${error.message}\n`;
+  await write(io.stderr, text);
+  return error instanceof UsageError ? exitCodes.usage : exitCodes.failure;
+}

@@ -1,0 +1,375 @@
+// The kimberlite-ts client SDK: connect() to a cluster and get a Client that creates tenants and
+// streams, appends events and reads them back, with reconnects and exactly-once retries built in.
+//
+// Writes go through one client session (session.ts): queued, sent one at a time, retried with
+// the same request number until answered or requestTimeoutMs passes. Reads are queries
+// (list_tenants, list_streams, read_stream): they may be many in flight at once and are simply
+// resent after a drop. Every failure is a KmbError with a stable code; kernel rejections
+// (KMB_ERR_TENANT_EXISTS, KMB_ERR_OFFSET_MISMATCH...) keep the kernel's code.
+//
+// Arguments are validated here, before anything is sent, so that a bad call fails with
+// KMB_ERR_INVALID_ARGUMENT (or KMB_ERR_LIMIT_EXCEEDED for a request over the wire's bound)
+// instead of costing a round trip or a connection.
+
+import { constants } from '../core/constants.js';
+import { KmbError, kmbError } from '../core/errors.js';
+import { asOffset, asStreamId, asTenantId } from '../core/types.js';
+import type { ClientId } from '../core/types.js';
+import { encodeCommand, isDataClass } from '../kernel/command.js';
+import type { Audit, Command, DataClass } from '../kernel/command.js';
+import type { Query, QueryResult } from '../net/client_protocol.js';
+import { formatAddress } from './address.js';
+import { verifyStreamChain } from './chain_verify.js';
+import type { ChainVerdict } from './chain_verify.js';
+import { Cluster } from './cluster.js';
+import { queryKey } from './connection.js';
+import { clientLimits, resolveOptions } from './options.js';
+import type { ConnectOptions, ResolvedOptions } from './options.js';
+import * as results from './results.js';
+import type {
+  AppendResult,
+  AuditOptions,
+  CreatedStream,
+  CreatedTenant,
+  ReadResult,
+  StreamEvent,
+  StreamSummary,
+  TenantSummary,
+} from './results.js';
+import { exchangeWithRetry } from './retry.js';
+import type { RetryContext } from './retry.js';
+import { Session } from './session.js';
+import type { OkResult } from './session.js';
+
+export { verifyStreamChain } from './chain_verify.js';
+export type { ChainEvent, ChainInput, ChainVerdict } from './chain_verify.js';
+export { clientLimits, defaultActor } from './options.js';
+export type { ConnectOptions } from './options.js';
+export type {
+  AppendResult,
+  AuditOptions,
+  CreatedStream,
+  CreatedTenant,
+  ReadResult,
+  StreamEvent,
+  StreamSummary,
+  TenantSummary,
+} from './results.js';
+export { KmbError, errorCodes, isRetryableCode } from '../core/errors.js';
+export type { ErrorCode } from '../core/errors.js';
+export type { ClientId, Offset, StreamId, TenantId, TimestampUs } from '../core/types.js';
+export { dataClasses } from '../kernel/command.js';
+export type { DataClass } from '../kernel/command.js';
+
+/** What {@link Client.createStream} takes. */
+export interface CreateStreamInput {
+  readonly tenantId: number;
+  readonly name: string;
+  /** Default 'Public'. */
+  readonly dataClass?: DataClass;
+}
+
+/** What {@link Client.append} takes. */
+export interface AppendInput {
+  readonly tenantId: number;
+  readonly streamId: number;
+  /** The events, as bytes or as text (stored as UTF-8). */
+  readonly events: ReadonlyArray<Uint8Array | string>;
+  /** Append only if the stream's next offset is this (optimistic concurrency). */
+  readonly expectedOffset?: number;
+}
+
+/** What {@link Client.read} takes. */
+export interface ReadInput {
+  readonly tenantId: number;
+  readonly streamId: number;
+  /** The first offset to read. Default 0. */
+  readonly from?: number;
+  /** At most this many events (1..readEventCountMax). Default readEventCountMax. */
+  readonly limit?: number;
+}
+
+/** What {@link Client.events} takes. */
+export interface EventsInput {
+  readonly tenantId: number;
+  readonly streamId: number;
+  /** The first offset to read. Default 0. */
+  readonly from?: number;
+  /** Stop after this many events. Default: read to the end of the stream. */
+  readonly count?: number;
+}
+
+const textEncoder = new TextEncoder();
+
+function u53(value: number, what: string): number {
+  if (!Number.isSafeInteger(value) || value < 0) {
+    throw kmbError('invalid_argument', `${what} must be a non-negative integer, got ${value}`);
+  }
+  return value;
+}
+
+function text(value: string, bytesMax: number, what: string): string {
+  if (typeof value !== 'string') throw kmbError('invalid_argument', `${what} must be a string`);
+  const sizeBytes = Buffer.byteLength(value, 'utf8');
+  if (sizeBytes > bytesMax) {
+    throw kmbError('invalid_argument', `${what} of ${sizeBytes} bytes exceeds ${bytesMax}`);
+  }
+  return value;
+}
+
+function eventBytes(events: ReadonlyArray<Uint8Array | string>): Uint8Array[] {
+  if (!Array.isArray(events)) throw kmbError('invalid_argument', 'events must be an array');
+  if (events.length > constants.appendEventCountMax) {
+    const max = constants.appendEventCountMax;
+    throw kmbError('limit_exceeded', `${events.length} events exceed the maximum of ${max}`);
+  }
+  return events.map((event, index) => {
+    if (typeof event === 'string') return textEncoder.encode(event);
+    if (event instanceof Uint8Array) return event;
+    throw kmbError('invalid_argument', `event ${index} must be a Uint8Array or a string`);
+  });
+}
+
+/** A connection to a kimberlite-ts cluster. Get one with {@link connect}. */
+export class Client {
+  private readonly session: Session;
+  private readonly context: RetryContext;
+  private queryIdNext = 1;
+  private queriesInFlight = 0;
+
+  /** @internal Use {@link connect}. */
+  constructor(
+    private readonly options: ResolvedOptions,
+    private readonly cluster: Cluster,
+  ) {
+    this.context = {
+      cluster,
+      backoff: options.backoff,
+      random: options.random,
+      timeoutMs: options.requestTimeoutMs,
+    };
+    this.session = new Session({
+      context: this.context,
+      requestTimeoutMs: options.requestTimeoutMs,
+      requestQueueCountMax: clientLimits.requestQueueCountMax,
+    });
+  }
+
+  /** The actor recorded with this client's commands. */
+  get actor(): string {
+    return this.options.actor;
+  }
+
+  /** The session's client id once a write registered it (null before). */
+  get clientId(): ClientId | null {
+    return this.session.clientId;
+  }
+
+  /** Creates a tenant; throws KMB_ERR_TENANT_EXISTS if the name is taken. */
+  async createTenant(name: string, audit?: AuditOptions): Promise<CreatedTenant> {
+    text(name, constants.tenantNameBytesMax, 'tenant name');
+    const result = await this.command({ kind: 'create_tenant', name, audit: this.audit(audit) });
+    if (result.kind !== 'create_tenant') throw mismatched('create_tenant', result.kind);
+    return results.createdTenant(result);
+  }
+
+  /** Creates a stream in a tenant; throws KMB_ERR_STREAM_EXISTS if the name is taken there. */
+  async createStream(input: CreateStreamInput, audit?: AuditOptions): Promise<CreatedStream> {
+    const tenantId = asTenantId(u53(input.tenantId, 'tenantId'));
+    const name = text(input.name, constants.streamNameBytesMax, 'stream name');
+    const dataClass = input.dataClass ?? 'Public';
+    if (!isDataClass(dataClass)) {
+      throw kmbError('invalid_argument', `unknown data class ${JSON.stringify(dataClass)}`);
+    }
+    const auditFields = this.audit(audit);
+    const command: Command = {
+      kind: 'create_stream',
+      tenantId,
+      name,
+      dataClass,
+      audit: auditFields,
+    };
+    const result = await this.command(command);
+    if (result.kind !== 'create_stream') throw mismatched('create_stream', result.kind);
+    return results.createdStream(result);
+  }
+
+  /**
+   * Appends events to a stream, all or none. With expectedOffset, the append happens only if
+   * the stream's next offset equals it, else KMB_ERR_OFFSET_MISMATCH.
+   */
+  async append(input: AppendInput, audit?: AuditOptions): Promise<AppendResult> {
+    const tenantId = asTenantId(u53(input.tenantId, 'tenantId'));
+    const streamId = asStreamId(u53(input.streamId, 'streamId'));
+    const expectedOffset =
+      input.expectedOffset === undefined
+        ? null
+        : asOffset(u53(input.expectedOffset, 'expectedOffset'));
+    const events = eventBytes(input.events);
+    const command: Command = {
+      kind: 'append',
+      tenantId,
+      streamId,
+      expectedOffset,
+      events,
+      audit: this.audit(audit),
+    };
+    const result = await this.command(command);
+    if (result.kind !== 'append') throw mismatched('append', result.kind);
+    return results.appendResult(result);
+  }
+
+  /** Reads up to `limit` events from `from`; the read may stop early at the size bound. */
+  async read(input: ReadInput): Promise<ReadResult> {
+    const tenantId = asTenantId(u53(input.tenantId, 'tenantId'));
+    const streamId = asStreamId(u53(input.streamId, 'streamId'));
+    const fromOffset = asOffset(u53(input.from ?? 0, 'from'));
+    const limit = input.limit ?? constants.readEventCountMax;
+    if (!Number.isSafeInteger(limit) || limit < 1 || limit > constants.readEventCountMax) {
+      const max = constants.readEventCountMax;
+      throw kmbError('invalid_argument', `limit must be an integer from 1 to ${max}`);
+    }
+    const query: Query = { kind: 'read_stream', tenantId, streamId, fromOffset, limit };
+    const result = await this.query(query);
+    if (result.kind !== 'read_stream') throw mismatched('read_stream', result.kind);
+    const events = result.events.map(results.streamEvent);
+    const last = events[events.length - 1];
+    const nextOffset = last === undefined ? fromOffset : asOffset(last.offset + 1);
+    return { events, nextOffset, endOffset: result.nextOffset };
+  }
+
+  /**
+   * Every event from `from` on, page by page, until `count` events or the end of the stream
+   * (as of the page that reached it).
+   */
+  async *events(input: EventsInput): AsyncGenerator<StreamEvent, void, undefined> {
+    let from = u53(input.from ?? 0, 'from');
+    let left = input.count === undefined ? Infinity : u53(input.count, 'count');
+    while (left > 0) {
+      const limit = Math.min(left, constants.readEventCountMax);
+      const page = await this.read({ ...input, from, limit });
+      for (const event of page.events) yield event;
+      left -= page.events.length;
+      if (page.events.length === 0 || page.nextOffset >= page.endOffset) return;
+      from = page.nextOffset;
+    }
+  }
+
+  /** Every tenant, in id order. */
+  async listTenants(): Promise<TenantSummary[]> {
+    const result = await this.query({ kind: 'list_tenants' });
+    if (result.kind !== 'list_tenants') throw mismatched('list_tenants', result.kind);
+    return result.tenants.map(results.tenantSummary);
+  }
+
+  /** The tenant's streams, in id order (KMB_ERR_TENANT_NOT_FOUND if there is no such tenant). */
+  async listStreams(tenantId: number): Promise<StreamSummary[]> {
+    const id = asTenantId(u53(tenantId, 'tenantId'));
+    const result = await this.query({ kind: 'list_streams', tenantId: id });
+    if (result.kind !== 'list_streams') throw mismatched('list_streams', result.kind);
+    return result.streams.map(results.streamSummary);
+  }
+
+  /**
+   * Reads a whole stream and checks its hash chain against the head the cluster reports
+   * (see {@link verifyStreamChain}).
+   */
+  async verifyStream(input: { tenantId: number; streamId: number }): Promise<ChainVerdict> {
+    const streams = await this.listStreams(input.tenantId);
+    const stream = streams.find((candidate) => candidate.streamId === input.streamId);
+    if (stream === undefined) {
+      const where = `tenant ${input.tenantId}`;
+      throw kmbError('stream_not_found', `stream ${input.streamId} not found in ${where}`);
+    }
+    const events: StreamEvent[] = [];
+    const count = stream.nextOffset;
+    for await (const event of this.events({ ...input, from: 0, count })) events.push(event);
+    return verifyStreamChain({ ...input, events, expectedHead: stream.chainHead });
+  }
+
+  /** Closes the connection. Calls still waiting fail with KMB_ERR_CONNECTION_LOST. */
+  async close(): Promise<void> {
+    this.cluster.close();
+  }
+
+  private audit(audit: AuditOptions | undefined): Audit {
+    const reason = text(audit?.reason ?? '', constants.reasonBytesMax, 'reason');
+    const correlationId =
+      audit?.correlationId === undefined
+        ? null
+        : text(audit.correlationId, constants.correlationIdBytesMax, 'correlationId');
+    return { actor: this.options.actor, reason, correlationId };
+  }
+
+  private async command(command: Command): Promise<OkResult> {
+    if (this.cluster.isClosed) throw kmbError('connection_lost', 'the client is closed');
+    const body = encodeCommand(command);
+    if (body.length > constants.requestBodySizeBytesMax) {
+      const max = constants.requestBodySizeBytesMax;
+      const detail = `${command.kind} of ${body.length} bytes exceeds the request limit of ${max}`;
+      throw kmbError('limit_exceeded', `${detail}; split it into smaller appends`);
+    }
+    return this.session.submit(command.kind, body);
+  }
+
+  private async query(query: Query): Promise<QueryResult> {
+    if (this.cluster.isClosed) throw kmbError('connection_lost', 'the client is closed');
+    if (this.queriesInFlight >= clientLimits.queryInFlightCountMax) {
+      const max = clientLimits.queryInFlightCountMax;
+      throw kmbError('backpressure', `${max} queries are already in flight`);
+    }
+    const queryId = this.queryIdNext;
+    this.queryIdNext = queryId >= 0xffff_ffff ? 1 : queryId + 1;
+    const exchange = {
+      what: `query ${query.kind}`,
+      key: queryKey(queryId),
+      message: { kind: 'query' as const, query: { queryId, query } },
+    };
+    this.queriesInFlight += 1;
+    try {
+      const deadlineMs = Date.now() + this.options.requestTimeoutMs;
+      const answer = await exchangeWithRetry(this.context, exchange, deadlineMs);
+      if (answer.kind !== 'query_result') throw mismatched(query.kind, answer.kind);
+      return answer.queryResult.result;
+    } finally {
+      this.queriesInFlight -= 1;
+    }
+  }
+}
+
+function mismatched(expected: string, actual: string): KmbError {
+  return kmbError('frame_malformed', `expected a ${expected} answer, got ${actual}`);
+}
+
+/**
+ * Connects to a cluster: tries the addresses in turn until one completes the hello exchange,
+ * within requestTimeoutMs. Throws KMB_ERR_TIMEOUT naming what was tried, or at once
+ * KMB_ERR_CLUSTER_MISMATCH / KMB_ERR_PROTOCOL_VERSION when a node cannot be used at all.
+ */
+export async function connect(options: ConnectOptions): Promise<Client> {
+  const resolved = resolveOptions(options);
+  const cluster = new Cluster({
+    addresses: resolved.addresses,
+    clusterName: resolved.clusterName,
+    connectTimeoutMs: resolved.connectTimeoutMs,
+    backoff: resolved.backoff,
+    random: resolved.random,
+  });
+  let connection;
+  try {
+    connection = await cluster.connection(Date.now() + resolved.requestTimeoutMs);
+  } catch (error) {
+    cluster.close();
+    throw error;
+  }
+  if (connection === null) {
+    cluster.close();
+    const list = resolved.addresses.map(formatAddress).join(', ');
+    const tried = cluster.describeAttempts();
+    throw kmbError(
+      'timeout',
+      `could not connect to ${list} within ${resolved.requestTimeoutMs} ms; tried ${tried}`,
+    );
+  }
+  return new Client(resolved, cluster);
+}

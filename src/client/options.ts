@@ -1,0 +1,93 @@
+// The options of connect(), their defaults and their validation. Every bound the SDK keeps has
+// a name here (HOUSE_RULES §7). Options are checked once, at connect(); a bad one is a KmbError
+// with KMB_ERR_INVALID_ARGUMENT.
+
+import { userInfo } from 'node:os';
+import { kmbError } from '../core/errors.js';
+import type { Address } from './address.js';
+import { parseAddress } from './address.js';
+import { defaultBackoff } from './backoff.js';
+import type { BackoffPolicy } from './backoff.js';
+
+/** Options of {@link connect}. */
+export interface ConnectOptions {
+  /** Replica addresses as "host:port", in replica order (as the servers' --cluster-peers). */
+  readonly addresses: readonly string[];
+  /** The cluster to talk to; a node of another cluster is refused. Default: any. */
+  readonly clusterName?: string;
+  /** Who is acting, recorded with every command. Default: the operating system's user name. */
+  readonly actor?: string;
+  /** How long one call may take, retries included. Default 30000. */
+  readonly requestTimeoutMs?: number;
+  /** How long one attempt to connect (TCP and hello) may take. Default 5000. */
+  readonly connectTimeoutMs?: number;
+}
+
+/** The SDK's defaults and bounds (HOUSE_RULES §7): every queue and list it keeps has a max. */
+export const clientLimits = {
+  requestTimeoutMsDefault: 30_000,
+  connectTimeoutMsDefault: 5_000,
+  /** Commands that may wait behind the one in flight, per client. */
+  requestQueueCountMax: 1024,
+  /** Queries in flight at once, per client. */
+  queryInFlightCountMax: 1024,
+  /** Addresses one client may be given (replicas plus standbys, generously). */
+  addressCountMax: 64,
+} as const;
+
+/** Options after defaults and validation. */
+export interface ResolvedOptions {
+  readonly addresses: readonly Address[];
+  readonly clusterName: string;
+  readonly actor: string;
+  readonly requestTimeoutMs: number;
+  readonly connectTimeoutMs: number;
+  readonly backoff: BackoffPolicy;
+  readonly random: () => number;
+}
+
+/** The name of the user running this process, or "unknown" when the system cannot tell. */
+export function defaultActor(): string {
+  try {
+    const name = userInfo().username;
+    if (name.length > 0) return name;
+  } catch {
+    // Some containers run as a uid without a passwd entry: fall back to the environment.
+  }
+  return process.env['USER'] ?? process.env['USERNAME'] ?? 'unknown';
+}
+
+function positiveMs(value: number | undefined, fallback: number, name: string): number {
+  if (value === undefined) return fallback;
+  if (!Number.isSafeInteger(value) || value <= 0) {
+    throw kmbError('invalid_argument', `${name} must be a positive integer of milliseconds`);
+  }
+  return value;
+}
+
+export function resolveOptions(options: ConnectOptions): ResolvedOptions {
+  if (!Array.isArray(options.addresses) || options.addresses.length === 0) {
+    throw kmbError('invalid_argument', 'connect needs at least one address (host:port)');
+  }
+  if (options.addresses.length > clientLimits.addressCountMax) {
+    const max = clientLimits.addressCountMax;
+    throw kmbError('invalid_argument', `at most ${max} addresses may be given`);
+  }
+  return {
+    addresses: options.addresses.map(parseAddress),
+    clusterName: options.clusterName ?? '',
+    actor: options.actor ?? defaultActor(),
+    requestTimeoutMs: positiveMs(
+      options.requestTimeoutMs,
+      clientLimits.requestTimeoutMsDefault,
+      'requestTimeoutMs',
+    ),
+    connectTimeoutMs: positiveMs(
+      options.connectTimeoutMs,
+      clientLimits.connectTimeoutMsDefault,
+      'connectTimeoutMs',
+    ),
+    backoff: defaultBackoff,
+    random: Math.random,
+  };
+}

@@ -1,0 +1,99 @@
+// The retry loop shared by requests and queries: send a message and wait for its answer; when
+// the connection drops or the answer is a retryable error, get a connection again and resend
+// the very same message, until it is answered or the deadline passes.
+//
+// Resending is safe because of what is resent. A request keeps its client id and request
+// number, so a node that already committed it answers with the cached reply instead of applying
+// it twice (exactly-once). A query only reads. Whether an error is retryable is a property of
+// its code (isRetryableCode), never of its text. KMB_ERR_NOT_LEADER also moves the next attempt
+// to the hinted leader. When time runs out the KMB_ERR_TIMEOUT message says what was tried.
+
+import { assert } from '../core/assert.js';
+import { KmbError, errorCodes } from '../core/errors.js';
+import type { ClientMessage } from '../net/client_protocol.js';
+import { formatAddress } from './address.js';
+import { backoffDelayMs } from './backoff.js';
+import type { BackoffPolicy } from './backoff.js';
+import type { Cluster } from './cluster.js';
+import { errorFromMessage } from './connection.js';
+import type { Answer, Connection } from './connection.js';
+
+/** One message to deliver and the key its answer comes back under. */
+export interface Exchange {
+  /** What this is, for error messages: "request 3 (append)", "query list_tenants". */
+  readonly what: string;
+  readonly key: string;
+  readonly message: ClientMessage;
+}
+
+export interface RetryContext {
+  readonly cluster: Cluster;
+  readonly backoff: BackoffPolicy;
+  readonly random: () => number;
+  /** The whole budget, for the timeout message. */
+  readonly timeoutMs: number;
+}
+
+/** A successful answer: a reply to a request or the result of a query. */
+export type Success = Exclude<Answer, { kind: 'error' }>;
+
+/**
+ * Delivers the exchange and returns its successful answer. Throws the KmbError of a
+ * non-retryable answer at once, and KMB_ERR_TIMEOUT when deadlineMs (a Date.now() value) passes.
+ */
+export async function exchangeWithRetry(
+  context: RetryContext,
+  exchange: Exchange,
+  deadlineMs: number,
+): Promise<Success> {
+  const { cluster } = context;
+  const seen: string[] = [];
+  for (let attempt = 0; ; attempt++) {
+    const connection = await cluster.connection(deadlineMs);
+    const remainingMs = deadlineMs - Date.now();
+    if (connection === null || remainingMs <= 0) throw timeoutError(context, exchange, seen);
+    const outcome = await connection.exchange(exchange.key, exchange.message, remainingMs);
+    if (outcome.kind === 'timeout') throw timeoutError(context, exchange, seen);
+    if (outcome.kind === 'answer' && outcome.answer.kind !== 'error') return outcome.answer;
+    const error = failureOf(cluster, connection, outcome);
+    if (!error.retryable) throw error;
+    note(seen, `${error.code} from ${formatAddress(connection.address)}`);
+    cluster.noteProblem(connection.address, `${error.code}: ${error.message}`);
+    const delayMs = backoffDelayMs(attempt, context.backoff, context.random);
+    await cluster.sleep(Math.min(delayMs, Math.max(0, deadlineMs - Date.now())));
+  }
+}
+
+/** The KmbError an unsuccessful outcome stands for, after acting on any leader hint. */
+function failureOf(
+  cluster: Cluster,
+  connection: Connection,
+  outcome: { kind: 'lost'; error: KmbError } | { kind: 'answer'; answer: Answer },
+): KmbError {
+  if (outcome.kind === 'lost') {
+    cluster.discard(connection);
+    return outcome.error;
+  }
+  const answer = outcome.answer;
+  assert(answer.kind === 'error', 'a successful answer is no failure');
+  const { error } = answer;
+  if (error.code === errorCodes.not_leader) cluster.redirect(connection, error.leaderHint);
+  return errorFromMessage(error, connection.address);
+}
+
+/** Keeps a short, de-duplicated list of what went wrong, for the timeout message. */
+function note(seen: string[], entry: string): void {
+  const seenCountMax = 8;
+  if (!seen.includes(entry) && seen.length < seenCountMax) seen.push(entry);
+}
+
+function timeoutError(context: RetryContext, exchange: Exchange, seen: string[]): KmbError {
+  const answers = seen.length > 0 ? `; answers: ${seen.join(', ')}` : '';
+  const tried = `tried ${context.cluster.describeAttempts()}${answers}`;
+  const unknown =
+    exchange.message.kind === 'request' ? '; it may or may not have been applied' : '';
+  return new KmbError(
+    errorCodes.timeout,
+    `${exchange.what} not answered within ${context.timeoutMs} ms${unknown}; ${tried}`,
+  );
+}

@@ -1,0 +1,368 @@
+// Tests of the journal's normal life: append, reopen, read back, segments, group commit, the
+// write → datasync → resolve order, and what happens when a datasync fails.
+
+import assert from 'node:assert/strict';
+import { readdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+
+import fc from 'fast-check';
+
+import { AssertionError } from '../core/assert.js';
+import { checksumEqual } from '../core/checksum.js';
+import { errorCodes, KmbError } from '../core/errors.js';
+import { headerSizeBytes, rootPrepare } from '../core/header.js';
+import type { Prepare } from '../core/header.js';
+import { realFileIO } from './file_io.js';
+import { Journal } from './journal.js';
+import { RecordingFileIO } from './recording_file_io.js';
+import { segmentHeaderSizeBytes } from './segment_header.js';
+import { makeChain, patternBodies, samePrepare, testCluster, withTempDir } from './test_support.js';
+
+async function readAllEntries(journal: Journal, fromOp = 1, toOp?: number): Promise<Prepare[]> {
+  const prepares: Prepare[] = [];
+  for await (const prepare of journal.entries(fromOp, toOp ?? journal.opMax)) {
+    prepares.push(prepare);
+  }
+  return prepares;
+}
+
+function assertSameChain(actual: readonly Prepare[], expected: readonly Prepare[]): void {
+  assert.equal(actual.length, expected.length);
+  actual.forEach((prepare, index) => {
+    const wanted = expected[index];
+    assert.ok(wanted !== undefined && samePrepare(prepare, wanted), `op ${index + 1} differs`);
+  });
+}
+
+describe('journal', () => {
+  it('reads back every appended record, identical, before and after reopening', async () => {
+    // Proves durability of content: records appended, then read by op and by entries() both
+    // from the live journal and from a reopened one, match byte for byte.
+    await withTempDir(async (dir) => {
+      const prepares = makeChain(patternBodies(40, 100));
+      const journal = await Journal.open({ dir, cluster: testCluster });
+      assert.equal(journal.opMax, 0);
+      assert.ok(checksumEqual(journal.headChecksum, rootPrepare(testCluster).header.checksum));
+      for (const prepare of prepares) await journal.append(prepare);
+      assertSameChain(await readAllEntries(journal), prepares);
+      await journal.close();
+
+      const reopened = await Journal.open({ dir, cluster: testCluster });
+      assert.equal(reopened.opMax, 40);
+      assert.equal(reopened.durableOpMax, 40);
+      assert.equal(reopened.recovery.recordCount, 40);
+      assert.equal(reopened.recovery.truncated, null);
+      assert.ok(
+        checksumEqual(reopened.headChecksum, prepares[39]?.header.checksum ?? new Uint8Array()),
+      );
+      for (const prepare of prepares) {
+        assert.ok(samePrepare(await reopened.read(prepare.header.op), prepare));
+      }
+      assertSameChain(await readAllEntries(reopened), prepares);
+      assertSameChain(await readAllEntries(reopened, 10, 20), prepares.slice(9, 20));
+      await reopened.close();
+    });
+  });
+
+  it('rolls over tiny segments and reads across them after reopening', async () => {
+    // Proves the segment rule: with a 1 KiB limit, records spread over many segment files,
+    // none exceeds the limit, and the chain reads back whole across segment boundaries.
+    await withTempDir(async (dir) => {
+      const segmentSizeBytesMax = 1024;
+      const bodies = Array.from(
+        { length: 60 },
+        (_, i) => patternBodies(1, 50 + ((i * 37) % 250))[0],
+      );
+      const prepares = makeChain(bodies.map((body) => body ?? new Uint8Array(0)));
+      const journal = await Journal.open({ dir, cluster: testCluster, segmentSizeBytesMax });
+      await Promise.all(prepares.map((prepare) => journal.append(prepare)));
+      assert.ok(journal.segmentCount > 5, `segments: ${journal.segmentCount}`);
+      await journal.close();
+
+      const files = (await readdir(join(dir, 'journal'))).sort();
+      assert.equal(files.length, journal.segmentCount);
+      let totalBytes = 0;
+      for (const file of files) {
+        const sizeBytes = (await stat(join(dir, 'journal', file))).size;
+        assert.ok(sizeBytes <= segmentSizeBytesMax, `${file} is ${sizeBytes} bytes`);
+        totalBytes += sizeBytes;
+      }
+      assert.equal(journal.sizeBytes, totalBytes);
+
+      const reopened = await Journal.open({ dir, cluster: testCluster, segmentSizeBytesMax });
+      assert.equal(reopened.segmentCount, files.length);
+      assert.equal(reopened.sizeBytes, totalBytes);
+      assertSameChain(await readAllEntries(reopened), prepares);
+      assert.ok(samePrepare(await reopened.read(33), prepares[32] as Prepare));
+      await reopened.close();
+    });
+  });
+
+  it('puts a record larger than the segment limit alone in its own segment', async () => {
+    // Proves the "at least one record per segment" rule: an oversized record is not refused
+    // and is not split; it starts a fresh segment and the next record starts another.
+    await withTempDir(async (dir) => {
+      const prepares = makeChain([new Uint8Array(10), new Uint8Array(2000), new Uint8Array(10)]);
+      const journal = await Journal.open({ dir, cluster: testCluster, segmentSizeBytesMax: 512 });
+      for (const prepare of prepares) await journal.append(prepare);
+      assert.equal(journal.segmentCount, 3);
+      await journal.close();
+      const reopened = await Journal.open({ dir, cluster: testCluster, segmentSizeBytesMax: 512 });
+      assertSameChain(await readAllEntries(reopened), prepares);
+      await reopened.close();
+    });
+  });
+
+  it('round-trips random bodies, batches and segment sizes (property)', async () => {
+    // Proves, over random inputs, that whatever the body sizes, the segment limit and the way
+    // appends are grouped (awaited one by one or fired together), reopening yields the same
+    // chain, and appends then continue the chain.
+    const body = fc.uint8Array({ minLength: 0, maxLength: 700 });
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(body, { minLength: 1, maxLength: 40 }),
+        fc.integer({ min: segmentHeaderSizeBytes + headerSizeBytes, max: 4096 }),
+        fc.array(fc.integer({ min: 1, max: 8 }), { minLength: 1, maxLength: 10 }),
+        async (bodies, segmentSizeBytesMax, groupSizes) => {
+          await withTempDir(async (dir) => {
+            const prepares = makeChain(bodies);
+            const open = (): Promise<Journal> =>
+              Journal.open({ dir, cluster: testCluster, segmentSizeBytesMax });
+            const journal = await open();
+            let next = 0;
+            for (let group = 0; next < prepares.length; group++) {
+              const size = groupSizes[group % groupSizes.length] ?? 1;
+              const batch = prepares.slice(next, next + size);
+              await Promise.all(batch.map((prepare) => journal.append(prepare)));
+              next += batch.length;
+            }
+            await journal.close();
+            const reopened = await open();
+            assert.equal(reopened.recovery.truncated, null);
+            assertSameChain(await readAllEntries(reopened), prepares);
+            const more = makeChain([new Uint8Array([1, 2, 3])], {
+              previous: prepares.at(-1) as Prepare,
+            });
+            await reopened.append(more[0] as Prepare);
+            await reopened.close();
+            const again = await open();
+            assertSameChain(await readAllEntries(again), [...prepares, ...more]);
+            await again.close();
+          });
+        },
+      ),
+      { numRuns: 40 },
+    );
+  });
+
+  it('group commit: many concurrent appends share far fewer datasyncs', async () => {
+    // Proves group commit: 400 appends fired together complete with a handful of write+datasync
+    // rounds, counted both by the journal's counters and by the recording FileIO.
+    await withTempDir(async (dir) => {
+      const io = new RecordingFileIO(realFileIO);
+      const journal = await Journal.open({ dir, cluster: testCluster, io });
+      io.clear();
+      const syncsBefore = journal.counters.syncs;
+      const prepares = makeChain(patternBodies(400, 64));
+      await Promise.all(prepares.map((prepare) => journal.append(prepare)));
+      const datasyncs = io.count('datasync');
+      assert.ok(datasyncs >= 1 && datasyncs <= 10, `datasyncs: ${datasyncs}`);
+      assert.equal(journal.counters.syncs - syncsBefore, datasyncs);
+      assert.equal(journal.counters.appends, 400);
+      assert.ok(journal.counters.writes <= 10);
+      assert.equal(journal.durableOpMax, 400);
+      await journal.close();
+    });
+  });
+
+  it('resolves each append only after a datasync that follows its write', async () => {
+    // Proves the durability order with a recording FileIO: for every op, the log holds a write
+    // covering the op's bytes, then a datasync of that file started after the write and ended,
+    // then the append's resolution — never the resolution first. Appends arrive in waves while
+    // a flush is in flight, across tiny segments so that rollover is covered too.
+    await withTempDir(async (dir) => {
+      const io = new RecordingFileIO(realFileIO);
+      const journal = await Journal.open({
+        dir,
+        cluster: testCluster,
+        io,
+        segmentSizeBytesMax: 2048,
+      });
+      io.clear();
+      const prepares = makeChain(patternBodies(120, 90));
+      const sites: { path: string; start: number; end: number }[] = [];
+      const pending: Promise<void>[] = [];
+      for (const [index, prepare] of prepares.entries()) {
+        pending.push(journal.append(prepare).then(() => io.mark(`resolved ${index + 1}`)));
+        if (index % 17 === 0) await new Promise((resolve) => setImmediate(resolve));
+      }
+      await Promise.all(pending);
+      await journal.close();
+      // Where each op landed: recompute from the write events in order.
+      for (const event of io.events) {
+        if (event.kind !== 'write' || event.position === 0) continue;
+        let position = event.position ?? 0;
+        const end = position + (event.sizeBytes ?? 0);
+        while (position < end) {
+          const op = sites.length + 1;
+          const sizeBytes = headerSizeBytes + (prepares[op - 1]?.body.length ?? 0);
+          sites.push({ path: event.path, start: position, end: position + sizeBytes });
+          position += sizeBytes;
+        }
+      }
+      assert.equal(sites.length, prepares.length);
+      for (let op = 1; op <= prepares.length; op++) assertOrdered(io, op, sites[op - 1]);
+    });
+  });
+
+  it('scans at open and replays with entries() in large chunks, not a syscall per record', async () => {
+    // Proves the start-up path is batch-friendly: 3000 records are scanned by open() and read
+    // back by entries() with a handful of read calls each (the recording FileIO counts them).
+    await withTempDir(async (dir) => {
+      const prepares = makeChain(patternBodies(3000, 50));
+      await appendAndClose(dir, prepares);
+      const io = new RecordingFileIO(realFileIO);
+      const journal = await Journal.open({ dir, cluster: testCluster, io });
+      assert.ok(io.count('read') <= 3, `open reads: ${io.count('read')}`);
+      io.clear();
+      const entries = await readAllEntries(journal);
+      assert.equal(entries.length, 3000);
+      assert.ok(io.count('read') <= 3, `entries reads: ${io.count('read')}`);
+      await journal.close();
+    });
+  });
+
+  it('serves appended but not yet durable records from memory', async () => {
+    // Proves that read() and entries() see every op up to opMax at once (before the datasync
+    // completes) and that opMax and headChecksum move synchronously in append().
+    await withTempDir(async (dir) => {
+      const journal = await Journal.open({ dir, cluster: testCluster });
+      const prepares = makeChain(patternBodies(5, 20));
+      const pending = prepares.map((prepare) => journal.append(prepare));
+      assert.equal(journal.opMax, 5);
+      assert.equal(journal.durableOpMax, 0);
+      assert.equal(journal.pendingCount, 5);
+      assert.ok(
+        checksumEqual(journal.headChecksum, prepares[4]?.header.checksum ?? new Uint8Array()),
+      );
+      assert.ok(samePrepare(await journal.read(3), prepares[2] as Prepare));
+      assertSameChain(await readAllEntries(journal), prepares);
+      await Promise.all(pending);
+      assert.equal(journal.durableOpMax, 5);
+      await journal.close();
+    });
+  });
+
+  it('close waits for pending appends', async () => {
+    // Proves close() does not abandon queued appends: every append fired before close resolves,
+    // and a reopen finds them all.
+    await withTempDir(async (dir) => {
+      const journal = await Journal.open({ dir, cluster: testCluster });
+      const prepares = makeChain(patternBodies(50, 30));
+      let resolved = 0;
+      for (const prepare of prepares) void journal.append(prepare).then(() => (resolved += 1));
+      await journal.close();
+      await new Promise((resolve) => setImmediate(resolve));
+      assert.equal(resolved, 50);
+      const reopened = await Journal.open({ dir, cluster: testCluster });
+      assert.equal(reopened.opMax, 50);
+      await reopened.close();
+    });
+  });
+
+  it('asserts on appends that break the chain (programmer errors)', async () => {
+    // Proves append() refuses, by assertion, an op out of sequence, a wrong parent and a wrong
+    // cluster, without changing opMax.
+    await withTempDir(async (dir) => {
+      const journal = await Journal.open({ dir, cluster: testCluster });
+      const prepares = makeChain(patternBodies(3, 10));
+      assert.throws(() => void journal.append(prepares[1] as Prepare), AssertionError);
+      const otherCluster = makeChain(patternBodies(1, 10), { cluster: testCluster + 1 });
+      assert.throws(() => void journal.append(otherCluster[0] as Prepare), AssertionError);
+      const forked = makeChain(patternBodies(1, 11), { previous: prepares[0] as Prepare });
+      await journal.append(prepares[0] as Prepare);
+      await journal.append(prepares[1] as Prepare);
+      assert.throws(() => void journal.append(forked[0] as Prepare), AssertionError);
+      assert.equal(journal.opMax, 2);
+      await journal.close();
+    });
+  });
+
+  it('rejects pending appends with KMB_ERR_STORAGE_IO when a datasync fails, then refuses', async () => {
+    // Proves the fsync-failure rule: when a datasync fails, every append waiting on it rejects
+    // with KMB_ERR_STORAGE_IO, later appends are refused with the same code, and the failed
+    // datasync is never retried (no datasync is issued after the failure).
+    await withTempDir(async (dir) => {
+      const io = new RecordingFileIO(realFileIO);
+      const journal = await Journal.open({ dir, cluster: testCluster, io });
+      const prepares = makeChain(patternBodies(30, 40));
+      await journal.append(prepares[0] as Prepare);
+      io.faults.datasync = () => new Error('EIO: simulated datasync failure');
+      io.clear();
+      const results = await Promise.allSettled(prepares.slice(1, 20).map((p) => journal.append(p)));
+      for (const result of results) {
+        assert.equal(result.status, 'rejected');
+        assert.ok(result.reason instanceof KmbError);
+        assert.equal(result.reason.code, errorCodes.storage_io);
+      }
+      assert.equal(journal.failed, true);
+      assert.equal(journal.durableOpMax, 1);
+      const startsAfterFailure = io.count('datasync_start');
+      io.faults = {};
+      await assert.rejects(journal.append(prepares[20] as Prepare), {
+        code: errorCodes.storage_io,
+      });
+      assert.equal(io.count('datasync_start'), startsAfterFailure);
+      await journal.close();
+    });
+  });
+
+  it('rejects pending appends when a write fails', async () => {
+    // Proves the same rule for a failing write: the batch rejects with KMB_ERR_STORAGE_IO and
+    // the journal refuses further appends.
+    await withTempDir(async (dir) => {
+      const io = new RecordingFileIO(realFileIO);
+      const journal = await Journal.open({ dir, cluster: testCluster, io });
+      const prepares = makeChain(patternBodies(3, 40));
+      io.faults.write = () => new Error('ENOSPC: simulated full disk');
+      await assert.rejects(journal.append(prepares[0] as Prepare), { code: errorCodes.storage_io });
+      io.faults = {};
+      await assert.rejects(journal.append(prepares[1] as Prepare), { code: errorCodes.storage_io });
+      await journal.close();
+    });
+  });
+});
+
+function assertOrdered(
+  io: RecordingFileIO,
+  op: number,
+  site: { path: string; start: number; end: number } | undefined,
+): void {
+  assert.ok(site !== undefined);
+  const events = io.events;
+  const resolvedAt = events.findIndex((e) => e.kind === 'mark' && e.detail === `resolved ${op}`);
+  assert.ok(resolvedAt >= 0, `op ${op} resolved`);
+  const writtenAt = events.findIndex(
+    (e) =>
+      e.kind === 'write' &&
+      e.path === site.path &&
+      (e.position ?? 0) <= site.start &&
+      (e.position ?? 0) + (e.sizeBytes ?? 0) >= site.end,
+  );
+  assert.ok(writtenAt >= 0 && writtenAt < resolvedAt, `op ${op} written before it resolved`);
+  const syncStartAt = events.findIndex(
+    (e, i) => i > writtenAt && e.kind === 'datasync_start' && e.path === site.path,
+  );
+  assert.ok(syncStartAt > writtenAt, `op ${op}: a datasync starts after its write`);
+  const syncEndAt = events.findIndex(
+    (e, i) => i > syncStartAt && e.kind === 'datasync' && e.path === site.path,
+  );
+  assert.ok(syncEndAt > 0 && syncEndAt < resolvedAt, `op ${op}: resolved after its datasync`);
+}
+
+async function appendAndClose(dir: string, prepares: readonly Prepare[]): Promise<void> {
+  const journal = await Journal.open({ dir, cluster: testCluster });
+  await Promise.all(prepares.map((prepare) => journal.append(prepare)));
+  await journal.close();
+}

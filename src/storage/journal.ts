@@ -1,0 +1,515 @@
+// The journal: the durable, append-only, hash-chained log of prepares (DESIGN §4), kept in
+// segment files under <dataDir>/journal/. A record is exactly a Prepare: its 160-byte header
+// followed by its body. Each segment starts with a 64-byte segment header (segment_header.ts).
+//
+// Opening scans every segment (journal_recover.ts, journal_scan.ts): every record's header
+// checksum, body checksum, cluster, op sequence and parent checksum are verified. A torn tail —
+// the unfinished last write of a crash, at the end of the last segment only, in one of the
+// shapes listed in journal_scan.ts — is truncated and reported in `recovery.truncated`. Anything
+// else that fails is corruption: open throws KMB_ERR_STORAGE_CORRUPT naming the segment file,
+// byte position, op and problem, changes nothing, and tells the operator to run
+// `kimberlite-admin verify`. Nothing that is not provably a torn tail is ever dropped.
+//
+// Appending uses group commit: at most one write + datasync is in flight; appends arriving
+// meanwhile queue and go out together in one writev, sharing the next datasync. A record goes
+// to a new segment when the current one holds at least one record and would otherwise exceed
+// `segmentSizeBytesMax` (so a record larger than that sits alone in its segment). Before a new
+// segment is created, the previous one is datasynced, so a crash can tear only the last one.
+//
+// Invariants:
+// - opMax and headChecksum move synchronously in append(); durableOpMax only after the datasync
+//   covering the record returned. An append's promise never resolves before that datasync.
+// - ops 1..opMax are contiguous and each record's parent is the checksum of the one before
+//   (op 1: the root prepare of the cluster); append asserts it, open verifies it.
+// - After a failed write or sync, every pending append is rejected with KMB_ERR_STORAGE_IO and
+//   every later append too: a failed fsync is never retried as if nothing had happened (the
+//   page cache may have dropped the data); the process must restart and recover from disk.
+// - Records are never rewritten; the only truncation is of a torn tail at open.
+
+import { AssertionError, assert } from '../core/assert.js';
+import { checksumEqual, sha256SizeBytes } from '../core/checksum.js';
+import { constants } from '../core/constants.js';
+import { KmbError, kmbError } from '../core/errors.js';
+import { bodyMatches, decodeHeader, headerSizeBytes } from '../core/header.js';
+import type { Prepare } from '../core/header.js';
+import { asOp } from '../core/types.js';
+import type { Op } from '../core/types.js';
+import { readAll, realFileIO, writeAll } from './file_io.js';
+import type { FileHandleLike, FileIO } from './file_io.js';
+import { recoverJournal } from './journal_recover.js';
+import type { TruncatedTail } from './journal_recover.js';
+import { OpIndex } from './op_index.js';
+import { createSegmentFile, journalDirOf, segmentPath } from './segment_file.js';
+import { segmentHeaderSizeBytes, segmentIndexMax } from './segment_header.js';
+import { corruptionError, ioError, withIoErrors } from './storage_errors.js';
+
+export type { TruncatedTail } from './journal_recover.js';
+
+const MiB = 1024 * 1024;
+/** Appends waiting for the disk; the replica's pipeline keeps far fewer in flight. */
+export const journalAppendQueueCountMax = 64 * 1024;
+/** Records written by one writev (each is two iovecs; Linux takes 1024 per call). */
+export const journalWriteBatchCountMax = 256;
+/** Bytes written by one group-commit batch (a single larger record still goes alone). */
+export const journalWriteBatchSizeBytesMax = 16 * MiB;
+/** Bytes read per syscall by entries(); holds the largest record. */
+export const journalReadChunkSizeBytes = 8 * MiB;
+
+assert(journalReadChunkSizeBytes >= headerSizeBytes + constants.prepareBodySizeBytesMax);
+
+export interface JournalOptions {
+  /** The data directory; the journal lives in its `journal/` subdirectory. */
+  readonly dir: string;
+  readonly cluster: number;
+  readonly io?: FileIO | undefined;
+  /** Defaults to constants.journalSegmentSizeBytesMax; tests use tiny segments. */
+  readonly segmentSizeBytesMax?: number | undefined;
+}
+
+export interface RecoveryReport {
+  readonly opMax: Op;
+  readonly recordCount: number;
+  readonly segmentCount: number;
+  readonly sizeBytes: number;
+  /** The torn tail cut off at open, or null when the journal ended cleanly. */
+  readonly truncated: TruncatedTail | null;
+}
+
+/** Running totals for metrics; the shell reads them, the journal only adds. */
+export interface JournalCounters {
+  appends: number;
+  /** Group-commit batches written (one writev each, per segment touched). */
+  writes: number;
+  /** datasyncs and directory fsyncs issued. */
+  syncs: number;
+  bytesWritten: number;
+}
+
+interface PendingAppend {
+  readonly prepare: Prepare;
+  readonly segment: number;
+  readonly position: number;
+  readonly resolve: () => void;
+  readonly reject: (error: KmbError) => void;
+}
+
+interface Tail {
+  readonly segment: number;
+  readonly handle: FileHandleLike;
+  /** Bytes in the file (written, not necessarily synced). */
+  sizeBytes: number;
+  /** Written since the last datasync. */
+  dirty: boolean;
+}
+
+export class Journal {
+  readonly counters: JournalCounters = { appends: 0, writes: 0, syncs: 0, bytesWritten: 0 };
+  private opMaxValue: number;
+  private durableOpMaxValue: number;
+  private headChecksumValue: Uint8Array;
+  /** Where the next appended record goes (decided at append time, written later). */
+  private placement: { segment: number; sizeBytes: number; recordCount: number };
+  private tail: Tail;
+  private closedSegmentsSizeBytes: number;
+  private queue: PendingAppend[] = [];
+  /** Appended prepares whose datasync has not completed, served to readers from memory. */
+  private readonly unsynced = new Map<number, Prepare>();
+  private flushing: Promise<void> | null = null;
+  private failure: KmbError | null = null;
+  private closing = false;
+  private closed: Promise<void> | null = null;
+
+  private constructor(
+    private readonly dataDir: string,
+    private readonly journalDir: string,
+    private readonly cluster: number,
+    private readonly io: FileIO,
+    private readonly segmentSizeBytesMax: number,
+    private readonly index: OpIndex,
+    state: { headChecksum: Uint8Array; segmentSizesBytes: number[]; tailHandle: FileHandleLike },
+    readonly recovery: RecoveryReport,
+  ) {
+    this.opMaxValue = index.opMax;
+    this.durableOpMaxValue = index.opMax;
+    this.headChecksumValue = state.headChecksum;
+    const tailSegment = index.segmentCount - 1;
+    assert(state.segmentSizesBytes.length === index.segmentCount, 'a size for every segment');
+    const tailSizeBytes = state.segmentSizesBytes[tailSegment] ?? 0;
+    const tailRecordCount = index.opMax - index.segmentOpFirst(tailSegment) + 1;
+    this.placement = {
+      segment: tailSegment,
+      sizeBytes: tailSizeBytes,
+      recordCount: tailRecordCount,
+    };
+    this.tail = {
+      segment: tailSegment,
+      handle: state.tailHandle,
+      sizeBytes: tailSizeBytes,
+      dirty: false,
+    };
+    this.closedSegmentsSizeBytes = recovery.sizeBytes - tailSizeBytes;
+  }
+
+  /** Opens (creating if needed) the journal of `dir`, verifying everything on disk. */
+  static async open(options: JournalOptions): Promise<Journal> {
+    const io = options.io ?? realFileIO;
+    const segmentSizeBytesMax = options.segmentSizeBytesMax ?? constants.journalSegmentSizeBytesMax;
+    assert(Number.isSafeInteger(options.cluster) && options.cluster >= 0, 'cluster id');
+    assert(Number.isSafeInteger(segmentSizeBytesMax), 'segment size must be an integer');
+    assert(segmentSizeBytesMax >= segmentHeaderSizeBytes + headerSizeBytes, 'segment too small');
+    const journalDir = journalDirOf(options.dir);
+    const context = { io, dataDir: options.dir, journalDir, cluster: options.cluster };
+    const recovered = await withIoErrors(`opening the journal in ${journalDir}`, () =>
+      recoverJournal(context),
+    );
+    const sizeBytes = recovered.segmentSizesBytes.reduce((sum, size) => sum + size, 0);
+    const recovery: RecoveryReport = {
+      opMax: asOp(recovered.index.opMax),
+      recordCount: recovered.index.opMax,
+      segmentCount: recovered.index.segmentCount,
+      sizeBytes,
+      truncated: recovered.truncated,
+    };
+    const journal = new Journal(
+      options.dir,
+      journalDir,
+      options.cluster,
+      io,
+      segmentSizeBytesMax,
+      recovered.index,
+      recovered,
+      recovery,
+    );
+    journal.counters.syncs += recovered.syncCount;
+    journal.counters.bytesWritten += recovered.bytesWritten;
+    return journal;
+  }
+
+  /** The highest op appended (durable or not). */
+  get opMax(): Op {
+    return asOp(this.opMaxValue);
+  }
+
+  /** The highest op whose datasync has completed. */
+  get durableOpMax(): Op {
+    return asOp(this.durableOpMaxValue);
+  }
+
+  /** The checksum of the prepare at opMax (the root prepare's when the journal is empty). */
+  get headChecksum(): Uint8Array {
+    return this.headChecksumValue;
+  }
+
+  /** Bytes in all segment files (written, not necessarily synced). */
+  get sizeBytes(): number {
+    return this.closedSegmentsSizeBytes + this.tail.sizeBytes;
+  }
+
+  /** Segment files on disk. */
+  get segmentCount(): number {
+    return this.tail.segment + 1;
+  }
+
+  /** Appends not yet durable. */
+  get pendingCount(): number {
+    return this.opMaxValue - this.durableOpMaxValue;
+  }
+
+  /** True after a write or sync failed; the journal then refuses appends. */
+  get failed(): boolean {
+    return this.failure !== null;
+  }
+
+  /**
+   * Appends the next prepare. opMax and headChecksum advance at once, so the caller may append
+   * the next prepare immediately; the promise resolves once the record is written and
+   * datasynced, and rejects with KMB_ERR_STORAGE_IO if the write or sync failed.
+   */
+  append(prepare: Prepare): Promise<void> {
+    assert(!this.closing, 'append after close');
+    if (this.failure !== null) return Promise.reject(this.refusal());
+    this.checkAppend(prepare);
+    assert(this.queue.length < journalAppendQueueCountMax, 'journal append queue is full');
+    const op = prepare.header.op;
+    const place = this.place(op, headerSizeBytes + prepare.body.length);
+    this.opMaxValue = op;
+    this.headChecksumValue = prepare.header.checksum;
+    this.unsynced.set(op, prepare);
+    this.counters.appends += 1;
+    return new Promise<void>((resolve, reject) => {
+      this.queue.push({ prepare, ...place, resolve, reject });
+      this.flushing ??= this.flushLoop();
+    });
+  }
+
+  private checkAppend(prepare: Prepare): void {
+    const header = prepare.header;
+    assert(header.cluster === this.cluster, 'prepare belongs to another cluster');
+    assert(header.op === this.opMaxValue + 1, `append op ${header.op}, expected ${this.opMax + 1}`);
+    assert(checksumEqual(header.parent, this.headChecksumValue), 'parent must be the head');
+    assert(prepare.headerBytes.length === headerSizeBytes, 'header bytes size');
+    assert(checksumEqual(prepare.headerBytes.subarray(0, sha256SizeBytes), header.checksum));
+    assert(prepare.body.length === header.bodySizeBytes, 'body size matches the header');
+    assert(header.bodySizeBytes <= constants.prepareBodySizeBytesMax, 'body size bound');
+  }
+
+  /** Decides the segment and position of the next record, rolling to a new segment if full. */
+  private place(op: number, sizeBytes: number): { segment: number; position: number } {
+    const full = this.placement.sizeBytes + sizeBytes > this.segmentSizeBytesMax;
+    if (this.placement.recordCount > 0 && full) {
+      assert(this.placement.segment < segmentIndexMax, 'segment index space exhausted');
+      const segment = this.placement.segment + 1;
+      this.placement = { segment, sizeBytes: segmentHeaderSizeBytes, recordCount: 0 };
+      this.index.addSegment(op);
+    }
+    const position = this.placement.sizeBytes;
+    this.placement.sizeBytes += sizeBytes;
+    this.placement.recordCount += 1;
+    this.index.push(position, sizeBytes);
+    return { segment: this.placement.segment, position };
+  }
+
+  private async flushLoop(): Promise<void> {
+    // Yield once so that appends made in the same tick join the first batch.
+    await Promise.resolve();
+    while (this.queue.length > 0 && this.failure === null) {
+      const batch = this.takeBatch();
+      try {
+        await this.writeBatch(batch);
+      } catch (error) {
+        if (error instanceof AssertionError) throw error; // A programmer error kills the process.
+        this.fail(error, batch);
+        break;
+      }
+      this.complete(batch);
+    }
+    this.flushing = null;
+  }
+
+  private takeBatch(): PendingAppend[] {
+    let count = 0;
+    let sizeBytes = 0;
+    for (const item of this.queue) {
+      const itemSizeBytes = headerSizeBytes + item.prepare.body.length;
+      if (count === journalWriteBatchCountMax) break;
+      if (count > 0 && sizeBytes + itemSizeBytes > journalWriteBatchSizeBytesMax) break;
+      count += 1;
+      sizeBytes += itemSizeBytes;
+    }
+    assert(count > 0, 'a batch takes at least one append');
+    return this.queue.splice(0, count);
+  }
+
+  /** Writes the batch (one writev per segment it touches), then one datasync. */
+  private async writeBatch(batch: readonly PendingAppend[]): Promise<void> {
+    let start = 0;
+    while (start < batch.length) {
+      const first = batch[start];
+      assert(first !== undefined);
+      let end = start + 1;
+      while (end < batch.length && batch[end]?.segment === first.segment) end += 1;
+      if (first.segment !== this.tail.segment) {
+        await this.rollTo(first.segment, first.prepare.header.op);
+      }
+      assert(first.position === this.tail.sizeBytes, 'records are written back to back');
+      const buffers = batch
+        .slice(start, end)
+        .flatMap((item) => [item.prepare.headerBytes, item.prepare.body]);
+      const written = await writeAll(this.tail.handle, buffers, first.position);
+      this.counters.writes += 1;
+      this.counters.bytesWritten += written;
+      this.tail.sizeBytes += written;
+      this.tail.dirty = true;
+      start = end;
+    }
+    await this.tail.handle.datasync();
+    this.counters.syncs += 1;
+    this.tail.dirty = false;
+  }
+
+  /** Closes the tail segment (durable first) and creates the next one. */
+  private async rollTo(segment: number, opFirst: number): Promise<void> {
+    assert(segment === this.tail.segment + 1, 'segments are created in order');
+    if (this.tail.dirty) {
+      await this.tail.handle.datasync();
+      this.counters.syncs += 1;
+      this.tail.dirty = false;
+    }
+    await this.tail.handle.close();
+    this.closedSegmentsSizeBytes += this.tail.sizeBytes;
+    const header = { cluster: this.cluster, segmentIndex: segment, opFirst };
+    const handle = await createSegmentFile(this.io, this.journalDir, header);
+    this.counters.writes += 1;
+    this.counters.syncs += 2;
+    this.counters.bytesWritten += segmentHeaderSizeBytes;
+    this.tail = { segment, handle, sizeBytes: segmentHeaderSizeBytes, dirty: false };
+  }
+
+  private complete(batch: readonly PendingAppend[]): void {
+    const last = batch[batch.length - 1];
+    assert(last !== undefined, 'a batch is not empty');
+    assert(last.prepare.header.op > this.durableOpMaxValue, 'durability moves forward');
+    // durableOpMax moves before the unsynced copies go, so a reader always finds each op.
+    this.durableOpMaxValue = last.prepare.header.op;
+    for (const item of batch) {
+      this.unsynced.delete(item.prepare.header.op);
+      item.resolve();
+    }
+  }
+
+  private fail(error: unknown, batch: readonly PendingAppend[]): void {
+    const what =
+      `journal write or sync failed in ${this.journalDir}; ops after ${this.durableOpMaxValue} ` +
+      'are not durable and the journal refuses further appends. Restart the replica: it ' +
+      'recovers from what is on disk';
+    this.failure = ioError(what, error);
+    const pending = [...batch, ...this.queue];
+    this.queue = [];
+    for (const item of pending) item.reject(this.failure);
+  }
+
+  private refusal(): KmbError {
+    assert(this.failure !== null);
+    return kmbError('storage_io', `journal refuses: ${this.failure.message}`, this.failure);
+  }
+
+  /** Reads the record of `op`, verifying its checksums and op (the not yet durable from memory). */
+  async read(op: number): Promise<Prepare> {
+    assert(Number.isInteger(op) && op >= 1 && op <= this.opMaxValue, `read of op ${op}`);
+    if (op > this.durableOpMaxValue) return this.unsyncedPrepare(op);
+    const location = this.index.locate(op);
+    const path = segmentPath(this.journalDir, location.segment);
+    return withIoErrors(`reading op ${op} from ${path}`, async () => {
+      const handle = await this.io.open(path, 'read');
+      try {
+        const bytes = new Uint8Array(location.sizeBytes);
+        const read = await readAll(handle, bytes, location.position);
+        return this.decodeRecord(bytes.subarray(0, read), op, path, location.position);
+      } finally {
+        await handle.close();
+      }
+    });
+  }
+
+  private unsyncedPrepare(op: number): Prepare {
+    if (this.failure !== null) throw this.refusal();
+    const prepare = this.unsynced.get(op);
+    assert(prepare !== undefined, `op ${op} is neither durable nor pending`);
+    return prepare;
+  }
+
+  /** Verifies one record read back from disk; bytes from disk never trip an assertion. */
+  private decodeRecord(bytes: Uint8Array, op: number, path: string, position: number): Prepare {
+    const corrupt = (problem: string): KmbError =>
+      corruptionError(this.dataDir, { file: path, position, op, problem });
+    const decoded = decodeHeader(bytes);
+    if (!decoded.ok) throw corrupt(`record header is invalid (${decoded.problem})`);
+    const header = decoded.header;
+    if (header.op !== op) throw corrupt(`record holds op ${header.op}`);
+    if (header.cluster !== this.cluster) throw corrupt(`record is of cluster ${header.cluster}`);
+    if (headerSizeBytes + header.bodySizeBytes !== bytes.length) {
+      throw corrupt(
+        `record is ${bytes.length} bytes on disk, its header says ` +
+          `${headerSizeBytes + header.bodySizeBytes}`,
+      );
+    }
+    const body = bytes.subarray(headerSizeBytes);
+    if (!bodyMatches(header, body)) throw corrupt('record body does not match its body checksum');
+    return { header, headerBytes: bytes.subarray(0, headerSizeBytes), body };
+  }
+
+  /**
+   * The prepares fromOp..toOp in order, read sequentially in large chunks and verified (header
+   * checksum, body checksum, op). Each yielded prepare owns its bytes (copied out of the chunk),
+   * so keeping one does not keep a chunk alive.
+   */
+  async *entries(fromOp = 1, toOp: number = this.opMaxValue): AsyncGenerator<Prepare> {
+    assert(Number.isInteger(fromOp) && fromOp >= 1, 'entries start at op 1 or later');
+    assert(Number.isInteger(toOp) && toOp <= this.opMaxValue, 'entries end at opMax or before');
+    const readers = new SegmentReaders(this.io, this.journalDir);
+    try {
+      let op = fromOp;
+      while (op <= toOp) {
+        if (op > this.durableOpMaxValue) {
+          yield this.unsyncedPrepare(op);
+          op += 1;
+          continue;
+        }
+        const prepares = await this.readRun(readers, op, Math.min(toOp, this.durableOpMaxValue));
+        for (const prepare of prepares) yield prepare;
+        op += prepares.length;
+      }
+    } finally {
+      await readers.close();
+    }
+  }
+
+  /** Reads ops from `op` up to `lastOp` that lie in one segment and fit in one chunk. */
+  private async readRun(readers: SegmentReaders, op: number, lastOp: number): Promise<Prepare[]> {
+    const segment = this.index.segment(op);
+    const runLastOp = Math.min(lastOp, this.index.segmentOpLast(segment));
+    const start = this.index.position(op);
+    let endOp = op;
+    let end = start + this.index.sizeBytes(op);
+    while (endOp < runLastOp) {
+      const nextEnd = this.index.position(endOp + 1) + this.index.sizeBytes(endOp + 1);
+      if (nextEnd - start > journalReadChunkSizeBytes) break;
+      endOp += 1;
+      end = nextEnd;
+    }
+    const path = segmentPath(this.journalDir, segment);
+    const chunk = Buffer.allocUnsafe(end - start);
+    const read = await withIoErrors(`reading ${path}`, async () =>
+      readAll(await readers.handle(segment), chunk, start),
+    );
+    const prepares: Prepare[] = [];
+    for (let at = op; at <= endOp; at++) {
+      const from = this.index.position(at) - start;
+      const to = Math.min(from + this.index.sizeBytes(at), read);
+      const bytes = new Uint8Array(chunk.subarray(from, Math.max(from, to)));
+      prepares.push(this.decodeRecord(bytes, at, path, this.index.position(at)));
+    }
+    return prepares;
+  }
+
+  /** Waits for pending appends to finish (durable or failed), then closes the files. */
+  close(): Promise<void> {
+    this.closed ??= this.closeNow();
+    return this.closed;
+  }
+
+  private async closeNow(): Promise<void> {
+    this.closing = true;
+    while (this.flushing !== null) await this.flushing;
+    try {
+      await this.tail.handle.close();
+    } catch (error) {
+      // After a failure the handle may be gone already; that error was reported.
+      if (this.failure === null) throw ioError(`closing ${this.journalDir}`, error);
+    }
+  }
+}
+
+/** One open read handle at a time, for sequential reads across segments. */
+class SegmentReaders {
+  private current: { segment: number; handle: FileHandleLike } | null = null;
+
+  constructor(
+    private readonly io: FileIO,
+    private readonly journalDir: string,
+  ) {}
+
+  async handle(segment: number): Promise<FileHandleLike> {
+    if (this.current !== null && this.current.segment === segment) return this.current.handle;
+    await this.close();
+    const handle = await this.io.open(segmentPath(this.journalDir, segment), 'read');
+    this.current = { segment, handle };
+    return handle;
+  }
+
+  async close(): Promise<void> {
+    const current = this.current;
+    this.current = null;
+    if (current !== null) await current.handle.close();
+  }
+}

@@ -1,0 +1,169 @@
+// Recovering the journal at open: scan every segment in order (journal_scan.ts decides what is
+// valid, torn or corrupt), build the op index, cut a torn tail off the last segment, and leave
+// the last segment open for appending.
+//
+// Invariants: the only changes ever made here are (1) creating the journal directory and the
+// first segment when there is none, (2) truncating a provable torn tail of the last segment to
+// the end of its last valid record (then datasync), (3) removing a last segment whose own header
+// is torn (then fsync the directory). Any corruption throws KMB_ERR_STORAGE_CORRUPT before
+// anything is changed: scanning finishes before the truncation.
+
+import { assert } from '../core/assert.js';
+import type { KmbError } from '../core/errors.js';
+import { rootPrepare } from '../core/header.js';
+import type { FileHandleLike, FileIO } from './file_io.js';
+import { newChain, scanSegment } from './journal_scan.js';
+import type { ChainState, ScanProblem, TornReason, TornTail } from './journal_scan.js';
+import { OpIndex } from './op_index.js';
+import { corruptionError } from './storage_errors.js';
+import { segmentHeaderSizeBytes } from './segment_header.js';
+import { segmentFileName } from './segment_header.js';
+import { createSegmentFile, listSegmentIndexes, segmentPath } from './segment_file.js';
+
+export interface TruncatedTail {
+  /** The segment file name (e.g. 00000003.kjl). */
+  readonly segment: string;
+  readonly position: number;
+  readonly bytesTruncated: number;
+  readonly reason: TornReason;
+  /** The op of the torn record, when its header could be read. */
+  readonly op: number | null;
+}
+
+export interface RecoveredJournal {
+  readonly index: OpIndex;
+  readonly headChecksum: Uint8Array;
+  /** Size of every segment file after recovery, by segment index. */
+  readonly segmentSizesBytes: number[];
+  readonly truncated: TruncatedTail | null;
+  /** The last segment, open for reading and writing. */
+  readonly tailHandle: FileHandleLike;
+  /** Bytes written while recovering (a first segment's header), and syncs issued. */
+  readonly bytesWritten: number;
+  readonly syncCount: number;
+}
+
+interface RecoverContext {
+  readonly io: FileIO;
+  readonly dataDir: string;
+  readonly journalDir: string;
+  readonly cluster: number;
+}
+
+export async function recoverJournal(context: RecoverContext): Promise<RecoveredJournal> {
+  const { io, journalDir } = context;
+  let syncCount = 0;
+  if ((await io.stat(journalDir)) === null) {
+    await io.mkdir(journalDir, { recursive: true });
+    await io.fsyncDir(context.dataDir);
+    syncCount += 1;
+  }
+  const indexes = await listSegmentIndexes(io, journalDir);
+  indexes.forEach((segment, position) => {
+    if (segment !== position) throw missingSegment(context, position);
+  });
+  const index = new OpIndex();
+  const chain: ChainState = newChain(context.cluster);
+  const segmentSizesBytes: number[] = [];
+  let truncated: TruncatedTail | null = null;
+  for (const segment of indexes) {
+    const isLast = segment === indexes.length - 1;
+    const scanned = await scanOne(context, { segment, isLast, index, chain });
+    if (scanned.torn === null) {
+      segmentSizesBytes.push(scanned.sizeBytes);
+      continue;
+    }
+    syncCount += 1;
+    truncated = await cutTornTail(context, segment, scanned.torn);
+    if (scanned.torn.removeSegment) index.dropEmptyLastSegment();
+    else segmentSizesBytes.push(scanned.torn.position);
+  }
+  const tail = await openTail(context, index, segmentSizesBytes);
+  const headChecksum = chain.parent ?? rootPrepare(context.cluster).header.checksum;
+  assert(chain.opNext === index.opMax + 1, 'the chain ends at the last indexed op');
+  return {
+    index,
+    headChecksum,
+    segmentSizesBytes,
+    truncated,
+    tailHandle: tail.handle,
+    bytesWritten: tail.bytesWritten,
+    syncCount: syncCount + tail.syncCount,
+  };
+}
+
+function missingSegment(context: RecoverContext, segment: number): KmbError {
+  const file = segmentPath(context.journalDir, segment);
+  const problem = 'segment file is missing, but later segments exist';
+  return corruptionError(context.dataDir, { file, position: 0, op: null, problem });
+}
+
+async function scanOne(
+  context: RecoverContext,
+  target: { segment: number; isLast: boolean; index: OpIndex; chain: ChainState },
+): Promise<{ sizeBytes: number; torn: TornTail | null }> {
+  const { segment, isLast, index } = target;
+  const path = segmentPath(context.journalDir, segment);
+  const handle = await context.io.open(path, 'read');
+  try {
+    const fileSizeBytes = await handle.size();
+    const problems: ScanProblem[] = [];
+    index.addSegment(index.opMax + 1);
+    const scan = await scanSegment({
+      handle,
+      fileSizeBytes,
+      segmentIndex: segment,
+      isLast,
+      chain: target.chain,
+      continueAfterProblem: false,
+      onRecord: (record) => index.push(record.position, record.sizeBytes),
+      onProblem: (problem) => problems.push(problem),
+    });
+    const problem = problems[0];
+    if (problem !== undefined) throw corruptionError(context.dataDir, { file: path, ...problem });
+    if (scan.torn === null) assert(scan.endPosition === fileSizeBytes, 'scan reached the end');
+    return { sizeBytes: fileSizeBytes, torn: scan.torn };
+  } finally {
+    await handle.close();
+  }
+}
+
+async function cutTornTail(
+  context: RecoverContext,
+  segment: number,
+  torn: TornTail,
+): Promise<TruncatedTail> {
+  const path = segmentPath(context.journalDir, segment);
+  if (torn.removeSegment) {
+    await context.io.unlink(path);
+    await context.io.fsyncDir(context.journalDir);
+  } else {
+    assert(torn.position >= segmentHeaderSizeBytes, 'a torn record follows the segment header');
+    const handle = await context.io.open(path, 'readwrite');
+    try {
+      await handle.truncate(torn.position);
+      await handle.datasync();
+    } finally {
+      await handle.close();
+    }
+  }
+  const { position, bytesTruncated, reason, op } = torn;
+  return { segment: segmentFileName(segment), position, bytesTruncated, reason, op };
+}
+
+async function openTail(
+  context: RecoverContext,
+  index: OpIndex,
+  segmentSizesBytes: number[],
+): Promise<{ handle: FileHandleLike; bytesWritten: number; syncCount: number }> {
+  if (index.segmentCount === 0) {
+    const header = { cluster: context.cluster, segmentIndex: 0, opFirst: 1 };
+    const handle = await createSegmentFile(context.io, context.journalDir, header);
+    index.addSegment(1);
+    segmentSizesBytes.push(segmentHeaderSizeBytes);
+    return { handle, bytesWritten: segmentHeaderSizeBytes, syncCount: 2 };
+  }
+  const path = segmentPath(context.journalDir, index.segmentCount - 1);
+  const handle = await context.io.open(path, 'readwrite');
+  return { handle, bytesWritten: 0, syncCount: 0 };
+}
