@@ -66,8 +66,17 @@ function percentile(sorted: Float64Array, p: number): number {
 async function startServer(dataDir: string): Promise<{ child: ChildProcess; address: string }> {
   const child = spawn(
     process.execPath,
-    ['bin/kimberlite-server.js', '--address', '127.0.0.1:0', '--metrics-address', '127.0.0.1:0',
-      '--data-dir', dataDir, '--cluster-name', 'bench'],
+    [
+      'bin/kimberlite-server.js',
+      '--address',
+      '127.0.0.1:0',
+      '--metrics-address',
+      '127.0.0.1:0',
+      '--data-dir',
+      dataDir,
+      '--cluster-name',
+      'bench',
+    ],
     { stdio: ['ignore', 'pipe', 'inherit'] },
   );
   const lines = createInterface({ input: child.stdout! });
@@ -90,7 +99,11 @@ async function startServer(dataDir: string): Promise<{ child: ChildProcess; addr
   return { child, address };
 }
 
-async function runScenario(address: string, scenario: Scenario, tenantStream: [number, number]): Promise<Result> {
+async function runScenario(
+  address: string,
+  scenario: Scenario,
+  tenantStream: [number, number],
+): Promise<Result> {
   const clients = await Promise.all(
     Array.from({ length: connectionCount }, () => RawClient.connect(address)),
   );
@@ -111,8 +124,12 @@ async function runScenario(address: string, scenario: Scenario, tenantStream: [n
       while (performance.now() < deadline) {
         const sent = performance.now();
         const answer = await session.client.request(session.id, session.requestNumber++, {
-          kind: 'append', tenantId: asTenantId(tenantStream[0]), streamId: asStreamId(tenantStream[1]),
-          expectedOffset: null, events, audit,
+          kind: 'append',
+          tenantId: asTenantId(tenantStream[0]),
+          streamId: asStreamId(tenantStream[1]),
+          expectedOffset: null,
+          events,
+          audit,
         });
         if (answer.kind !== 'reply') throw new Error(`append failed: ${JSON.stringify(answer)}`);
         latencies.push(performance.now() - sent);
@@ -124,14 +141,23 @@ async function runScenario(address: string, scenario: Scenario, tenantStream: [n
   for (const client of clients) client.close();
   const sorted = Float64Array.from(latencies).sort();
   return {
-    scenario: scenario.name, sessions: scenario.sessions, eventsPerAppend: scenario.eventsPerAppend,
-    events: appended, seconds, eventsPerSecond: appended / seconds,
-    p50Ms: percentile(sorted, 0.5), p99Ms: percentile(sorted, 0.99), p999Ms: percentile(sorted, 0.999),
+    scenario: scenario.name,
+    sessions: scenario.sessions,
+    eventsPerAppend: scenario.eventsPerAppend,
+    events: appended,
+    seconds,
+    eventsPerSecond: appended / seconds,
+    p50Ms: percentile(sorted, 0.5),
+    p99Ms: percentile(sorted, 0.99),
+    p999Ms: percentile(sorted, 0.999),
   };
 }
 
 /** The peer: append `batch` records of the same size to a file, fdatasync, repeat. */
-async function diskPeer(dir: string, recordsPerSync: number): Promise<{ recordsPerSecond: number; syncMsP50: number }> {
+async function diskPeer(
+  dir: string,
+  recordsPerSync: number,
+): Promise<{ recordsPerSecond: number; syncMsP50: number }> {
   const handle = await open(join(dir, 'peer.log'), 'a');
   const record = Buffer.alloc(eventSizeBytes + 64, 0x61);
   const batch = Buffer.concat(Array.from({ length: recordsPerSync }, () => record));
@@ -148,7 +174,10 @@ async function diskPeer(dir: string, recordsPerSync: number): Promise<{ recordsP
   const seconds = (performance.now() - started) / 1000;
   await handle.close();
   syncs.sort((a, b) => a - b);
-  return { recordsPerSecond: records / seconds, syncMsP50: syncs[Math.floor(syncs.length / 2)] ?? 0 };
+  return {
+    recordsPerSecond: records / seconds,
+    syncMsP50: syncs[Math.floor(syncs.length / 2)] ?? 0,
+  };
 }
 
 async function main(): Promise<void> {
@@ -161,7 +190,11 @@ async function main(): Promise<void> {
     await setup.request(admin, 0, null);
     await setup.request(admin, 1, { kind: 'create_tenant', name: 'bench', audit });
     await setup.request(admin, 2, {
-      kind: 'create_stream', tenantId: asTenantId(1), name: 'events', dataClass: 'Public', audit,
+      kind: 'create_stream',
+      tenantId: asTenantId(1),
+      name: 'events',
+      dataClass: 'Public',
+      audit,
     });
     setup.close();
     for (const scenario of scenarios) results.push(await runScenario(address, scenario, [1, 1]));
@@ -175,14 +208,27 @@ async function main(): Promise<void> {
   const best = results.reduce((a, b) => (b.eventsPerSecond > a.eventsPerSecond ? b : a));
   print(results, peer1, peer100, best);
   if (args.has('--json')) {
-    const digest = createHash('sha256').update(JSON.stringify(results.map((r) => r.events))).digest('hex');
-    console.log(JSON.stringify({
-      single_node: { events_per_s: Math.round(best.eventsPerSecond), p50_ms: best.p50Ms, p99_ms: best.p99Ms, p999_ms: best.p999Ms },
-      scenarios: results,
-      disk_peer: { records_per_s_sync_each: Math.round(peer1.recordsPerSecond), records_per_s_sync_per_100: Math.round(peer100.recordsPerSecond), fdatasync_ms_p50: peer1.syncMsP50 },
-      ratio_to_disk_peer: best.eventsPerSecond / peer100.recordsPerSecond,
-      result_hash: digest.slice(0, 16),
-    }));
+    const digest = createHash('sha256')
+      .update(JSON.stringify(results.map((r) => r.events)))
+      .digest('hex');
+    console.log(
+      JSON.stringify({
+        single_node: {
+          events_per_s: Math.round(best.eventsPerSecond),
+          p50_ms: best.p50Ms,
+          p99_ms: best.p99Ms,
+          p999_ms: best.p999Ms,
+        },
+        scenarios: results,
+        disk_peer: {
+          records_per_s_sync_each: Math.round(peer1.recordsPerSecond),
+          records_per_s_sync_per_100: Math.round(peer100.recordsPerSecond),
+          fdatasync_ms_p50: peer1.syncMsP50,
+        },
+        ratio_to_disk_peer: best.eventsPerSecond / peer100.recordsPerSecond,
+        result_hash: digest.slice(0, 16),
+      }),
+    );
   }
 }
 
@@ -192,8 +238,12 @@ function print(
   peer100: { recordsPerSecond: number },
   best: Result,
 ): void {
-  console.log(`kimberlite-ts benchmark: ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}`);
-  console.log(`single node, fsync on, ${eventSizeBytes}-byte events, ${connectionCount} connections, ${durationMs} ms per scenario`);
+  console.log(
+    `kimberlite-ts benchmark: ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}`,
+  );
+  console.log(
+    `single node, fsync on, ${eventSizeBytes}-byte events, ${connectionCount} connections, ${durationMs} ms per scenario`,
+  );
   console.log('scenario                              events/s      p50 ms   p99 ms   p999 ms');
   for (const r of results) {
     console.log(
@@ -201,8 +251,12 @@ function print(
         `${r.p50Ms.toFixed(2).padStart(9)} ${r.p99Ms.toFixed(2).padStart(8)} ${r.p999Ms.toFixed(2).padStart(9)}`,
     );
   }
-  console.log(`peer (same disk): write+fdatasync per record ${Math.round(peer1.recordsPerSecond)} records/s (fdatasync p50 ${peer1.syncMsP50.toFixed(2)} ms); per 100 records ${Math.round(peer100.recordsPerSecond)} records/s`);
-  console.log(`best kimberlite / disk peer (100 per sync): ${(best.eventsPerSecond / peer100.recordsPerSecond).toFixed(3)}`);
+  console.log(
+    `peer (same disk): write+fdatasync per record ${Math.round(peer1.recordsPerSecond)} records/s (fdatasync p50 ${peer1.syncMsP50.toFixed(2)} ms); per 100 records ${Math.round(peer100.recordsPerSecond)} records/s`,
+  );
+  console.log(
+    `best kimberlite / disk peer (100 per sync): ${(best.eventsPerSecond / peer100.recordsPerSecond).toFixed(3)}`,
+  );
 }
 
 await main();
