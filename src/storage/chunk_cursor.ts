@@ -29,15 +29,30 @@ export class ChunkCursor {
 
   /** Bytes [position, position + length), clipped at end of file. */
   async bytes(position: number, length: number): Promise<Uint8Array> {
-    assert(position >= 0 && length >= 0, 'cursor range must not be negative');
+    const view = this.peek(position, length);
+    if (view !== null) return view;
+    await this.load(position, length);
+    const start = position - this.chunkPosition;
+    const end = Math.min(position + length, this.sizeBytes) - this.chunkPosition;
+    return this.chunk.subarray(start, Math.max(start, Math.min(end, this.chunk.length)));
+  }
+
+  /**
+   * Bytes [position, position + length) clipped at end of file, if the current chunk holds them;
+   * otherwise null (then `load`). Synchronous: the per-record fast path of a scan.
+   */
+  peek(position: number, length: number): Uint8Array | null {
     const end = Math.min(position + length, this.sizeBytes);
     if (end <= position) return new Uint8Array(0);
-    const chunkEnd = this.chunkPosition + this.chunk.length;
-    if (position < this.chunkPosition || end > chunkEnd) {
-      await this.fill(position, Math.max(this.chunkSizeBytes, end - position));
-    }
-    const start = position - this.chunkPosition;
-    return this.chunk.subarray(start, Math.min(end - this.chunkPosition, this.chunk.length));
+    if (position < this.chunkPosition || end > this.chunkPosition + this.chunk.length) return null;
+    return this.chunk.subarray(position - this.chunkPosition, end - this.chunkPosition);
+  }
+
+  /** Reads a new chunk starting at `position`, of the chunk size or `length` if larger. */
+  async load(position: number, length: number): Promise<void> {
+    assert(position >= 0 && length >= 0, 'cursor range must not be negative');
+    if (position >= this.sizeBytes) return;
+    await this.fill(position, Math.max(this.chunkSizeBytes, length));
   }
 
   private async fill(position: number, length: number): Promise<void> {

@@ -93,6 +93,16 @@ interface PendingAppend {
   readonly reject: (error: KmbError) => void;
 }
 
+/** One chunk read by entries(): the records of ops up to opLast, from file position start. */
+interface ReadRun {
+  readonly path: string;
+  readonly chunk: Uint8Array;
+  readonly start: number;
+  /** Bytes actually read (fewer than the chunk only if the file is shorter than the index). */
+  readonly readBytes: number;
+  readonly opLast: number;
+}
+
 interface Tail {
   readonly segment: number;
   readonly handle: FileHandleLike;
@@ -400,28 +410,34 @@ export class Journal {
 
   /** Verifies one record read back from disk; bytes from disk never trip an assertion. */
   private decodeRecord(bytes: Uint8Array, op: number, path: string, position: number): Prepare {
-    const corrupt = (problem: string): KmbError =>
-      corruptionError(this.dataDir, { file: path, position, op, problem });
     const decoded = decodeHeader(bytes);
-    if (!decoded.ok) throw corrupt(`record header is invalid (${decoded.problem})`);
-    const header = decoded.header;
-    if (header.op !== op) throw corrupt(`record holds op ${header.op}`);
-    if (header.cluster !== this.cluster) throw corrupt(`record is of cluster ${header.cluster}`);
-    if (headerSizeBytes + header.bodySizeBytes !== bytes.length) {
-      throw corrupt(
-        `record is ${bytes.length} bytes on disk, its header says ` +
-          `${headerSizeBytes + header.bodySizeBytes}`,
-      );
+    if (!decoded.ok) {
+      throw this.corrupt(path, position, op, `record header is invalid (${decoded.problem})`);
     }
+    const header = decoded.header;
+    let problem: string | null = null;
+    if (header.op !== op) problem = `record holds op ${header.op}`;
+    else if (header.cluster !== this.cluster) problem = `record is of cluster ${header.cluster}`;
+    else if (headerSizeBytes + header.bodySizeBytes !== bytes.length) {
+      problem = `record is ${bytes.length} bytes on disk, its header says ${header.bodySizeBytes}`;
+    }
+    if (problem !== null) throw this.corrupt(path, position, op, problem);
     const body = bytes.subarray(headerSizeBytes);
-    if (!bodyMatches(header, body)) throw corrupt('record body does not match its body checksum');
+    if (!bodyMatches(header, body)) {
+      throw this.corrupt(path, position, op, 'record body does not match its body checksum');
+    }
     return { header, headerBytes: bytes.subarray(0, headerSizeBytes), body };
+  }
+
+  private corrupt(file: string, position: number, op: number, problem: string): KmbError {
+    return corruptionError(this.dataDir, { file, position, op, problem });
   }
 
   /**
    * The prepares fromOp..toOp in order, read sequentially in large chunks and verified (header
-   * checksum, body checksum, op). Each yielded prepare owns its bytes (copied out of the chunk),
-   * so keeping one does not keep a chunk alive.
+   * checksum, body checksum, op). For speed, a yielded prepare's bytes are views into its read
+   * chunk (up to journalReadChunkSizeBytes, never reused or written): copy a prepare that is kept
+   * for long, or it keeps its whole chunk in memory.
    */
   async *entries(fromOp = 1, toOp: number = this.opMaxValue): AsyncGenerator<Prepare> {
     assert(Number.isInteger(fromOp) && fromOp >= 1, 'entries start at op 1 or later');
@@ -435,41 +451,39 @@ export class Journal {
           op += 1;
           continue;
         }
-        const prepares = await this.readRun(readers, op, Math.min(toOp, this.durableOpMaxValue));
-        for (const prepare of prepares) yield prepare;
-        op += prepares.length;
+        const run = await this.readRun(readers, op, Math.min(toOp, this.durableOpMaxValue));
+        // Decode one record at a time, as it is yielded, so that a consumer that drops each
+        // prepare leaves only short-lived garbage.
+        for (; op <= run.opLast; op++) yield this.decodeFromRun(run, op);
       }
     } finally {
       await readers.close();
     }
   }
 
-  /** Reads ops from `op` up to `lastOp` that lie in one segment and fit in one chunk. */
-  private async readRun(readers: SegmentReaders, op: number, lastOp: number): Promise<Prepare[]> {
-    const segment = this.index.segment(op);
-    const runLastOp = Math.min(lastOp, this.index.segmentOpLast(segment));
-    const start = this.index.position(op);
-    let endOp = op;
-    let end = start + this.index.sizeBytes(op);
-    while (endOp < runLastOp) {
-      const nextEnd = this.index.position(endOp + 1) + this.index.sizeBytes(endOp + 1);
-      if (nextEnd - start > journalReadChunkSizeBytes) break;
-      endOp += 1;
-      end = nextEnd;
-    }
+  /** Reads the records from `op` up to `lastOp` that lie in one segment and fit in one chunk. */
+  private async readRun(readers: SegmentReaders, op: number, lastOp: number): Promise<ReadRun> {
+    const index = this.index;
+    const segment = index.segment(op);
+    const opLast = index.runOpLast(
+      op,
+      Math.min(lastOp, index.segmentOpLast(segment)),
+      journalReadChunkSizeBytes,
+    );
+    const start = index.position(op);
     const path = segmentPath(this.journalDir, segment);
-    const chunk = Buffer.allocUnsafe(end - start);
-    const read = await withIoErrors(`reading ${path}`, async () =>
+    const chunk = new Uint8Array(index.position(opLast) + index.sizeBytes(opLast) - start);
+    const readBytes = await withIoErrors(`reading ${path}`, async () =>
       readAll(await readers.handle(segment), chunk, start),
     );
-    const prepares: Prepare[] = [];
-    for (let at = op; at <= endOp; at++) {
-      const from = this.index.position(at) - start;
-      const to = Math.min(from + this.index.sizeBytes(at), read);
-      const bytes = new Uint8Array(chunk.subarray(from, Math.max(from, to)));
-      prepares.push(this.decodeRecord(bytes, at, path, this.index.position(at)));
-    }
-    return prepares;
+    return { path, chunk, start, readBytes, opLast };
+  }
+
+  private decodeFromRun(run: ReadRun, op: number): Prepare {
+    const position = this.index.position(op);
+    const from = position - run.start;
+    const to = Math.min(from + this.index.sizeBytes(op), run.readBytes);
+    return this.decodeRecord(run.chunk.subarray(from, Math.max(from, to)), op, run.path, position);
   }
 
   /** Waits for pending appends to finish (durable or failed), then closes the files. */

@@ -230,7 +230,13 @@ async function scanRecords(
   const chain = options.chain;
   let position = segmentHeaderSizeBytes;
   while (position < cursor.sizeBytes) {
-    const inspection = await inspectRecord(cursor, position, chain);
+    let inspection = inspectRecord(cursor, position, chain);
+    if (inspection === null) {
+      // Only at a chunk boundary: the chunk holds the largest record, so one load suffices.
+      await cursor.load(position, scanChunkSizeBytes);
+      inspection = inspectRecord(cursor, position, chain);
+      assert(inspection !== null, 'a loaded chunk holds a whole record');
+    }
     if (inspection.kind === 'record') {
       acceptRecord(inspection.record, options, scan);
       position = inspection.end;
@@ -335,17 +341,22 @@ const headerProblemText: Record<HeaderProblem, string> = {
   fields: 'malformed fields',
 };
 
-async function inspectRecord(
+/**
+ * Judges the record at `position` from the cursor's current chunk, synchronously (this is the
+ * per-record hot path of every scan); null when the chunk does not hold the bytes needed yet.
+ */
+function inspectRecord(
   cursor: ChunkCursor,
   position: number,
   chain: ChainState,
-): Promise<Inspection> {
+): Inspection | null {
   const availableBytes = cursor.sizeBytes - position;
   if (availableBytes < headerSizeBytes) {
     const problem = `${availableBytes} stray bytes at the end of the segment, too few for a record`;
     return unreadable(problem, chain, 'header_incomplete');
   }
-  const headerBytes = await cursor.bytes(position, headerSizeBytes);
+  const headerBytes = cursor.peek(position, headerSizeBytes);
+  if (headerBytes === null) return null;
   const decoded = decodeHeader(headerBytes);
   if (!decoded.ok) {
     if (isAllZero(headerBytes)) {
@@ -366,7 +377,8 @@ async function inspectRecord(
       `bytes, ${availableBytes} remain)`;
     return bad(problem, header, null, 'body_incomplete');
   }
-  const recordBytes = await cursor.bytes(position, sizeBytes);
+  const recordBytes = cursor.peek(position, sizeBytes);
+  if (recordBytes === null) return null;
   const body = recordBytes.subarray(headerSizeBytes);
   if (!bodyMatches(header, body)) {
     return bad('record body does not match its body checksum', header, end, 'body_torn');

@@ -99,6 +99,24 @@ export class OpIndex {
     return next === undefined ? this.opCount : next - 1;
   }
 
+  /**
+   * The last op of the run from `op` to at most `lastOp` whose records, laid out back to back in
+   * one segment, span at most `spanBytesMax` bytes (at least `op` itself).
+   */
+  runOpLast(op: number, lastOp: number, spanBytesMax: number): number {
+    this.checkOp(op);
+    this.checkOp(lastOp);
+    assert(this.segment(op) === this.segment(lastOp), 'a run lies in one segment');
+    const start = this.positions[op - 1] ?? 0;
+    let end = op;
+    while (end < lastOp) {
+      const nextEnd = (this.positions[end] ?? 0) + (this.sizes[end] ?? 0);
+      if (nextEnd - start > spanBytesMax) break;
+      end += 1;
+    }
+    return end;
+  }
+
   locate(op: number): OpLocation {
     return {
       segment: this.segment(op),

@@ -198,7 +198,7 @@ test('stall holds bytes in both directions until heal, then delivers them in ord
   });
 });
 
-test('a stall rule holds the matching frame and what follows; each frame is judged once', async () => {
+test('a stall rule holds the match and what follows; each frame is judged once', async () => {
   // Proves the rule form of stall: frames before the match arrive, the rest after heal(), and
   // observers do not see the held frames twice.
   await withProxy(async (proxy) => {

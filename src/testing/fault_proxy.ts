@@ -103,8 +103,11 @@ interface PipeHost {
 /** One direction of one proxied connection. */
 class Pipe {
   private decoder: FrameDecoder | null;
-  /** Raw bytes given to the decoder and not yet forwarded, dropped or held. */
-  private pending: Buffer = Buffer.alloc(0);
+  /**
+   * Raw bytes given to the decoder and not yet forwarded, dropped or held, as the chunks they
+   * arrived in; joined only when a frame completes, so a large frame costs one copy.
+   */
+  private pendingChunks: Buffer[] = [];
   private held: Buffer[] = [];
   private heldBytes = 0;
   private stalledByRule = false;
@@ -141,7 +144,7 @@ class Pipe {
       this.write(chunk);
       return;
     }
-    this.pending = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
+    this.pendingChunks.push(chunk);
     const { frames, error } = this.decoder.push(chunk);
     for (let i = 0; i < frames.length; i++) {
       const frame = frames[i];
@@ -151,8 +154,7 @@ class Pipe {
     if (error !== null) {
       // Not (or no longer) a framed stream: pass the rest through as plain bytes.
       this.decoder = null;
-      const rest = this.pending;
-      this.pending = Buffer.alloc(0);
+      const rest = this.takePending();
       if (rest.length > 0) this.write(rest);
     }
   }
@@ -185,8 +187,9 @@ class Pipe {
   /** Handles one decoded frame; returns false when processing of this chunk must stop. */
   private onFrame(kind: number, body: Uint8Array): boolean {
     const sizeBytes = frameHeaderSizeBytes + body.length;
-    assert(this.pending.length >= sizeBytes, 'a decoded frame is in the pending bytes');
-    const raw = this.pending.subarray(0, sizeBytes);
+    const pending = this.takePending();
+    assert(pending.length >= sizeBytes, 'a decoded frame is in the pending bytes');
+    const raw = pending.subarray(0, sizeBytes);
     const index = this.frameIndexNext;
     this.frameIndexNext += 1;
     let action: FaultAction | 'forward' = 'forward';
@@ -198,17 +201,23 @@ class Pipe {
     if (action === 'stall') {
       // Hold this frame and every byte after it; a fresh decoder re-parses them on release.
       this.stalledByRule = true;
-      this.hold(this.pending);
-      this.pending = Buffer.alloc(0);
+      this.hold(pending);
       this.decoder = new FrameDecoder();
       this.frameIndexNext = index;
       return false;
     }
-    this.pending = this.pending.subarray(sizeBytes);
+    if (pending.length > sizeBytes) this.pendingChunks.push(pending.subarray(sizeBytes));
     if (action === 'forward' || action === 'forward_and_close') this.write(raw);
     if (action === 'drop_and_close') this.link.destroy();
     if (action === 'forward_and_close') this.link.endAfterFlush(this.to);
     return action === 'forward' || action === 'drop';
+  }
+
+  /** Removes and returns every pending byte, joined. */
+  private takePending(): Buffer {
+    const chunks = this.pendingChunks;
+    this.pendingChunks = [];
+    return chunks.length === 1 && chunks[0] !== undefined ? chunks[0] : Buffer.concat(chunks);
   }
 
   private hold(chunk: Buffer): void {
