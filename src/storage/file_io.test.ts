@@ -62,7 +62,7 @@ describe('file io', () => {
     );
   });
 
-  it('realFileIO: exclusive create, positional writev, stat, datasync, directory fsync', async () => {
+  it('realFileIO: exclusive create, positional writev, stat, directory fsync', async () => {
     // Proves the real implementation's contract: 'create' refuses an existing file, writes are
     // positional, stat is null for a missing path, and fsyncDir works on a directory.
     await withTempDir(async (dir) => {

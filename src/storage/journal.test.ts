@@ -216,7 +216,7 @@ describe('journal', () => {
     });
   });
 
-  it('scans at open and replays with entries() in large chunks, not a syscall per record', async () => {
+  it('scans at open and replays with entries() in large chunks, not per record', async () => {
     // Proves the start-up path is batch-friendly: 3000 records are scanned by open() and read
     // back by entries() with a handful of read calls each (the recording FileIO counts them).
     await withTempDir(async (dir) => {
@@ -289,7 +289,7 @@ describe('journal', () => {
     });
   });
 
-  it('rejects pending appends with KMB_ERR_STORAGE_IO when a datasync fails, then refuses', async () => {
+  it('a failed datasync rejects pending appends (KMB_ERR_STORAGE_IO), then refuses', async () => {
     // Proves the fsync-failure rule: when a datasync fails, every append waiting on it rejects
     // with KMB_ERR_STORAGE_IO, later appends are refused with the same code, and the failed
     // datasync is never retried (no datasync is issued after the failure).

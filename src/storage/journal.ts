@@ -2,13 +2,26 @@
 // segment files under <dataDir>/journal/. A record is exactly a Prepare: its 160-byte header
 // followed by its body. Each segment starts with a 64-byte segment header (segment_header.ts).
 //
-// Opening scans every segment (journal_recover.ts, journal_scan.ts): every record's header
-// checksum, body checksum, cluster, op sequence and parent checksum are verified. A torn tail —
-// the unfinished last write of a crash, at the end of the last segment only, in one of the
-// shapes listed in journal_scan.ts — is truncated and reported in `recovery.truncated`. Anything
-// else that fails is corruption: open throws KMB_ERR_STORAGE_CORRUPT naming the segment file,
-// byte position, op and problem, changes nothing, and tells the operator to run
-// `kimberlite-admin verify`. Nothing that is not provably a torn tail is ever dropped.
+// Opening scans every segment (journal_recover.ts, journal_scan.ts): every segment header, and
+// every record's header checksum, body checksum, cluster, op sequence and parent checksum.
+//
+// Torn tail vs corruption. A failing record is a torn write — the unfinished last write of a
+// crash, which was never acknowledged because its datasync never completed — only at the END of
+// the LAST segment, and only in one of these shapes (journal_scan.ts has the exact rule):
+//   - an incomplete record: its header or its body runs past end of file;
+//   - an all-zero header region, with no valid record anywhere after it;
+//   - a valid, in-sequence header whose body checksum fails, where every byte from some
+//     4096-byte-aligned file position to the record's end is zero (a page that never reached
+//     the disk), with no valid record after it;
+//   - a header failing its checksum with zeros from a 4096-aligned position inside it to EOF;
+//   - a last segment whose own 64-byte header is incomplete or all zeros (the file is removed).
+// A torn tail is cut off at open (truncate + datasync) and reported in `recovery.truncated`.
+// Anything else is corruption: a bad record followed by a valid one, a bad record in a
+// non-final segment, a complete non-zero record with a bad checksum (even the last one), a
+// chain break, a wrong cluster id, an op gap, a missing or misnamed segment. Open then throws
+// KMB_ERR_STORAGE_CORRUPT naming the segment file, byte position, op and problem, changes
+// nothing, and tells the operator to run `kimberlite-admin verify --data-dir <dir>`. Nothing
+// that is not provably a torn tail is ever dropped.
 //
 // Appending uses group commit: at most one write + datasync is in flight; appends arriving
 // meanwhile queue and go out together in one writev, sharing the next datasync. A record goes

@@ -3,7 +3,16 @@
 // with ok=true, corruption as a problem with ok=false. Each test damages real files on disk.
 
 import assert from 'node:assert/strict';
-import { open, readdir, stat, truncate, unlink, writeFile } from 'node:fs/promises';
+import {
+  copyFile,
+  mkdir,
+  open,
+  readdir,
+  stat,
+  truncate,
+  unlink,
+  writeFile,
+} from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 
@@ -207,7 +216,7 @@ describe('journal recovery: torn tails', () => {
     });
   });
 
-  it('truncates a header cut at a page boundary (zeros from inside the header to the end)', async () => {
+  it('truncates a header cut at a page boundary (zeros from inside it to the end)', async () => {
     // Proves header_torn: the last record's header straddles a 4096 boundary and everything from
     // the boundary on is zeros, so the header checksum fails but the write provably stopped.
     await withTempDir(async (dir) => {
@@ -245,6 +254,24 @@ describe('journal recovery: torn tails', () => {
         await journal.close();
         assert.deepEqual(await readdir(join(dir, 'journal')), [segment0]);
       }
+    });
+  });
+
+  it('removes a torn first segment and starts the journal afresh', async () => {
+    // Proves the torn segment header rule when the only segment is torn: the journal opens
+    // empty, a new first segment is created, and appends work from op 1.
+    await withTempDir(async (dir) => {
+      await mkdir(join(dir, 'journal'));
+      await writeFile(segmentFile(dir), new Uint8Array(40));
+      const journal = await Journal.open({ dir, cluster: testCluster });
+      assert.equal(journal.recovery.truncated?.reason, 'segment_header_incomplete');
+      assert.equal(journal.opMax, 0);
+      await journal.append(makeChain(patternBodies(1, 5))[0] as Prepare);
+      await journal.close();
+      const reopened = await Journal.open({ dir, cluster: testCluster });
+      assert.equal(reopened.opMax, 1);
+      assert.equal(reopened.recovery.truncated, null);
+      await reopened.close();
     });
   });
 
@@ -384,6 +411,21 @@ describe('journal recovery: corruption', () => {
         assert.equal(error.code, errorCodes.storage_corrupt);
         assert.match(error.message, /cluster/);
         return true;
+      });
+    });
+  });
+
+  it('refuses a segment file under the wrong name', async () => {
+    // Proves the segment header's index is checked against the file name (a misplaced or
+    // copied file is corruption, even when its records happen to be valid elsewhere).
+    await withTempDir(async (dir) => {
+      await writeJournal(dir, makeChain(patternBodies(30, 100)), 1024);
+      await copyFile(segmentFile(dir, '00000001.kjl'), segmentFile(dir, '00000002.kjl'));
+      await expectCorrupt(dir, {
+        file: '00000002.kjl',
+        position: 0,
+        op: null,
+        says: /header says index 1, the file name says 2/,
       });
     });
   });

@@ -167,7 +167,7 @@ describe('verify', () => {
     });
   });
 
-  it('checks the superblock: damaged copies warn, none valid or a commit past the log fail', async () => {
+  it('checks the superblock: a bad copy warns; all bad or a commit past the log fail', async () => {
     // Proves the superblock part of verify: one bad copy is a warning; a commit beyond the
     // journal's last op is a problem (committed records missing); all copies bad is a problem.
     await withTempDir(async (dir) => {
