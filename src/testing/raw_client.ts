@@ -28,7 +28,10 @@ export class RawClient {
   }[] = [];
   private readonly decoder = new FrameDecoder();
   private queryIdNext = 1;
+  /** Requests and queries waiting for their answer, by answerKey: matched in O(1). */
+  private readonly answers = new Map<string, (answer: Answer) => void>();
   closed = false;
+  private corked = false;
 
   private constructor(readonly socket: Socket) {
     socket.on('data', (data: Buffer) => {
@@ -59,12 +62,28 @@ export class RawClient {
   }
 
   private deliver(message: ClientMessage): void {
+    const key = answerKey(message);
+    const pending = key === null ? undefined : this.answers.get(key);
+    if (key !== null && pending !== undefined) {
+      this.answers.delete(key);
+      pending(message as Answer);
+      return;
+    }
     this.messages.push(message);
     const index = this.waiters.findIndex((w) => w.match(message));
     if (index >= 0) this.waiters.splice(index, 1)[0]?.resolve(message);
   }
 
+  /** Frames written in one tick go out in one socket write (cork now, uncork next tick). */
   send(message: ClientMessage): void {
+    if (!this.corked) {
+      this.corked = true;
+      this.socket.cork();
+      process.nextTick(() => {
+        this.corked = false;
+        this.socket.uncork();
+      });
+    }
     this.socket.write(encodeFrame(messageKind[message.kind], encodeMessage(message)));
   }
 
@@ -95,6 +114,9 @@ export class RawClient {
     requestNumber: number,
     command: Command | null,
   ): Promise<Answer> {
+    const answer = new Promise<Answer>((resolve) => {
+      this.answers.set(`r:${clientId}:${requestNumber}`, resolve);
+    });
     this.send({
       kind: 'request',
       request: {
@@ -104,26 +126,14 @@ export class RawClient {
         body: command === null ? new Uint8Array() : encodeCommand(command),
       },
     });
-    return (await this.wait(
-      (m) =>
-        (m.kind === 'reply' &&
-          m.reply.clientId === clientId &&
-          m.reply.requestNumber === requestNumber) ||
-        (m.kind === 'error' &&
-          m.error.scope.kind === 'request' &&
-          m.error.scope.clientId === clientId &&
-          m.error.scope.requestNumber === requestNumber),
-    )) as Answer;
+    return answer;
   }
 
   async query(query: Query): Promise<QueryResult> {
     const queryId = this.queryIdNext++;
+    const pending = new Promise<Answer>((resolve) => this.answers.set(`q:${queryId}`, resolve));
     this.send({ kind: 'query', query: { queryId, query } });
-    const answer = await this.wait(
-      (m) =>
-        (m.kind === 'query_result' && m.queryResult.queryId === queryId) ||
-        (m.kind === 'error' && m.error.scope.kind === 'query' && m.error.scope.queryId === queryId),
-    );
+    const answer = await pending;
     if (answer.kind === 'query_result') return answer.queryResult.result;
     throw new Error(
       answer.kind === 'error' ? `${answer.error.code}: ${answer.error.message}` : 'unexpected',
@@ -137,4 +147,15 @@ export class RawClient {
 
 export function newClientId(): ClientId {
   return asClientId(toHex(randomId(16)));
+}
+
+/** The key an answer is matched by: requests by (client, number), queries by id. */
+function answerKey(message: ClientMessage): string | null {
+  if (message.kind === 'reply') return `r:${message.reply.clientId}:${message.reply.requestNumber}`;
+  if (message.kind === 'query_result') return `q:${message.queryResult.queryId}`;
+  if (message.kind !== 'error') return null;
+  const scope = message.error.scope;
+  if (scope.kind === 'request') return `r:${scope.clientId}:${scope.requestNumber}`;
+  if (scope.kind === 'query') return `q:${scope.queryId}`;
+  return null;
 }
