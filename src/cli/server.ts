@@ -10,6 +10,9 @@ import { Command, CommanderError } from 'commander';
 import { KmbError, errorCodes } from '../core/errors.js';
 import { parseHostPort, loadConfig, renderConfig } from '../node/config.js';
 import type { Config, ConfigFlagName } from '../node/config.js';
+import { mkdir } from 'node:fs/promises';
+import { lockDataDir } from '../node/data_dir_lock.js';
+import type { DataDirLock } from '../node/data_dir_lock.js';
 import { KimberliteNode } from '../node/node.js';
 import type { NodeConfig } from '../node/node.js';
 import { createLogger } from '../observability/logger.js';
@@ -142,6 +145,16 @@ async function run(config: Config): Promise<void> {
     data_dir: nodeConfig.dataDir,
     cluster_size: nodeConfig.peers.length,
   });
+  let lock: DataDirLock;
+  try {
+    await mkdir(nodeConfig.dataDir, { recursive: true });
+    lock = await lockDataDir(nodeConfig.dataDir);
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    const code = error instanceof KmbError ? error.code : errorCodes.internal;
+    logger.error('Node failed to start', { code, error: message });
+    fail(exitCodes.failure, `error: ${code}: ${message}`);
+  }
   try {
     node = await KimberliteNode.start({
       config: nodeConfig,
@@ -166,6 +179,7 @@ async function run(config: Config): Promise<void> {
     stopping = true;
     logger.info('Received signal', { signal });
     await started.stop();
+    await lock.release();
     await ops?.close();
     process.exit(exitCodes.ok);
   };
