@@ -12,7 +12,6 @@ import { parseHostPort, loadConfig, renderConfig } from '../node/config.js';
 import type { Config, ConfigFlagName } from '../node/config.js';
 import { mkdir } from 'node:fs/promises';
 import { lockDataDir } from '../node/data_dir_lock.js';
-import type { DataDirLock } from '../node/data_dir_lock.js';
 import { KimberliteNode } from '../node/node.js';
 import type { NodeConfig } from '../node/node.js';
 import { createLogger } from '../observability/logger.js';
@@ -132,42 +131,36 @@ async function run(config: Config): Promise<void> {
   const metrics = new Metrics({ nodeId: nodeConfig.nodeId });
   let node: KimberliteNode | null = null;
   let stopping = false;
-  const ops = await startOps(
-    nodeConfig,
-    logger,
-    metrics,
-    () => node,
-    () => stopping,
-  );
   logger.info('Starting node', {
     cluster_name: nodeConfig.clusterName,
     address: nodeConfig.address,
     data_dir: nodeConfig.dataDir,
     cluster_size: nodeConfig.peers.length,
   });
-  let lock: DataDirLock;
-  try {
-    await mkdir(nodeConfig.dataDir, { recursive: true });
-    lock = await lockDataDir(nodeConfig.dataDir);
-  } catch (error) {
+  const startFailed = (error: unknown): never => {
     const message = error instanceof Error ? error.message : String(error);
     const code = error instanceof KmbError ? error.code : errorCodes.internal;
     logger.error('Node failed to start', { code, error: message });
-    fail(exitCodes.failure, `error: ${code}: ${message}`);
-  }
-  try {
-    node = await KimberliteNode.start({
-      config: nodeConfig,
-      logger,
-      metrics,
-      onFatal: () => process.exit(exitCodes.failure),
-    });
-  } catch (error) {
-    const message = error instanceof Error ? error.message : String(error);
-    const code = error instanceof KmbError ? error.code : errorCodes.internal;
-    logger.error('Node failed to start', { code, error: message });
-    fail(exitCodes.failure, `error: ${code}: ${message}`);
-  }
+    return fail(exitCodes.failure, `error: ${code}: ${message}`);
+  };
+  // The lock comes first: nothing, not even the ops endpoint, may start for a data directory
+  // that another process owns. The ops endpoint then answers 503 while the journal recovers.
+  const lock = await mkdir(nodeConfig.dataDir, { recursive: true })
+    .then(() => lockDataDir(nodeConfig.dataDir))
+    .catch(startFailed);
+  const ops = await startOps(
+    nodeConfig,
+    logger,
+    metrics,
+    () => node,
+    () => stopping,
+  ).catch(startFailed);
+  node = await KimberliteNode.start({
+    config: nodeConfig,
+    logger,
+    metrics,
+    onFatal: () => process.exit(exitCodes.failure),
+  }).catch(startFailed);
   const started = node;
   logger.info('Node ready', {
     address: started.address,
