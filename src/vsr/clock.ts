@@ -165,13 +165,6 @@ export class Clock {
   readonly windowMinUs: number;
   readonly windowMaxUs: number;
   readonly epochMaxUs: number;
-  /**
-   * The offset (cluster minus local wall clock, midpoint) of the most recently installed epoch.
-   * It outlives that epoch, so an operator can see the last agreed correction while unsynchronised;
-   * null until the first synchronisation.
-   */
-  lastSynchronizedOffsetUs: number | null = null;
-
   private readonly time: ClockTime;
   private window: Window;
   private epoch: Epoch | null = null;
@@ -180,6 +173,7 @@ export class Clock {
   private sampleRejectedCount = 0;
   private syncErrorCount = 0;
   private epochExpiredCount = 0;
+  private lastOffsetUs: number | null = null;
 
   constructor(options: ClockOptions) {
     assert(Number.isInteger(options.replicaCount) && options.replicaCount >= 1, 'replicaCount');
@@ -198,6 +192,15 @@ export class Clock {
     assert(this.windowMaxUs <= this.epochMaxUs, 'an epoch outlives its window');
     this.time = options.time;
     this.window = this.openWindow();
+  }
+
+  /**
+   * The offset (cluster minus local wall clock, midpoint) of the most recently installed epoch.
+   * It outlives that epoch, so an operator can see the last agreed correction while unsynchronised;
+   * null until the first synchronisation.
+   */
+  get lastSynchronizedOffsetUs(): number | null {
+    return this.lastOffsetUs;
   }
 
   /** A cluster of one has no other clock to agree with and uses its own wall clock. */
@@ -351,7 +354,7 @@ export class Clock {
       toleranceUs: found.toleranceUs,
     };
     this.epochCount += 1;
-    this.lastSynchronizedOffsetUs = midpoint(found.interval);
+    this.lastOffsetUs = midpoint(found.interval);
     this.window = this.openWindow();
     return {
       kind: 'synchronized',
