@@ -1,0 +1,470 @@
+// The cluster harness: real Replicas over the real kernel, wired to simulated time, network,
+// storage and clocks, and driven by simulated clients. It plays the node shell's part: it
+// performs each replica's effects in order — appends go to the simulated disk and are reported
+// durable (onJournalDurable) only when their write completes; sends go to the network, deep-
+// copied; replies and rejections go back to the clients over the network — and feeds every
+// effect and every delivered packet into the run's trace hash.
+//
+// One tick: inject faults (if on), restart replicas whose downtime is over, tick every running
+// replica, run everything due on the agenda (packets, disk completions) in scheduling order,
+// then let every client act. Sends are performed as they come, never held back until a
+// journal write of the same batch completes: the replica alone must order "durable, then
+// acknowledge", so a replica that does not (the ack_before_fsync canary) is caught here.
+//
+// Reads are served by the simulator at the replica that receives them, from that replica's
+// committed state (its mirrored streams), and only if it is a primary in normal status — as
+// the node shell serves queries. An exception from any replica entry point (an assertion in
+// replica or kernel code) ends the run as a `crash`.
+
+import { assert } from '../core/assert.js';
+import { errorCodes } from '../core/errors.js';
+import { clusterIdFromName, rootPrepare } from '../core/header.js';
+import { asStreamId } from '../core/types.js';
+import type { Effect, ReplicaMessage } from '../vsr/message.js';
+import type { KernelOutput } from '../node/kernel_state_machine.js';
+import { SafetyChecker } from './checkers.js';
+import { deepCopy, TraceHash } from './deep.js';
+import type { FaultClass, RunPlan } from './fault_plan.js';
+import { Prng } from './prng.js';
+import {
+  callOnJournalRead,
+  callOnSuperblockDurable,
+  createReplica,
+  toSimEffect,
+} from './replica_adapter.js';
+import type { CanaryName, SimReplica } from './replica_adapter.js';
+import { Agenda } from './scheduler.js';
+import { SimClock } from './sim_clock.js';
+import { SimNetwork } from './sim_network.js';
+import { SimNode } from './sim_node.js';
+import { durableKey, SimStorage } from './sim_storage.js';
+import { SimClient, Workload } from './workload.js';
+import type { ClientToReplica, ReplicaToClient } from './workload.js';
+
+type AgendaItem =
+  | { kind: 'replica_packet'; from: number; to: number; epoch: number; message: ReplicaMessage }
+  | { kind: 'client_packet'; client: number; to: number; epoch: number; message: ClientToReplica }
+  | { kind: 'client_delivery'; client: number; from: number; message: ReplicaToClient }
+  | { kind: 'write_done'; replica: number; epoch: number; writeId: number; op: number }
+  | {
+      kind: 'read_done';
+      replica: number;
+      epoch: number;
+      op: number;
+      checksum: Uint8Array | null;
+      context: unknown;
+    }
+  | { kind: 'superblock_done'; replica: number; epoch: number };
+
+/** An exception thrown by replica (or kernel) code: the process would have died. */
+export class ReplicaCrash extends Error {
+  constructor(
+    readonly replica: number,
+    readonly entry: string,
+    readonly error: unknown,
+  ) {
+    const detail = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+    super(`replica ${replica} threw in ${entry}: ${detail}`);
+    this.name = 'ReplicaCrash';
+  }
+}
+
+export interface ClusterOptions {
+  readonly seed: number;
+  readonly replicaCount: number;
+  readonly faults: ReadonlySet<FaultClass>;
+  readonly canary: CanaryName | null;
+  readonly plan: RunPlan;
+  /** Forks of the run's PRNG, one per subsystem. */
+  readonly prng: Prng;
+}
+
+export class Cluster {
+  readonly agenda = new Agenda<AgendaItem>();
+  readonly nodes: SimNode[];
+  readonly clients: SimClient[];
+  readonly workload: Workload;
+  readonly network: SimNetwork;
+  readonly checker: SafetyChecker;
+  readonly trace = new TraceHash();
+  readonly unknownEffects = new Set<string>();
+  readonly stats = { delivered: 0, droppedAtDeadNode: 0, reads: 0, statusChanges: 0 };
+  faultsOn = true;
+  private readonly faultPrng: Prng;
+  private readonly cluster = clusterIdFromName('vopr');
+  private readonly rootChecksum: Uint8Array;
+  private readonly clientsById = new Map<string, SimClient>();
+  readonly quorum: number;
+
+  constructor(private readonly options: ClusterOptions) {
+    const { plan, prng, replicaCount } = options;
+    this.quorum = Math.floor(replicaCount / 2) + 1;
+    this.rootChecksum = rootPrepare(this.cluster).header.checksum;
+    this.checker = new SafetyChecker(this.quorum, (op, checksum) =>
+      this.durableCount(op, checksum),
+    );
+    this.network = new SimNetwork(prng.fork(), plan.network);
+    this.faultPrng = prng.fork();
+    this.nodes = Array.from({ length: replicaCount }, (_, i) => {
+      const storage = new SimStorage(prng.fork(), plan.storage);
+      return new SimNode(
+        i,
+        storage,
+        new SimClock(prng.fork(), plan.clock),
+        prng.fork(),
+        this.checker,
+      );
+    });
+    this.workload = new Workload(prng.fork(), plan.workload);
+    const transport = {
+      send: (c: number, r: number, m: ClientToReplica) => this.clientSend(c, r, m),
+    };
+    this.clients = Array.from(
+      { length: plan.workload.clientCount },
+      (_, i) => new SimClient(i, replicaCount, this.workload, transport),
+    );
+    for (const client of this.clients) this.clientsById.set(client.id, client);
+    for (const node of this.nodes) this.start(node);
+  }
+
+  get now(): number {
+    return this.agenda.now;
+  }
+
+  private durableCount(op: number, checksum: Uint8Array): number {
+    const key = durableKey(op, checksum);
+    return this.nodes.filter((n) => n.storage.everDurable.has(key)).length;
+  }
+
+  // ----- the loop -----
+
+  tick(): void {
+    const now = ++this.agenda.now;
+    this.checker.tick = now;
+    if (this.faultsOn) this.injectFaults(now);
+    for (const node of this.nodes) {
+      if (node.restartTick !== null && now >= node.restartTick) this.start(node);
+    }
+    for (const node of this.nodes) {
+      if (node.replica !== null)
+        this.perform(
+          node,
+          this.enter(node, 'onTick', (r) => r.onTick()),
+        );
+    }
+    for (let item = this.agenda.popDue(now); item !== null; item = this.agenda.popDue(now)) {
+      this.handle(item);
+    }
+    for (const client of this.clients) client.step(now);
+  }
+
+  private injectFaults(now: number): void {
+    const plan = this.options.plan;
+    this.network.step(now);
+    for (const node of this.nodes) node.clock.step();
+    const crash = plan.crash;
+    if (crash !== null) {
+      for (const node of this.nodes) {
+        const down = this.nodes.filter((n) => !n.running).length;
+        if (!node.running || down >= crash.downCountMax) continue;
+        if (!this.faultPrng.chance(crash.crashProbability)) continue;
+        node.crash();
+        node.restartTick = now + this.faultPrng.exponential(crash.downTicksMean, 1);
+      }
+    }
+    if (plan.corruptibleReplicas.length > 0 && this.faultPrng.chance(plan.corruptionProbability)) {
+      const victim = this.nodes[this.faultPrng.pick(plan.corruptibleReplicas)];
+      victim?.storage.corruptRandomRecord();
+    }
+  }
+
+  /** Ends every fault and restarts every crashed replica: the liveness phase begins. */
+  heal(): void {
+    this.faultsOn = false;
+    this.network.heal();
+    for (const node of this.nodes) {
+      node.storage.heal(this.options.plan.storageHealed);
+      node.clock.heal();
+      if (!node.running) node.restartTick = this.now + 1;
+    }
+    this.workload.issuing = false;
+  }
+
+  /** True when every replica runs, every client is idle, and all replicas share one commit. */
+  settled(): boolean {
+    if (!this.clients.every((c) => c.idle)) return false;
+    const commitMax = this.checker.committedOpMax;
+    return this.nodes.every(
+      (n) => n.replica !== null && n.replica.commitMin === Math.max(commitMax, 0),
+    );
+  }
+
+  // ----- replicas -----
+
+  /** Boots a replica process from its disk: superblock, then replay of the durable journal. */
+  private start(node: SimNode): void {
+    const stateMachine = node.boot();
+    const replica = createReplica({
+      cluster: this.cluster,
+      replica: node.index,
+      replicaCount: this.options.replicaCount,
+      stateMachine,
+      realtimeUs: () => node.clock.realtimeUs(this.agenda.now),
+      rootChecksum: this.rootChecksum,
+      superblock: node.storage.superblock,
+      prng: node.prng.fork(),
+      canary: this.options.canary,
+      tuning: this.options.plan.tuning,
+    });
+    node.replica = replica;
+    if (node.restartTick !== null) node.stats.restarts += 1;
+    node.restartTick = null;
+    const { prepares } = node.storage.replay(this.rootChecksum);
+    node.stats.replayed += prepares.length;
+    for (const prepare of prepares) {
+      this.perform(
+        node,
+        this.enter(node, 'onRecoveredPrepare', (r) => r.onRecoveredPrepare(prepare)),
+      );
+    }
+    this.perform(
+      node,
+      this.enter(node, 'finishRecovery', (r) => r.finishRecovery()),
+    );
+  }
+
+  private enter(
+    node: SimNode,
+    entry: string,
+    call: (replica: SimReplica) => Effect<KernelOutput>[],
+  ): Effect<KernelOutput>[] {
+    const replica = node.replica;
+    assert(replica !== null, 'enter a running replica');
+    try {
+      return call(replica);
+    } catch (error) {
+      throw new ReplicaCrash(node.index, entry, error);
+    }
+  }
+
+  private perform(node: SimNode, effects: readonly Effect<KernelOutput>[]): void {
+    for (const raw of effects) {
+      this.trace.add(node.index);
+      this.trace.add(raw);
+      const effect = toSimEffect(raw);
+      switch (effect.kind) {
+        case 'journal_append': {
+          const prepare = deepCopy(effect.prepare);
+          const { writeId, delayTicks } = node.storage.write(prepare, this.now);
+          const op = prepare.header.op;
+          this.agenda.schedule(delayTicks, {
+            kind: 'write_done',
+            replica: node.index,
+            epoch: node.epoch,
+            writeId,
+            op,
+          });
+          break;
+        }
+        case 'journal_truncate':
+          node.storage.truncate(effect.opMax);
+          break;
+        case 'journal_read': {
+          const { op, checksum, context } = effect;
+          const item: AgendaItem = {
+            kind: 'read_done',
+            replica: node.index,
+            epoch: node.epoch,
+            op,
+            checksum,
+            context,
+          };
+          this.agenda.schedule(node.storage.readDelayTicks(), item);
+          break;
+        }
+        case 'superblock_write': {
+          const delay = node.storage.startSuperblockWrite(effect.superblock);
+          this.agenda.schedule(delay, {
+            kind: 'superblock_done',
+            replica: node.index,
+            epoch: node.epoch,
+          });
+          break;
+        }
+        case 'send':
+          this.replicaSend(node.index, effect.target, effect.message);
+          break;
+        case 'reply':
+          this.toClient(node.index, effect.reply.clientId, { kind: 'reply', reply: effect.reply });
+          break;
+        case 'reject': {
+          const { requestNumber, code, leaderHint } = effect;
+          this.toClient(node.index, effect.clientId, {
+            kind: 'reject',
+            requestNumber,
+            code,
+            leaderHint,
+          });
+          break;
+        }
+        case 'event':
+          this.onEvent(node, effect.event);
+          break;
+        case 'unknown':
+          this.unknownEffects.add(effect.name);
+          break;
+      }
+    }
+  }
+
+  private onEvent(
+    node: SimNode,
+    event: Extract<Effect<KernelOutput>, { kind: 'event' }>['event'],
+  ): void {
+    if (event.kind === 'committed') {
+      this.checker.onCommitted(
+        node.index,
+        event.op,
+        node.committedOp + 1,
+        node.storage.peek(event.op),
+      );
+      node.committedOp = event.op;
+    } else if (event.kind === 'status_changed') {
+      this.stats.statusChanges += 1;
+    }
+  }
+
+  // ----- the network -----
+
+  private replicaSend(from: number, to: number, message: ReplicaMessage): void {
+    const target = this.nodes[to];
+    assert(target !== undefined, 'send to a replica of this cluster');
+    for (const delay of this.network.route(from, to, this.now)) {
+      const item: AgendaItem = {
+        kind: 'replica_packet',
+        from,
+        to,
+        epoch: target.epoch,
+        message: deepCopy(message),
+      };
+      this.agenda.schedule(delay, item);
+    }
+  }
+
+  private clientSend(client: number, to: number, message: ClientToReplica): void {
+    const target = this.nodes[to];
+    assert(target !== undefined, 'send to a replica of this cluster');
+    const address = this.options.replicaCount + client;
+    for (const delay of this.network.route(address, to, this.now)) {
+      const item: AgendaItem = {
+        kind: 'client_packet',
+        client,
+        to,
+        epoch: target.epoch,
+        message: deepCopy(message),
+      };
+      this.agenda.schedule(delay, item);
+    }
+  }
+
+  private toClient(from: number, clientId: string, message: ReplicaToClient): void {
+    const client = this.clientsById.get(clientId);
+    assert(client !== undefined, 'a reply to a client of this run');
+    const address = this.options.replicaCount + client.index;
+    for (const delay of this.network.route(from, address, this.now)) {
+      this.agenda.schedule(delay, {
+        kind: 'client_delivery',
+        client: client.index,
+        from,
+        message: deepCopy(message),
+      });
+    }
+  }
+
+  private handle(item: AgendaItem): void {
+    if (item.kind === 'client_delivery') {
+      this.trace.add(item);
+      this.clients[item.client]?.onMessage(item.message, this.now);
+      return;
+    }
+    const node =
+      item.kind === 'replica_packet' || item.kind === 'client_packet'
+        ? this.nodes[item.to]
+        : this.nodes[item.replica];
+    assert(node !== undefined, 'an agenda item for a replica of this cluster');
+    if (node.replica === null || node.epoch !== item.epoch) {
+      this.stats.droppedAtDeadNode += 1;
+      return;
+    }
+    this.trace.add(item);
+    this.stats.delivered += 1;
+    switch (item.kind) {
+      case 'replica_packet':
+        return this.perform(
+          node,
+          this.enter(node, 'onMessage', (r) => r.onMessage(item.message)),
+        );
+      case 'client_packet':
+        return this.onClientPacket(node, item.client, item.message);
+      case 'write_done': {
+        const prepare = node.storage.writeDone(item.writeId, item.op);
+        if (prepare === null) return;
+        const { op, checksum } = prepare.header;
+        return this.perform(
+          node,
+          this.enter(node, 'onJournalDurable', (r) => r.onJournalDurable(op, checksum)),
+        );
+      }
+      case 'read_done': {
+        const prepare = node.storage.read(item.op, item.checksum);
+        const { op, context } = item;
+        return this.perform(
+          node,
+          this.enter(node, 'onJournalRead', (r) => callOnJournalRead(r, op, prepare, context)),
+        );
+      }
+      case 'superblock_done':
+        if (!node.storage.superblockDone()) return;
+        return this.perform(
+          node,
+          this.enter(node, 'onSuperblockDurable', (r) => callOnSuperblockDurable(r)),
+        );
+    }
+  }
+
+  private onClientPacket(node: SimNode, client: number, message: ClientToReplica): void {
+    if (message.kind === 'request') {
+      this.perform(
+        node,
+        this.enter(node, 'onRequest', (r) => r.onRequest(message.request)),
+      );
+      return;
+    }
+    const replica = node.replica;
+    assert(replica !== null, 'a running replica serves reads');
+    this.stats.reads += 1;
+    const clientId = this.clients[client]?.id;
+    assert(clientId !== undefined, 'a read from a client of this run');
+    const serving = replica.status === 'normal' && replica.isPrimary;
+    const exists = node.state.streams.has(asStreamId(message.streamId));
+    let answer: ReplicaToClient;
+    if (serving && exists) {
+      const events = [...(node.streams.get(message.streamId) ?? [])];
+      answer = { kind: 'read_result', readId: message.readId, events, code: null, leaderHint: -1 };
+    } else {
+      const code = !serving
+        ? replica.status === 'normal'
+          ? errorCodes.not_leader
+          : errorCodes.not_ready
+        : errorCodes.stream_not_found;
+      answer = {
+        kind: 'read_result',
+        readId: message.readId,
+        events: null,
+        code,
+        leaderHint: replica.primaryIndex,
+      };
+    }
+    this.toClient(node.index, clientId, answer);
+  }
+}
