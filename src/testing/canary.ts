@@ -107,7 +107,7 @@ export function runCanary(canary: CanaryName, options: CanaryRunOptions): Canary
     }
   }
   const configs = canaryConfigs[canary].map(
-    (c) => `${c.replicaCount} replicas, faults ${formatFaults(c.faults)}`,
+    (c) => `${c.replicaCount} replica(s), faults ${formatFaults(c.faults)}`,
   );
   const message =
     behaviourChanged === 0

@@ -81,6 +81,11 @@ export class SafetyChecker {
     return this.history.length - 1;
   }
 
+  /** The checksum of the prepare committed at `op`, or null if no replica committed it. */
+  committedChecksum(op: number): Uint8Array | null {
+    return this.history[op]?.checksum ?? null;
+  }
+
   /** A replica committed `op`; `prepare` is what its journal holds there. */
   onCommitted(replica: number, op: number, expectedOp: number, prepare: Prepare | undefined): void {
     this.stats.commitsChecked += 1;
@@ -177,37 +182,40 @@ export function checkFinalStates(
   }
 }
 
-/** Every acknowledged write is where its reply said, on every replica committed past it. */
+/**
+ * Every acknowledged write is where its reply said, on every running replica that has
+ * committed past it; and none is lost: if no replica has committed past it, some replica's
+ * journal must still hold the committed prepare (so a live cluster could still commit it).
+ */
 export function checkAckedWrites(
   nodes: readonly SimNode[],
   workload: Workload,
-  requireCommitted: boolean,
   checker: SafetyChecker,
 ): void {
   const running = nodes.filter((n) => n.replica !== null);
-  const commitMax = Math.max(0, ...running.map((n) => n.replica?.commitMin ?? 0));
   for (const op of workload.history) {
     const result = op.result;
     if (result === null || result.status !== 'ok' || op.commitOp === null) continue;
-    if (requireCommitted && op.commitOp > commitMax) {
-      checker.report(
-        'acked_writes',
-        `acknowledged op ${op.commitOp} (${op.kind} by client ${op.client}) is committed on no replica`,
-      );
-      return;
+    const commitOp = op.commitOp;
+    const what = `acknowledged ${op.kind} by client ${op.client} at op ${commitOp}`;
+    const committed = running.filter((n) => (n.replica?.commitMin ?? 0) >= commitOp);
+    if (committed.length === 0 && !journalled(nodes, checker, commitOp)) {
+      return checker.report('acked_writes', `${what} is lost: committed and journalled nowhere`);
     }
-    for (const node of running) {
-      if ((node.replica?.commitMin ?? 0) < op.commitOp) continue;
+    for (const node of committed) {
       const problem = ackedWriteProblem(node, op);
       if (problem !== null) {
-        checker.report(
-          'acked_writes',
-          `replica ${node.index}: acknowledged ${op.kind} by client ${op.client} at op ${op.commitOp}: ${problem}`,
-        );
-        return;
+        return checker.report('acked_writes', `replica ${node.index}: ${what}: ${problem}`);
       }
     }
   }
+}
+
+/** Whether any replica's disk holds the prepare the cluster committed at `op`, intact. */
+function journalled(nodes: readonly SimNode[], checker: SafetyChecker, op: number): boolean {
+  const checksum = checker.committedChecksum(op);
+  if (checksum === null) return false;
+  return nodes.some((n) => n.storage.read(op, checksum) !== null);
 }
 
 function ackedWriteProblem(node: SimNode, op: ObservedOp): string | null {

@@ -19,6 +19,7 @@
 import { assert } from '../core/assert.js';
 import { errorCodes } from '../core/errors.js';
 import { clusterIdFromName, rootPrepare } from '../core/header.js';
+import type { Prepare } from '../core/header.js';
 import { asStreamId } from '../core/types.js';
 import type { Effect, ReplicaMessage } from '../vsr/message.js';
 import type { KernelOutput } from '../node/kernel_state_machine.js';
@@ -32,7 +33,7 @@ import {
   createReplica,
   toSimEffect,
 } from './replica_adapter.js';
-import type { CanaryName, SimReplica } from './replica_adapter.js';
+import type { CanaryName, SimEffect, SimReplica } from './replica_adapter.js';
 import { Agenda } from './scheduler.js';
 import { SimClock } from './sim_clock.js';
 import { SimNetwork } from './sim_network.js';
@@ -69,6 +70,17 @@ export class ReplicaCrash extends Error {
   }
 }
 
+/**
+ * Deliberate bugs in the simulated SHELL (not the replica), for the checkers' own tests: each
+ * breaks one guarantee the shell gives, so that one checker must fire. Never set by `vopr`.
+ *   durable_before_fsync  onJournalDurable is called as soon as a write starts;
+ *   forget_journal        a (re)started replica's disk loses the whole journal;
+ *   apply_twice           replica 1's state machine applies every command twice;
+ *   stale_reads           reads are answered without the stream's last event.
+ */
+export type ShellMutation =
+  'durable_before_fsync' | 'forget_journal' | 'apply_twice' | 'stale_reads';
+
 export interface ClusterOptions {
   readonly seed: number;
   readonly replicaCount: number;
@@ -77,6 +89,7 @@ export interface ClusterOptions {
   readonly plan: RunPlan;
   /** Forks of the run's PRNG, one per subsystem. */
   readonly prng: Prng;
+  readonly mutation?: ShellMutation | undefined;
 }
 
 export class Cluster {
@@ -107,13 +120,9 @@ export class Cluster {
     this.faultPrng = prng.fork();
     this.nodes = Array.from({ length: replicaCount }, (_, i) => {
       const storage = new SimStorage(prng.fork(), plan.storage);
-      return new SimNode(
-        i,
-        storage,
-        new SimClock(prng.fork(), plan.clock),
-        prng.fork(),
-        this.checker,
-      );
+      const applyTwice = options.mutation === 'apply_twice' && i === 1;
+      const clock = new SimClock(prng.fork(), plan.clock);
+      return new SimNode(i, storage, clock, prng.fork(), this.checker, applyTwice);
     });
     this.workload = new Workload(prng.fork(), plan.workload);
     const transport = {
@@ -219,6 +228,7 @@ export class Cluster {
     node.replica = replica;
     if (node.restartTick !== null) node.stats.restarts += 1;
     node.restartTick = null;
+    if (this.options.mutation === 'forget_journal') node.storage.truncate(0);
     const { prepares } = node.storage.replay(this.rootChecksum);
     node.stats.replayed += prepares.length;
     for (const prepare of prepares) {
@@ -251,70 +261,61 @@ export class Cluster {
     for (const raw of effects) {
       this.trace.add(node.index);
       this.trace.add(raw);
-      const effect = toSimEffect(raw);
-      switch (effect.kind) {
-        case 'journal_append': {
-          const prepare = deepCopy(effect.prepare);
-          const { writeId, delayTicks } = node.storage.write(prepare, this.now);
-          const op = prepare.header.op;
-          this.agenda.schedule(delayTicks, {
-            kind: 'write_done',
-            replica: node.index,
-            epoch: node.epoch,
-            writeId,
-            op,
-          });
-          break;
-        }
-        case 'journal_truncate':
-          node.storage.truncate(effect.opMax);
-          break;
-        case 'journal_read': {
-          const { op, checksum, context } = effect;
-          const item: AgendaItem = {
-            kind: 'read_done',
-            replica: node.index,
-            epoch: node.epoch,
-            op,
-            checksum,
-            context,
-          };
-          this.agenda.schedule(node.storage.readDelayTicks(), item);
-          break;
-        }
-        case 'superblock_write': {
-          const delay = node.storage.startSuperblockWrite(effect.superblock);
-          this.agenda.schedule(delay, {
-            kind: 'superblock_done',
-            replica: node.index,
-            epoch: node.epoch,
-          });
-          break;
-        }
-        case 'send':
-          this.replicaSend(node.index, effect.target, effect.message);
-          break;
-        case 'reply':
-          this.toClient(node.index, effect.reply.clientId, { kind: 'reply', reply: effect.reply });
-          break;
-        case 'reject': {
-          const { requestNumber, code, leaderHint } = effect;
-          this.toClient(node.index, effect.clientId, {
-            kind: 'reject',
-            requestNumber,
-            code,
-            leaderHint,
-          });
-          break;
-        }
-        case 'event':
-          this.onEvent(node, effect.event);
-          break;
-        case 'unknown':
-          this.unknownEffects.add(effect.name);
-          break;
-      }
+      this.performOne(node, toSimEffect(raw));
     }
+  }
+
+  private performOne(node: SimNode, effect: SimEffect): void {
+    const { index, epoch } = node;
+    switch (effect.kind) {
+      case 'journal_append':
+        return this.append(node, deepCopy(effect.prepare));
+      case 'journal_truncate':
+        return node.storage.truncate(effect.opMax);
+      case 'journal_read': {
+        const { op, checksum, context } = effect;
+        const item: AgendaItem = {
+          kind: 'read_done',
+          replica: index,
+          epoch,
+          op,
+          checksum,
+          context,
+        };
+        return this.agenda.schedule(node.storage.readDelayTicks(), item);
+      }
+      case 'superblock_write': {
+        const delayTicks = node.storage.startSuperblockWrite(effect.superblock);
+        return this.agenda.schedule(delayTicks, { kind: 'superblock_done', replica: index, epoch });
+      }
+      case 'send':
+        return this.replicaSend(index, effect.target, effect.message);
+      case 'reply':
+        return this.toClient(index, effect.reply.clientId, { kind: 'reply', reply: effect.reply });
+      case 'reject': {
+        const { requestNumber, code, leaderHint } = effect;
+        const message: ReplicaToClient = { kind: 'reject', requestNumber, code, leaderHint };
+        return this.toClient(index, effect.clientId, message);
+      }
+      case 'event':
+        return this.onEvent(node, effect.event);
+      case 'unknown':
+        this.unknownEffects.add(effect.name);
+        return;
+    }
+  }
+
+  /** Starts a journal write; its completion (write + fsync) is reported when it is due. */
+  private append(node: SimNode, prepare: Prepare): void {
+    const { writeId, delayTicks } = node.storage.write(prepare, this.now);
+    const { op, checksum } = prepare.header;
+    const { index, epoch } = node;
+    if (this.options.mutation === 'durable_before_fsync') {
+      const effects = this.enter(node, 'onJournalDurable', (r) => r.onJournalDurable(op, checksum));
+      this.perform(node, effects);
+      return; // The write still completes on the disk, but is never reported again.
+    }
+    this.agenda.schedule(delayTicks, { kind: 'write_done', replica: index, epoch, writeId, op });
   }
 
   private onEvent(
@@ -450,6 +451,7 @@ export class Cluster {
     let answer: ReplicaToClient;
     if (serving && exists) {
       const events = [...(node.streams.get(message.streamId) ?? [])];
+      if (this.options.mutation === 'stale_reads') events.pop();
       answer = { kind: 'read_result', readId: message.readId, events, code: null, leaderHint: -1 };
     } else {
       const code = !serving

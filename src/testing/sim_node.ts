@@ -50,6 +50,8 @@ export class SimNode {
     readonly clock: SimClock,
     readonly prng: Prng,
     private readonly checker: SafetyChecker,
+    /** A shell mutation for the checkers' tests: apply every command twice. */
+    private readonly applyTwice = false,
   ) {}
 
   get running(): boolean {
@@ -86,6 +88,7 @@ export class SimNode {
         }
         const applied = inner.apply(body, meta);
         this.record(body, applied.output);
+        if (this.applyTwice) this.record(body, inner.apply(body, meta).output);
         return applied;
       },
     };
