@@ -34,13 +34,25 @@ function config(replicaCount: number, faults: string, ticks: number): CanaryConf
 /** Where each canary can show itself; tried in order, seed after seed. */
 export const canaryConfigs: Record<CanaryName, readonly CanaryConfig[]> = {
   ack_before_fsync: [
-    config(3, 'storage', 600),
-    config(1, 'crash,storage', 600),
-    config(3, 'all', 600),
+    config(1, 'none', 400),
+    config(3, 'none', 400),
+    config(3, 'storage,crash', 600),
   ],
-  commit_without_quorum: [config(3, 'network', 600), config(5, 'network,crash', 600)],
-  adopt_wrong_log: [config(3, 'network,crash', 800), config(5, 'all', 800)],
-  skip_repair_checksum: [config(3, 'storage,crash', 800), config(3, 'all', 800)],
+  commit_without_quorum: [
+    config(3, 'none', 400),
+    config(5, 'client_network', 400),
+    config(3, 'network', 600),
+  ],
+  adopt_wrong_log: [
+    config(3, 'network,crash', 800),
+    config(5, 'network,crash', 800),
+    config(3, 'all', 800),
+  ],
+  skip_repair_checksum: [
+    config(3, 'network', 800),
+    config(3, 'network,storage,crash', 800),
+    config(5, 'all', 800),
+  ],
   no_duplicate_detection: [config(1, 'client_network', 600), config(3, 'client_network', 600)],
 };
 

@@ -332,7 +332,37 @@ export class Cluster {
       node.committedOp = event.op;
     } else if (event.kind === 'status_changed') {
       this.stats.statusChanges += 1;
+    } else {
+      this.onLeadershipEvent(node, event as unknown as { kind: string } & Record<string, unknown>);
     }
+  }
+
+  /**
+   * Events of the view-change replica that decide whether a primary may serve reads (read
+   * loosely by name, so this compiles before and after they exist): `became_primary` gives the
+   * op the new view started from, `primary_quorum` whether the primary still hears a quorum.
+   */
+  private onLeadershipEvent(
+    node: SimNode,
+    event: { kind: string } & Record<string, unknown>,
+  ): void {
+    if (event.kind === 'became_primary' && typeof event['op'] === 'number') {
+      node.readableFromOp = event['op'];
+      node.quorumReachable = true;
+    } else if (event.kind === 'primary_quorum' && typeof event['reachable'] === 'boolean') {
+      node.quorumReachable = event['reachable'];
+    }
+  }
+
+  /**
+   * Whether a replica may answer a read from its executed state — the conditions of a
+   * lease-based read path: it is the primary in normal status, it still hears a quorum, and it
+   * has executed every op of its log from before its view began (so every write acknowledged
+   * in an earlier view is visible).
+   */
+  private mayServeReads(node: SimNode, replica: SimReplica): boolean {
+    if (replica.status !== 'normal' || !replica.isPrimary || !node.quorumReachable) return false;
+    return replica.commitMin >= node.readableFromOp;
   }
 
   // ----- the network -----
@@ -446,7 +476,7 @@ export class Cluster {
     this.stats.reads += 1;
     const clientId = this.clients[client]?.id;
     assert(clientId !== undefined, 'a read from a client of this run');
-    const serving = replica.status === 'normal' && replica.isPrimary;
+    const serving = this.mayServeReads(node, replica);
     const exists = node.state.streams.has(asStreamId(message.streamId));
     let answer: ReplicaToClient;
     if (serving && exists) {

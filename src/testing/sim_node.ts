@@ -40,6 +40,10 @@ export class SimNode {
   private lastAppliedOp = 0;
   /** The op of the last `committed` event this incarnation reported. */
   committedOp = 0;
+  /** From the replica's events: the op its current view as primary started from. */
+  readableFromOp = 0;
+  /** From the replica's events: whether, as primary, it still hears a quorum. */
+  quorumReachable = true;
   /** The tick at which a crashed replica restarts; null while it runs. */
   restartTick: number | null = null;
   readonly stats = { crashes: 0, restarts: 0, replayed: 0 };
@@ -67,6 +71,8 @@ export class SimNode {
     this.appliedRequests = new Set();
     this.lastAppliedOp = 0;
     this.committedOp = 0;
+    this.readableFromOp = 0;
+    this.quorumReachable = true;
     return this.tracked(kernelStateMachine(this.state));
   }
 
