@@ -102,7 +102,55 @@ function describeFailure(result: RunResult): string {
 }
 
 function rate(count: number, seconds: number): string {
-  return seconds > 0 ? (count / seconds).toFixed(1) : '-';
+  if (seconds <= 0) return '-';
+  const value = count / seconds;
+  return value >= 1000 ? String(Math.round(value)) : value.toFixed(1);
+}
+
+/** Runs one seed (twice with --check-determinism); prints a failure; returns its exit code. */
+async function runOne(
+  io: CliIo,
+  options: RunOptions,
+  flags: RunFlags,
+): Promise<RunResult & { code: number }> {
+  const result = runSeed(options);
+  let code: number = result.status === 'ok' ? voprExitCodes.ok : statusExitCode[result.status];
+  if (result.status !== 'ok') await write(io.stdout, describeFailure(result));
+  if (flags.checkDeterminism === true) {
+    const again = runSeed(options);
+    if (again.traceHash !== result.traceHash) {
+      await write(
+        io.stdout,
+        `FAIL seed ${options.seed}: NONDETERMINISM: trace ${result.traceHash} then ` +
+          `${again.traceHash}\nreproduce: ${reproduceCommand(options)} --check-determinism\n`,
+      );
+      code = voprExitCodes.nondeterminism;
+    }
+  }
+  return { ...result, code };
+}
+
+interface Tally {
+  runs: number;
+  ticks: number;
+  failures: number;
+  inconclusive: number;
+  exitCode: number;
+}
+
+async function summarize(io: CliIo, tally: Tally, seconds: number): Promise<void> {
+  await write(
+    io.stdout,
+    `${tally.failures === 0 ? 'OK' : 'FAILED'}: ${tally.runs} seed(s) run, ${tally.failures} ` +
+      `failed, in ${seconds.toFixed(1)} s: ${rate(tally.runs, seconds)} seeds/s, ` +
+      `${rate(tally.ticks, seconds)} ticks/s\n`,
+  );
+  if (tally.inconclusive === 0) return;
+  await write(
+    io.stdout,
+    `note: in ${tally.inconclusive} seed(s) a linearizability search hit its step bound and ` +
+      'was inconclusive (not counted as a failure)\n',
+  );
 }
 
 /** `vopr run`: returns the exit code. */
@@ -117,31 +165,15 @@ async function run(io: CliIo, flags: RunFlags): Promise<number> {
   );
   const started = performance.now();
   let lastReport = started;
-  let ticks = 0;
-  let exitCode: number = voprExitCodes.ok;
-  let failures = 0;
-  let runCount = 0;
+  const tally: Tally = { runs: 0, ticks: 0, failures: 0, inconclusive: 0, exitCode: 0 };
   for (let i = 0; i < flags.count; i++) {
-    const options = runOptions(flags, seedStart + i);
-    const result = runSeed(options);
-    runCount += 1;
-    ticks += result.ticks;
-    let code = result.status === 'ok' ? voprExitCodes.ok : statusExitCode[result.status];
-    if (result.status !== 'ok') await write(io.stdout, describeFailure(result));
-    if (flags.checkDeterminism === true) {
-      const again = runSeed(options);
-      if (again.traceHash !== result.traceHash) {
-        await write(
-          io.stdout,
-          `FAIL seed ${options.seed}: NONDETERMINISM: trace ${result.traceHash} then ` +
-            `${again.traceHash}\nreproduce: ${reproduceCommand(options)} --check-determinism\n`,
-        );
-        code = voprExitCodes.nondeterminism;
-      }
-    }
-    if (code !== voprExitCodes.ok) {
-      failures += 1;
-      if (exitCode === voprExitCodes.ok) exitCode = code;
+    const result = await runOne(io, runOptions(flags, seedStart + i), flags);
+    tally.runs += 1;
+    tally.ticks += result.ticks;
+    if ((result.stats.linearizability?.unknown ?? 0) > 0) tally.inconclusive += 1;
+    if (result.code !== voprExitCodes.ok) {
+      tally.failures += 1;
+      if (tally.exitCode === voprExitCodes.ok) tally.exitCode = result.code;
       if (flags.keepGoing !== true) break;
     }
     const now = performance.now();
@@ -151,18 +183,12 @@ async function run(io: CliIo, flags: RunFlags): Promise<number> {
       await write(
         io.stdout,
         `  ${i + 1}/${flags.count} seeds, ${rate(i + 1, seconds)} seeds/s, ` +
-          `${rate(ticks, seconds)} ticks/s, ${failures} failed\n`,
+          `${rate(tally.ticks, seconds)} ticks/s, ${tally.failures} failed\n`,
       );
     }
   }
-  const seconds = (performance.now() - started) / 1000;
-  await write(
-    io.stdout,
-    `${failures === 0 ? 'OK' : 'FAILED'}: ${runCount} seed(s) run, ${failures} failed, in ` +
-      `${seconds.toFixed(1)} s: ${rate(runCount, seconds)} seeds/s, ` +
-      `${rate(ticks, seconds)} ticks/s\n`,
-  );
-  return exitCode;
+  await summarize(io, tally, (performance.now() - started) / 1000);
+  return tally.exitCode;
 }
 
 function describeCanary(outcome: CanaryOutcome): string {
