@@ -23,6 +23,25 @@ export const constants = {
   /** Requests queued at the primary waiting for room in the pipeline. */
   requestQueueCountMax: 16 * 1024,
 
+  /**
+   * Ops of the log suffix carried by a DoViewChange or StartView (the ops after the sender's
+   * committed anchor). A replica never holds more than a pipeline of uncommitted ops beyond what
+   * it knows is committed, so twice the pipeline leaves room for commits not yet executed.
+   */
+  viewChangeSuffixCountMax: 16,
+  /** Prepare bodies carried whole in one DoViewChange or StartView; the rest go as headers. */
+  viewChangeBodiesSizeBytesMax: 4 * MiB,
+  /** Log entries a replica holds in memory: its unexecuted suffix and repairs awaiting order. */
+  logEntryCountMax: 1024,
+  /** Ops asked for by one bulk repair request (request_prepares); answered one prepare each. */
+  repairRangeCountMax: 256,
+  /** request_prepare messages (single ops, by checksum) awaiting an answer at once. */
+  repairPrepareInflightMax: 32,
+  /** Committed ops known to be corrupt in this replica's journal, awaiting repair. */
+  faultyOpCountMax: 256,
+  /** journal_read effects awaiting onJournalRead at once (serving repairs, scrubbing, checks). */
+  journalReadInflightMax: 512,
+
   /** One frame on the wire, header included. */
   frameSizeBytesMax: 8 * MiB,
   /** The body of one client request. */

@@ -1,531 +1,289 @@
-// The replica as a pure, deterministic state machine (DESIGN.md §3, HOUSE_RULES §3). It is
-// driven only through its entry points — onRequest (a client request), onMessage (a message from
-// another replica), onJournalDurable (the shell finished writing and fdatasyncing a prepare),
-// onRecoveredPrepare / finishRecovery (replaying the journal at start-up) and onTick (time) —
-// and answers each with a list of effects for the shell to perform. It never reads a clock,
-// a disk or a socket: wall-clock time comes from the injected `realtimeUs`, so that the same code
-// runs in production and in the simulator.
+// The replica as a pure, deterministic state machine (DESIGN.md §3, HOUSE_RULES §3): Viewstamped
+// Replication for 1–6 replicas (quorum: a majority). It is driven only through its entry points,
+// each answering with a list of effects for the shell to perform (message.ts says how):
+//   onRequest(request)              a client request
+//   onMessage(message)              a message from another replica
+//   onTick()                        time (ticks; 10 ms in production)
+//   onJournalDurable(op, checksum)  a journal_append is written and fdatasynced
+//   onJournalRead(op, prepare, ctx) a journal_read completed
+//   onSuperblockDurable()           a superblock_write is durable
+//   onRecoveredPrepare(prepare)     replaying the journal at start-up, in op order
+//   finishRecovery(report)          replay is over
+// It never reads a clock, a disk or a socket: wall time and randomness are injected, so the same
+// code runs in production and in the simulator. It holds only the log it needs in memory (its
+// unexecuted suffix, log_suffix.ts) and asks for older prepares through journal_read.
 //
-// Normal operation (Viewstamped Replication Revisited, §4.1): the primary of view v is
-// replica v mod n. It queues client requests, batches them into a prepare whose header chains to
-// the previous prepare's checksum, appends it to its journal and sends it to the backups. A
-// backup appends a prepare that continues its chain and, once it is durable, answers prepare_ok.
-// The primary counts itself only after its own fdatasync; on a quorum it commits in op order,
-// applies each request to the state machine, caches the reply in the client table and replies.
-// Backups learn the commit number from the next prepare or from commit heartbeats.
+// The protocol lives in one module per concept: primary.ts and backup.ts (normal operation),
+// execute.ts (applying commits, the client table), view_change.ts, recovery.ts (restart),
+// repair.ts (missing and corrupt prepares), maintenance.ts (ticks, heartbeats, clock, scrubbing).
+// replica_core.ts holds the state they share. This class is the only way in.
 //
-// Invariants (checked by invariants() after every entry point):
-//   commitMin <= commitMax <= op; the pipeline holds exactly the ops commitMax+1..op at the
-//   primary; every in-flight request's client appears once in `pendingClients`.
-// View change, recovery of uncommitted tails, repair and state transfer come with replication.
+// Invariants (invariants(), after every entry point): commitMin <= commitMax; commitMin <= op;
+// the log's own (log_suffix.ts); a normal primary's pipeline is exactly commitMax+1..op and it
+// has executed everything committed; a normal replica's log view is its view; the log view never
+// passes the view; every pending client request is queued or in the log.
 
 import { assert } from '../core/assert.js';
-import { checksumEqual } from '../core/checksum.js';
 import { constants } from '../core/constants.js';
-import { errorCodes } from '../core/errors.js';
-import type { ErrorCode } from '../core/errors.js';
-import { bodyMatches, makePrepare } from '../core/header.js';
 import type { Prepare } from '../core/header.js';
-import { asOp, asReplicaIndex, asTimestampUs } from '../core/types.js';
-import type {
-  ClientId,
-  Op,
-  ReplicaIndex,
-  RequestNumber,
-  TimestampUs,
-  View,
-} from '../core/types.js';
-import { decodeBatch, encodeBatch, requestOverheadBytes } from './batch.js';
+import type { Op, ReplicaIndex, View } from '../core/types.js';
+import {
+  markDurable,
+  onCommitMessage,
+  onPrepareMessage,
+  sendPrepareOk,
+  sendPrepareOks,
+} from './backup.js';
 import type { Request } from './batch.js';
-import { ClientTable } from './client_table.js';
-import type { Effect, Reply, ReplicaMessage, ReplicaStatus } from './message.js';
+import type { ClientTable } from './client_table.js';
+import type { Effect, JournalReadContext, ReplicaMessage, ReplicaStatus } from './message.js';
+import { onPing, onPong, tick } from './maintenance.js';
+import { acknowledge, onRequest } from './primary.js';
+import { finishRecovery, onRecoveredPrepare } from './recovery.js';
+import type { RecoveryReport } from './recovery.js';
+import {
+  onJournalRead,
+  onNackPrepare,
+  onRepairPrepare,
+  onRequestPrepare,
+  onRequestPrepares,
+} from './repair.js';
+import { ReplicaCore } from './replica_core.js';
+import type { ReplicaStats } from './replica_core.js';
+import type { ReplicaOptions } from './replica_options.js';
+import {
+  maybeFinishPrimaryViewChange,
+  maybeSendDoViewChange,
+  onDoViewChange,
+  onRequestStartView,
+  onStartView,
+  onStartViewChange,
+} from './view_change.js';
 
-/** What the replica needs of the state machine it replicates (the kernel, in production). */
-export interface StateMachine<Output> {
-  /** Applies one committed command. Must be deterministic, and must not throw on bad input. */
-  apply(
-    body: Uint8Array,
-    meta: { op: Op; timestampUs: TimestampUs; clientId: ClientId; requestIndex: number },
-  ): { result: Uint8Array; output: Output };
-}
-
-export interface ReplicaOptions<Output> {
-  readonly cluster: number;
-  readonly replica: ReplicaIndex;
-  readonly replicaCount: number;
-  readonly stateMachine: StateMachine<Output>;
-  /** Wall-clock microseconds; the primary timestamps prepares with it (kept monotonic). */
-  readonly realtimeUs: () => number;
-  /** Durable state from the superblock and journal. */
-  readonly view: View;
-  readonly rootChecksum: Uint8Array;
-  readonly pipelinePrepareCountMax?: number;
-  readonly prepareRequestCountMax?: number;
-  readonly clientSessionCountMax?: number;
-  readonly requestQueueCountMax?: number;
-  readonly heartbeatTicks?: number;
-}
-
-interface PipelineEntry {
-  readonly prepare: Prepare;
-  readonly oks: Set<ReplicaIndex>;
-}
+export type { RecoveryReport } from './recovery.js';
+export type { Canary, ReplicaOptions, ReplicaPrng, StateMachine } from './replica_options.js';
 
 export class Replica<Output> {
-  readonly cluster: number;
-  readonly replica: ReplicaIndex;
-  readonly replicaCount: number;
-  readonly quorum: number;
-  status: ReplicaStatus = 'recovering';
-  view: View;
-  /** The highest op in this replica's log. */
-  op: Op = asOp(0);
-  /** The highest op known to be committed. */
-  commitMax: Op = asOp(0);
-  /** The highest op applied to the state machine. */
-  commitMin: Op = asOp(0);
-  headChecksum: Uint8Array;
-  readonly clientTable: ClientTable;
-
-  private readonly options: ReplicaOptions<Output>;
-  private readonly pipeline: PipelineEntry[] = [];
-  /** Prepares accepted by a backup and not yet applied, in op order. */
-  private readonly uncommitted: Prepare[] = [];
-  private readonly queue: Request[] = [];
-  private readonly pendingClients = new Map<ClientId, RequestNumber>();
-  private lastTimestampUs = 0;
-  private ticks = 0;
-  private effects: Effect<Output>[] = [];
+  private readonly r: ReplicaCore<Output>;
 
   constructor(options: ReplicaOptions<Output>) {
-    assert(options.replicaCount >= 1, 'at least one replica');
-    assert(options.replicaCount <= constants.replicaCountMax, 'too many replicas');
-    assert(options.replica < options.replicaCount, 'replica index out of range');
-    this.options = options;
-    this.cluster = options.cluster;
-    this.replica = options.replica;
-    this.replicaCount = options.replicaCount;
-    this.quorum = Math.floor(options.replicaCount / 2) + 1;
-    this.view = options.view;
-    this.headChecksum = options.rootChecksum;
-    this.clientTable = new ClientTable(
-      options.clientSessionCountMax ?? constants.clientSessionCountMax,
-    );
+    this.r = new ReplicaCore(options);
+  }
+
+  get cluster(): number {
+    return this.r.cluster;
+  }
+
+  get replica(): ReplicaIndex {
+    return this.r.replica;
+  }
+
+  get replicaCount(): number {
+    return this.r.replicaCount;
+  }
+
+  get quorum(): number {
+    return this.r.quorum;
+  }
+
+  get status(): ReplicaStatus {
+    return this.r.status;
+  }
+
+  get view(): View {
+    return this.r.view;
+  }
+
+  /** The last view in which this replica's status was normal. */
+  get logView(): View {
+    return this.r.logView;
+  }
+
+  /** The highest op in this replica's log. */
+  get op(): Op {
+    return this.r.op;
+  }
+
+  /** The head of this replica's journal (ops appended, durable or not). */
+  get journalOp(): Op {
+    return this.r.log.journalOp;
+  }
+
+  /** The highest op known to be committed. */
+  get commitMax(): Op {
+    return this.r.commitMax;
+  }
+
+  /** The highest op applied to the state machine. */
+  get commitMin(): Op {
+    return this.r.commitMin;
+  }
+
+  /** The checksum of the last op applied to the state machine. */
+  get commitMinChecksum(): Uint8Array {
+    return this.r.log.baseChecksum;
   }
 
   get primaryIndex(): ReplicaIndex {
-    return asReplicaIndex(this.view % this.replicaCount);
+    return this.r.primaryIndex;
   }
 
   get isPrimary(): boolean {
-    return this.primaryIndex === this.replica;
+    return this.r.isPrimary;
+  }
+
+  get clientTable(): ClientTable {
+    return this.r.clientTable;
   }
 
   get pipelineLength(): number {
-    return this.pipeline.length;
+    return this.r.status === 'normal' && this.r.isPrimary ? this.r.pipelineOks.size : 0;
   }
 
   get queueLength(): number {
-    return this.queue.length;
+    return this.r.queue.length;
   }
 
   /** Requests accepted and not yet answered (queued or in the pipeline). */
   get pendingRequestCount(): number {
-    return this.pendingClients.size;
+    return this.r.pendingClients.size;
   }
 
-  // ----- recovery -----
+  /** Counters (repair requests, view changes, truncations) for tests and metrics. */
+  get stats(): Readonly<ReplicaStats> {
+    return this.r.stats;
+  }
 
-  /**
-   * Replays one durable prepare from the journal at start-up, in op order. With a single replica
-   * every durable prepare is committed (its own fdatasync is the whole quorum), so it is applied
-   * at once; nobody waits for these replies, but they are cached for retried duplicates.
-   */
+  /** Committed ops whose journal record this replica found corrupt, not yet repaired. */
+  get faultyOpCount(): number {
+    return this.r.repair.faulty.size;
+  }
+
+  /** Replays one durable prepare from the journal at start-up, in op order. */
   onRecoveredPrepare(prepare: Prepare): Effect<Output>[] {
-    assert(this.status === 'recovering', 'replay only while recovering');
-    assert(prepare.header.op === this.op + 1, 'replay in op order');
-    assert(checksumEqual(prepare.header.parent, this.headChecksum), 'replay continues the chain');
-    assert(bodyMatches(prepare.header, prepare.body), 'replayed body matches its checksum');
-    this.op = prepare.header.op;
-    this.headChecksum = prepare.header.checksum;
-    this.lastTimestampUs = Math.max(this.lastTimestampUs, prepare.header.timestampUs);
-    if (prepare.header.view > this.view) this.view = prepare.header.view;
-    if (this.replicaCount === 1) {
-      this.commitMax = this.op;
-      this.execute(prepare, true);
-    } else {
-      this.uncommitted.push(prepare);
-      this.commitUpTo(prepare.header.commit, true);
-    }
-    return this.flush();
+    onRecoveredPrepare(this.r, prepare);
+    return this.done();
   }
 
-  /** Ends replay; the replica starts serving in its view. */
-  finishRecovery(): Effect<Output>[] {
-    assert(this.status === 'recovering', 'finish recovery once');
-    this.setStatus('normal');
-    this.invariants();
-    return this.flush();
+  /** Ends replay (see RecoveryReport for what the shell must say about its journal). */
+  finishRecovery(report: RecoveryReport = {}): Effect<Output>[] {
+    finishRecovery(this.r, report);
+    return this.done();
   }
-
-  // ----- client requests -----
 
   onRequest(request: Request): Effect<Output>[] {
-    const problem = this.admit(request);
-    if (problem === 'drop') return this.flush();
-    if (problem !== null) {
-      const leaderHint = problem.code === errorCodes.not_leader ? this.primaryIndex : -1;
-      this.effects.push({
-        kind: 'reject',
-        clientId: request.clientId,
-        requestNumber: request.requestNumber,
-        code: problem.code,
-        message: problem.message,
-        leaderHint,
-      });
-      return this.flush();
-    }
-    this.queue.push(request);
-    this.pendingClients.set(request.clientId, request.requestNumber);
-    this.preparePending();
-    this.invariants();
-    return this.flush();
-  }
-
-  /**
-   * Decides whether a request enters the queue: null to admit, 'drop' for a duplicate already in
-   * flight (its reply will come when it commits), a rejection otherwise. A duplicate of the
-   * latest committed request is answered from the client table here.
-   */
-  private admit(request: Request): { code: ErrorCode; message: string } | 'drop' | null {
-    if (this.status !== 'normal') {
-      return { code: errorCodes.not_ready, message: `replica is ${this.status}` };
-    }
-    if (!this.isPrimary) {
-      return { code: errorCodes.not_leader, message: `replica ${this.primaryIndex} is leader` };
-    }
-    const pending = this.pendingClients.get(request.clientId);
-    if (pending !== undefined) {
-      if (pending === request.requestNumber) return 'drop';
-      return {
-        code: errorCodes.request_gap,
-        message: `request ${pending} is still in flight; send one request at a time`,
-      };
-    }
-    const session = this.clientTable.get(request.clientId);
-    if (request.operation === 'register') return this.admitRegister(request, session?.reply);
-    if (session === undefined) {
-      return {
-        code: errorCodes.session_not_registered,
-        message: 'no session for this client: it was never registered or has been evicted',
-      };
-    }
-    if (request.requestNumber === session.requestNumber) {
-      this.effects.push({ kind: 'reply', reply: session.reply });
-      return 'drop';
-    }
-    if (request.requestNumber < session.requestNumber) {
-      return { code: errorCodes.request_stale, message: `request ${request.requestNumber} is old` };
-    }
-    if (request.requestNumber !== session.requestNumber + 1) {
-      return {
-        code: errorCodes.request_gap,
-        message: `expected request ${session.requestNumber + 1}, got ${request.requestNumber}`,
-      };
-    }
-    if (
-      this.queue.length >= (this.options.requestQueueCountMax ?? constants.requestQueueCountMax)
-    ) {
-      return { code: errorCodes.backpressure, message: 'request queue is full; retry later' };
-    }
-    return null;
-  }
-
-  private admitRegister(
-    request: Request,
-    cached: Reply | undefined,
-  ): { code: ErrorCode; message: string } | 'drop' | null {
-    if (request.requestNumber !== 0) {
-      return { code: errorCodes.invalid_argument, message: 'register must be request number 0' };
-    }
-    if (cached !== undefined) {
-      if (cached.requestNumber !== 0) {
-        return { code: errorCodes.request_stale, message: 'session is already registered' };
-      }
-      this.effects.push({ kind: 'reply', reply: cached });
-      return 'drop';
-    }
-    return null;
-  }
-
-  /** Forms prepares from queued requests while the pipeline has room. */
-  private preparePending(): void {
-    const pipelineMax = this.options.pipelinePrepareCountMax ?? constants.pipelinePrepareCountMax;
-    const requestMax = this.options.prepareRequestCountMax ?? constants.prepareRequestCountMax;
-    while (this.pipeline.length < pipelineMax && this.queue.length > 0) {
-      let sizeBytes = 4;
-      let count = 0;
-      for (const request of this.queue) {
-        const requestBytes = requestOverheadBytes + request.body.length;
-        if (count === requestMax) break;
-        if (count > 0 && sizeBytes + requestBytes > constants.prepareBodySizeBytesMax) break;
-        sizeBytes += requestBytes;
-        count += 1;
-      }
-      assert(count > 0, 'a prepare holds at least one request');
-      this.prepare(this.queue.splice(0, count));
-    }
-  }
-
-  private prepare(requests: Request[]): void {
-    assert(this.isPrimary && this.status === 'normal', 'only a normal primary prepares');
-    const timestampUs = Math.max(Math.floor(this.options.realtimeUs()), this.lastTimestampUs + 1);
-    this.lastTimestampUs = timestampUs;
-    const prepare = makePrepare(
-      {
-        replica: this.replica,
-        cluster: this.cluster,
-        view: this.view,
-        requestCount: requests.length,
-        op: asOp(this.op + 1),
-        commit: this.commitMax,
-        timestampUs: asTimestampUs(timestampUs),
-        parent: this.headChecksum,
-      },
-      encodeBatch(requests),
-    );
-    this.op = prepare.header.op;
-    this.headChecksum = prepare.header.checksum;
-    this.pipeline.push({ prepare, oks: new Set() });
-    this.effects.push({ kind: 'journal_append', prepare });
-    this.event({
-      kind: 'prepared',
-      op: prepare.header.op,
-      requestCount: requests.length,
-      bodySizeBytes: prepare.body.length,
-    });
-    for (let target = 0; target < this.replicaCount; target++) {
-      if (target === this.replica) continue;
-      this.send(asReplicaIndex(target), { kind: 'prepare', prepare });
-    }
-  }
-
-  // ----- durability and messages -----
-
-  /** The shell reports that the prepare at `op` (and every earlier one) is written and synced. */
-  onJournalDurable(op: Op, checksum: Uint8Array): Effect<Output>[] {
-    if (this.status === 'normal' && this.isPrimary) {
-      this.acknowledge(op, checksum, this.replica);
-    } else if (this.status === 'normal' && op > this.commitMin) {
-      this.send(this.primaryIndex, {
-        kind: 'prepare_ok',
-        replica: this.replica,
-        view: this.view,
-        op,
-        checksum,
-      });
-    }
-    this.invariants();
-    return this.flush();
+    onRequest(this.r, request);
+    return this.done();
   }
 
   onMessage(message: ReplicaMessage): Effect<Output>[] {
-    if (this.status === 'normal') {
-      switch (message.kind) {
-        case 'prepare':
-          this.onPrepare(message.prepare);
-          break;
-        case 'prepare_ok':
-          if (message.view === this.view && this.isPrimary) {
-            this.acknowledge(message.op, message.checksum, message.replica);
-          }
-          break;
-        case 'commit':
-          if (message.view === this.view && !this.isPrimary) this.commitUpTo(message.commit, false);
-          break;
-      }
+    const r = this.r;
+    const from = message.replica;
+    const valid = Number.isInteger(from) && from >= 0 && from < r.replicaCount;
+    if (!valid || from === r.replica || r.replaying || !Number.isSafeInteger(message.view)) {
+      return this.done();
     }
-    this.invariants();
-    return this.flush();
+    if (message.view === r.view) r.heardTick[from] = r.ticks;
+    dispatch(r, message);
+    return this.done();
   }
-
-  private onPrepare(prepare: Prepare): void {
-    const header = prepare.header;
-    if (this.isPrimary || header.view !== this.view || header.cluster !== this.cluster) return;
-    if (header.op !== this.op + 1) return; // Gaps are repaired by the replication protocol.
-    if (!checksumEqual(header.parent, this.headChecksum)) return;
-    if (!bodyMatches(header, prepare.body)) return;
-    this.op = header.op;
-    this.headChecksum = header.checksum;
-    this.uncommitted.push(prepare);
-    this.effects.push({ kind: 'journal_append', prepare });
-    this.commitUpTo(header.commit, false);
-  }
-
-  private acknowledge(op: Op, checksum: Uint8Array, from: ReplicaIndex): void {
-    const entry = this.pipeline.find((e) => e.prepare.header.op === op);
-    if (entry === undefined || !checksumEqual(entry.prepare.header.checksum, checksum)) return;
-    entry.oks.add(from);
-    while (this.pipeline.length > 0) {
-      const head = this.pipeline[0];
-      assert(head !== undefined, 'pipeline head');
-      if (head.oks.size < this.quorum) break;
-      if (!head.oks.has(this.replica)) break; // The primary counts itself only once durable.
-      this.pipeline.shift();
-      this.commitMax = head.prepare.header.op;
-      this.execute(head.prepare, false);
-    }
-    this.preparePending();
-  }
-
-  private commitUpTo(commit: Op, replay: boolean): void {
-    if (commit > this.commitMax) this.commitMax = asOp(Math.min(commit, this.op));
-    while (this.commitMin < this.commitMax) {
-      const prepare = this.uncommitted.shift();
-      assert(prepare !== undefined, 'committed prepare is held');
-      assert(prepare.header.op === this.commitMin + 1, 'apply in op order');
-      this.execute(prepare, replay);
-    }
-  }
-
-  // ----- execution -----
-
-  /** Applies a committed prepare's requests in order; the primary replies to each client. */
-  private execute(prepare: Prepare, replay: boolean): void {
-    const op = prepare.header.op;
-    assert(op === this.commitMin + 1, 'execute in op order');
-    assert(op <= this.commitMax, 'execute only what is committed');
-    const requests = decodeBatch(prepare.body);
-    requests.forEach((request, requestIndex) => {
-      const reply = this.executeRequest(prepare, request, requestIndex);
-      if (this.pendingClients.get(request.clientId) === request.requestNumber) {
-        this.pendingClients.delete(request.clientId);
-      }
-      if (reply !== null && !replay && this.isPrimary) this.effects.push({ kind: 'reply', reply });
-    });
-    this.commitMin = op;
-    this.event({
-      kind: 'committed',
-      op,
-      timestampUs: prepare.header.timestampUs,
-      requestCount: requests.length,
-      bodySizeBytes: prepare.body.length,
-      replay,
-    });
-  }
-
-  private executeRequest(prepare: Prepare, request: Request, requestIndex: number): Reply | null {
-    const { op, timestampUs } = prepare.header;
-    const { clientId, requestNumber } = request;
-    if (request.operation === 'register') {
-      if (this.clientTable.get(clientId) !== undefined) return null;
-      const reply: Reply = { clientId, requestNumber, op, timestampUs, result: new Uint8Array(0) };
-      const evicted = this.clientTable.register(clientId, reply);
-      this.event({ kind: 'session_registered', clientId, op });
-      this.event({
-        kind: 'applied',
-        op,
-        requestIndex,
-        clientId,
-        operation: 'register',
-        output: null,
-      });
-      if (evicted !== null) this.evict(evicted);
-      return reply;
-    }
-    const session = this.clientTable.get(clientId);
-    // Both cases are prevented by the primary's admission; a replica still decides them the
-    // same way everywhere, so that a log written by a faulty primary cannot split replicas.
-    if (session === undefined || requestNumber !== session.requestNumber + 1) return null;
-    const applied = this.options.stateMachine.apply(request.body, {
-      op,
-      timestampUs,
-      clientId,
-      requestIndex,
-    });
-    const reply: Reply = { clientId, requestNumber, op, timestampUs, result: applied.result };
-    this.clientTable.update(reply);
-    this.event({
-      kind: 'applied',
-      op,
-      requestIndex,
-      clientId,
-      operation: 'command',
-      output: applied.output,
-    });
-    return reply;
-  }
-
-  private evict(clientId: ClientId): void {
-    this.event({ kind: 'session_evicted', clientId });
-    if (!this.isPrimary || this.status !== 'normal') return;
-    this.effects.push({
-      kind: 'reject',
-      clientId,
-      requestNumber: 0 as RequestNumber,
-      code: errorCodes.session_evicted,
-      message: 'session evicted: the client table is full and this session was the oldest',
-      leaderHint: -1,
-    });
-  }
-
-  // ----- time -----
 
   onTick(): Effect<Output>[] {
-    this.ticks += 1;
-    const heartbeatTicks = this.options.heartbeatTicks ?? 10;
-    if (this.status === 'normal' && this.isPrimary && this.ticks % heartbeatTicks === 0) {
-      for (let target = 0; target < this.replicaCount; target++) {
-        if (target === this.replica) continue;
-        this.send(asReplicaIndex(target), {
-          kind: 'commit',
-          replica: this.replica,
-          view: this.view,
-          commit: this.commitMax,
-        });
-      }
+    tick(this.r);
+    return this.done();
+  }
+
+  /** The shell wrote and fdatasynced the journal_append of `op` (this checksum). */
+  onJournalDurable(op: Op, checksum: Uint8Array): Effect<Output>[] {
+    const r = this.r;
+    if (markDurable(r, op, checksum)) {
+      if (r.status === 'normal' && r.isPrimary) acknowledge(r, op, checksum, r.replica);
+      else sendPrepareOk(r, op, checksum);
     }
-    return this.flush();
+    return this.done();
   }
 
-  // ----- helpers -----
-
-  private setStatus(status: ReplicaStatus): void {
-    this.status = status;
-    this.event({ kind: 'status_changed', status, view: this.view });
+  /** A journal_read completed: the prepare, or null when missing or failing its checksums. */
+  onJournalRead(op: Op, prepare: Prepare | null, context: JournalReadContext): Effect<Output>[] {
+    assert(this.r.readsInflight > 0, 'a journal read completes once');
+    onJournalRead(this.r, op, prepare, context);
+    return this.done();
   }
 
-  private send(target: ReplicaIndex, message: ReplicaMessage): void {
-    assert(target !== this.replica, 'a replica does not send to itself');
-    this.effects.push({ kind: 'send', target, message });
-  }
-
-  private event(event: Extract<Effect<Output>, { kind: 'event' }>['event']): void {
-    this.effects.push({ kind: 'event', event });
-  }
-
-  private flush(): Effect<Output>[] {
-    const effects = this.effects;
-    this.effects = [];
-    return effects;
+  /** The superblock_write in flight is durable. */
+  onSuperblockDurable(): Effect<Output>[] {
+    const r = this.r;
+    const written = r.superblockWriting;
+    assert(written !== null, 'a superblock write was in flight');
+    r.durable = written;
+    r.superblockWriting = null;
+    if (r.superblockWanted) r.writeSuperblock();
+    maybeSendDoViewChange(r);
+    maybeFinishPrimaryViewChange(r);
+    sendPrepareOks(r);
+    return this.done();
   }
 
   /** Checks the replica's invariants; called after every entry point. */
   invariants(): void {
-    assert(this.commitMin <= this.commitMax, 'commitMin <= commitMax');
-    assert(this.commitMax <= this.op, 'commitMax <= op');
-    if (this.isPrimary && this.status === 'normal') {
-      assert(this.pipeline.length === this.op - this.commitMax, 'pipeline spans the uncommitted');
-      const first = this.pipeline[0];
-      if (first !== undefined) assert(first.prepare.header.op === this.commitMax + 1, 'pipeline');
+    const r = this.r;
+    r.log.check();
+    assert(r.commitMin <= r.commitMax, 'commitMin <= commitMax');
+    assert(r.logView <= r.view, 'the log view is not after the view');
+    assert(r.durable.view <= r.view, 'the durable view is not after the view');
+    if (r.status === 'normal') assert(r.logView === r.view, 'a normal replica logs its view');
+    if (r.status === 'normal' && r.isPrimary) {
+      assert(r.pipelineOks.size === r.op - r.commitMax, 'the pipeline spans the uncommitted');
+      assert(r.commitMin === r.commitMax, 'a normal primary executed what it committed');
+      assert(r.log.journalOp === r.op, "a normal primary's log is whole");
+      assert(r.pipelineOks.size <= constants.viewChangeSuffixCountMax, 'pipeline bound');
+    } else {
+      assert(r.pipelineOks.size === 0, 'only a normal primary has a pipeline');
     }
-    assert(this.pendingClients.size <= this.queue.length + this.pipelineRequestBound(), 'pending');
+    assert(r.queue.length <= r.tuning.requestQueueCountMax, 'request queue bound');
+    assert(r.repair.faulty.size <= constants.faultyOpCountMax, 'faulty ops bound');
+    assert(r.readsInflight >= 0, 'journal reads in flight');
+    let requestCount = r.queue.length;
+    for (const entry of r.log.range(r.commitMin, r.op)) {
+      requestCount += entry.prepare?.header.requestCount ?? 0;
+    }
+    assert(r.pendingClients.size <= requestCount, 'pending requests are queued or in the log');
   }
 
-  private pipelineRequestBound(): number {
-    let count = 0;
-    for (const entry of this.pipeline) count += entry.prepare.header.requestCount;
-    for (const prepare of this.uncommitted) count += prepare.header.requestCount;
-    return count;
+  private done(): Effect<Output>[] {
+    this.invariants();
+    return this.r.flush();
+  }
+}
+
+function dispatch<Output>(r: ReplicaCore<Output>, message: ReplicaMessage): void {
+  switch (message.kind) {
+    case 'prepare':
+      return onPrepareMessage(r, message);
+    case 'prepare_ok':
+      if (message.view === r.view) acknowledge(r, message.op, message.checksum, message.replica);
+      return;
+    case 'commit':
+      return onCommitMessage(r, message);
+    case 'ping':
+      return onPing(r, message);
+    case 'pong':
+      return onPong(r, message);
+    case 'start_view_change':
+      return onStartViewChange(r, message);
+    case 'do_view_change':
+      return onDoViewChange(r, message);
+    case 'start_view':
+      return onStartView(r, message);
+    case 'request_start_view':
+      return onRequestStartView(r, message);
+    case 'request_prepare':
+      return onRequestPrepare(r, message);
+    case 'request_prepares':
+      return onRequestPrepares(r, message);
+    case 'repair_prepare':
+      return onRepairPrepare(r, message);
+    case 'nack_prepare':
+      return onNackPrepare(r, message);
   }
 }

@@ -1,0 +1,128 @@
+// The backup's side of normal operation: accepting its primary's prepares in op order into the
+// journal, acknowledging each once it is durable, learning the commit number (from the next
+// prepare and from commit heartbeats) and executing in order. A prepare that arrives ahead of a
+// gap waits in memory (a bounded window) while repair fetches the ops before it.
+//
+// A backup acknowledges only while its superblock durably records the current view as its log
+// view: a replica that restarts must never claim an older log view for a log holding ops it
+// acknowledged in a newer one (see view_change.ts).
+
+import { checksumEqual } from '../core/checksum.js';
+import { constants } from '../core/constants.js';
+import type { Prepare } from '../core/header.js';
+import type { Op, ReplicaIndex, View } from '../core/types.js';
+import { executeCommitted } from './execute.js';
+import type { ReplicaMessage } from './message.js';
+import { prepareIsValid } from './prepare_check.js';
+import { scheduleRepair } from './repair.js';
+import type { ReplicaCore } from './replica_core.js';
+import { jumpToView } from './view_change.js';
+
+type PrepareMessage = Extract<ReplicaMessage, { kind: 'prepare' }>;
+type CommitMessage = Extract<ReplicaMessage, { kind: 'commit' }>;
+
+/**
+ * Common handling of a message from a primary (prepare, commit): true when it comes from this
+ * replica's primary in its current view while normal, so the caller may act on it.
+ */
+function fromMyPrimary<Output>(r: ReplicaCore<Output>, view: View, from: ReplicaIndex): boolean {
+  if (view < r.view || r.status === 'recovering') return false;
+  if (from !== r.primaryOf(view)) return false;
+  if (view > r.view) {
+    jumpToView(r, view);
+    return false;
+  }
+  if (r.status !== 'normal') {
+    // The view's primary is already normal: this replica missed its start_view.
+    r.needStartView = true;
+    return false;
+  }
+  if (r.isPrimary) return false;
+  r.primaryTimeout.start(electionJitter(r));
+  r.vc.proposedView = null;
+  return true;
+}
+
+export function electionJitter<Output>(r: ReplicaCore<Output>): number {
+  return Math.floor(r.random() * r.tuning.electionTimeoutTicks);
+}
+
+export function onPrepareMessage<Output>(r: ReplicaCore<Output>, message: PrepareMessage): void {
+  if (!fromMyPrimary(r, message.view, message.replica)) return;
+  const prepare = message.prepare;
+  if (!prepareIsValid(prepare, r.cluster) || prepare.header.view > message.view) {
+    r.event({
+      kind: 'checksum_failure',
+      op: prepare.header.op,
+      source: 'message',
+      from: message.replica,
+    });
+    return;
+  }
+  const header = prepare.header;
+  if (header.commit > r.commitMax) r.commitMax = header.commit;
+  if (header.op > r.primaryOpSeen) r.primaryOpSeen = header.op;
+  acceptPrepare(r, prepare);
+  r.appendReady();
+  executeCommitted(r);
+  scheduleRepair(r);
+}
+
+/** Places a prepare of this view's log: appends it, fills a known op, or waits beyond a gap. */
+function acceptPrepare<Output>(r: ReplicaCore<Output>, prepare: Prepare): void {
+  const { op, checksum } = prepare.header;
+  if (op <= r.commitMin) return;
+  const entry = r.log.get(op);
+  if (entry !== undefined) {
+    if (checksumEqual(entry.checksum, checksum)) {
+      if (entry.prepare === null) entry.prepare = prepare;
+      if (entry.durable) sendPrepareOk(r, op, checksum);
+      return;
+    }
+    if (entry.trusted) {
+      // Another prepare at this op in the same view: this replica's log is not the view's.
+      r.needStartView = true;
+      return;
+    }
+    r.log.dropPending(op); // A buffered repair prepare gives way to the primary's.
+  }
+  if (op <= r.log.journalOp) return;
+  const windowEnd = r.log.journalOp + constants.repairRangeCountMax;
+  if (op > windowEnd || r.log.full) return; // Repair fetches it later.
+  r.log.putPending(op, checksum, prepare, true);
+}
+
+export function onCommitMessage<Output>(r: ReplicaCore<Output>, message: CommitMessage): void {
+  if (!fromMyPrimary(r, message.view, message.replica)) return;
+  if (message.commit > r.commitMax) r.commitMax = message.commit;
+  executeCommitted(r);
+  scheduleRepair(r);
+}
+
+/** Whether this backup may acknowledge prepares now (see the file comment). */
+function mayAcknowledge<Output>(r: ReplicaCore<Output>): boolean {
+  return r.status === 'normal' && !r.isPrimary && r.durable.logView === r.view;
+}
+
+export function sendPrepareOk<Output>(r: ReplicaCore<Output>, op: Op, checksum: Uint8Array): void {
+  if (!mayAcknowledge(r)) return;
+  r.send(r.primaryIndex, { kind: 'prepare_ok', op, checksum });
+}
+
+/** Acknowledges every durable op of the log (after start_view, once the view is durable). */
+export function sendPrepareOks<Output>(r: ReplicaCore<Output>): void {
+  if (!mayAcknowledge(r)) return;
+  for (const entry of r.log.range(r.commitMin, r.log.journalOp)) {
+    if (entry.durable) sendPrepareOk(r, entry.op, entry.checksum);
+  }
+}
+
+/** The shell finished writing `op`; a backup acknowledges it, a primary counts itself. */
+export function markDurable<Output>(r: ReplicaCore<Output>, op: Op, checksum: Uint8Array): boolean {
+  const entry = r.log.get(op);
+  if (entry === undefined || !entry.journaled || !checksumEqual(entry.checksum, checksum)) {
+    return false; // Executed already, truncated since, or a repaired old record.
+  }
+  entry.durable = true;
+  return true;
+}

@@ -1,0 +1,116 @@
+// Execution: applying committed prepares to the state machine, in op order, exactly once. Each
+// request of a prepare's batch is checked against the client table (replicated session state:
+// it changes only here, so every replica's table is the same at the same commit number), applied,
+// and its reply cached; a normal primary also answers the client.
+//
+// Invariants: ops execute in order, only when committed (op <= commitMax) and verified to belong
+// to the current log (op <= verifiedOp); a request applies only if it is its session's next one
+// (except under the no_duplicate_detection canary).
+
+import { assert } from '../core/assert.js';
+import { errorCodes } from '../core/errors.js';
+import type { Prepare } from '../core/header.js';
+import type { ClientId, RequestNumber } from '../core/types.js';
+import { decodeBatch } from './batch.js';
+import type { Request } from './batch.js';
+import type { Reply } from './message.js';
+import type { ReplicaCore } from './replica_core.js';
+
+/** Executes every committed, verified op this replica holds, in order. */
+export function executeCommitted<Output>(r: ReplicaCore<Output>): void {
+  let executed = false;
+  while (r.commitMin < r.commitMax && r.commitMin < r.log.verifiedOp) {
+    const prepare = r.log.advanceBase();
+    executePrepare(r, prepare);
+    executed = true;
+  }
+  if (executed) r.scrubber?.onCommit(r.commitMin);
+}
+
+function executePrepare<Output>(r: ReplicaCore<Output>, prepare: Prepare): void {
+  const op = prepare.header.op;
+  assert(op === r.commitMin, 'the base moved to the op being executed');
+  assert(op <= r.commitMax, 'execute only what is committed');
+  const requests = decodeBatch(prepare.body);
+  const answering = r.isPrimary && r.status === 'normal' && !r.replaying;
+  requests.forEach((request, requestIndex) => {
+    const reply = executeRequest(r, prepare, request, requestIndex);
+    if (r.pendingClients.get(request.clientId) === request.requestNumber) {
+      r.pendingClients.delete(request.clientId);
+    }
+    if (reply !== null && answering) r.emit({ kind: 'reply', reply });
+  });
+  r.event({
+    kind: 'committed',
+    op,
+    timestampUs: prepare.header.timestampUs,
+    requestCount: requests.length,
+    bodySizeBytes: prepare.body.length,
+    replay: r.replaying,
+  });
+}
+
+function executeRequest<Output>(
+  r: ReplicaCore<Output>,
+  prepare: Prepare,
+  request: Request,
+  requestIndex: number,
+): Reply | null {
+  const { op, timestampUs } = prepare.header;
+  const { clientId, requestNumber } = request;
+  if (request.operation === 'register') {
+    if (r.clientTable.get(clientId) !== undefined) return null;
+    const reply: Reply = { clientId, requestNumber, op, timestampUs, result: new Uint8Array(0) };
+    const evicted = r.clientTable.register(clientId, reply);
+    r.event({ kind: 'session_registered', clientId, op });
+    r.event({
+      kind: 'applied',
+      op,
+      requestIndex,
+      clientId,
+      requestNumber,
+      operation: 'register',
+      output: null,
+    });
+    if (evicted !== null) evict(r, evicted);
+    return reply;
+  }
+  const session = r.clientTable.get(clientId);
+  if (session === undefined) return null;
+  const next = requestNumber === session.requestNumber + 1;
+  const duplicate = requestNumber <= session.requestNumber;
+  // A gap or a duplicate is prevented by the primary's admission; every replica still decides
+  // them the same way, so that a log written by a faulty primary cannot split the replicas.
+  if (!next && !(duplicate && r.canary === 'no_duplicate_detection')) return null;
+  const applied = r.options.stateMachine.apply(request.body, {
+    op,
+    timestampUs,
+    clientId,
+    requestIndex,
+  });
+  const reply: Reply = { clientId, requestNumber, op, timestampUs, result: applied.result };
+  if (next) r.clientTable.update(reply);
+  r.event({
+    kind: 'applied',
+    op,
+    requestIndex,
+    clientId,
+    requestNumber,
+    operation: 'command',
+    output: applied.output,
+  });
+  return reply;
+}
+
+function evict<Output>(r: ReplicaCore<Output>, clientId: ClientId): void {
+  r.event({ kind: 'session_evicted', clientId });
+  if (!r.isPrimary || r.status !== 'normal' || r.replaying) return;
+  r.emit({
+    kind: 'reject',
+    clientId,
+    requestNumber: 0 as RequestNumber,
+    code: errorCodes.session_evicted,
+    message: 'session evicted: the client table is full and this session was the oldest',
+    leaderHint: -1,
+  });
+}

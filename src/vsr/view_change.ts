@@ -1,0 +1,452 @@
+// View change (Viewstamped Replication Revisited §4.2, with TigerBeetle's refinements):
+//
+// 1. A normal backup (or an intact recovering replica) that hears nothing from its primary for an
+//    election timeout proposes view v+1: it sends start_view_change(v+1) but stays in view v until
+//    a quorum proposes the same, so one isolated replica cannot disrupt a healthy cluster. A
+//    start_view_change for a view beyond v+1, a do_view_change for a later view, or a view change
+//    that times out moves a replica to the later view at once.
+// 2. In view_change for v, once a quorum of start_view_change(v) is known and view v is durable
+//    in the superblock, a replica sends do_view_change(v) to the primary of v: its log (the
+//    committed anchor and the hash-chained suffix after it), its last normal view and commit.
+// 3. The new primary, on a quorum of do_view_change (its own included), adopts the log with the
+//    largest (log view, op), checking its hash chain, and takes the largest commit. It repairs
+//    what it lacks (bodies sent only as headers, committed ops it never had); an uncommitted op
+//    that a nack quorum never saw is truncated (protocol-aware recovery). When its log is whole
+//    it makes the new log view durable, becomes normal and sends start_view.
+// 4. A replica adopts a start_view of a later view (or of its own, when it asked for it):
+//    it keeps the part of its journal the hash chain proves equal, truncates the uncommitted
+//    ops that differ, and repairs the rest.
+//
+// Safety rests on: a do_view_change is sent only once its view is durable; a log view is made
+// durable before the primary starts the view and before a backup acknowledges in it; a journal
+// is truncated only where an op is proven uncommitted (it differs from the committed op, or from
+// the op of a log that holds every committed op, or a nack quorum never saw it).
+
+import { assert } from '../core/assert.js';
+import { checksumEqual } from '../core/checksum.js';
+import { constants } from '../core/constants.js';
+import { asOp } from '../core/types.js';
+import type { Op, ReplicaIndex, View } from '../core/types.js';
+import { electionJitter, sendPrepareOks } from './backup.js';
+import { executeCommitted } from './execute.js';
+import type { TargetLog } from './log_suffix.js';
+import type { ReplicaMessage, SuffixEntry, ViewChangeReason } from './message.js';
+import { prepareIsValid } from './prepare_check.js';
+import { abandonPrimary, commitPipeline, startPipeline } from './primary.js';
+import { resetRepair, scheduleRepair } from './repair.js';
+import type { DoViewChange, ReplicaCore, StartView } from './replica_core.js';
+
+type StartViewChangeMessage = Extract<ReplicaMessage, { kind: 'start_view_change' }>;
+type RequestStartView = Extract<ReplicaMessage, { kind: 'request_start_view' }>;
+
+function viewChangeJitter<Output>(r: ReplicaCore<Output>): number {
+  return Math.floor(r.random() * r.tuning.viewChangeTimeoutTicks);
+}
+
+function recordStartViewChange<Output>(r: ReplicaCore<Output>, view: View, from: ReplicaIndex) {
+  if (r.vc.svcView !== view) {
+    r.vc.svcView = view;
+    r.vc.svcFrom.clear();
+  }
+  r.vc.svcFrom.add(from);
+}
+
+/** Whether this replica may take part in a view change with what it holds durably. */
+function canVote<Output>(r: ReplicaCore<Output>): boolean {
+  return r.status !== 'recovering' || r.journalIntact;
+}
+
+/** A backup's primary (or a recovering replica's cluster) went silent: propose view + 1. */
+export function onPrimaryTimeout<Output>(r: ReplicaCore<Output>): void {
+  const normalBackup = r.status === 'normal' && !r.isPrimary;
+  const recovering = r.status === 'recovering' && r.journalIntact;
+  if (!normalBackup && !recovering) return;
+  const view = (r.view + 1) as View;
+  r.vc.proposedView = view;
+  recordStartViewChange(r, view, r.replica);
+  r.broadcast({ kind: 'start_view_change' }, view);
+  if (r.vc.svcFrom.size >= r.quorum) startViewChange(r, view, 'primary_timeout');
+}
+
+export function onStartViewChange<Output>(
+  r: ReplicaCore<Output>,
+  message: StartViewChangeMessage,
+): void {
+  const view = message.view;
+  if (r.status === 'view_change') {
+    if (view < r.view) return;
+    if (view > r.view) startViewChange(r, view, 'start_view_change');
+    recordStartViewChange(r, view, message.replica);
+    maybeSendDoViewChange(r);
+    return;
+  }
+  if (view <= r.view || !canVote(r)) return;
+  recordStartViewChange(r, view, message.replica);
+  if (view > r.view + 1) {
+    startViewChange(r, view, 'start_view_change');
+  } else if (r.vc.svcFrom.size >= r.quorum) {
+    const proposed = r.vc.proposedView === view;
+    startViewChange(r, view, proposed ? 'primary_timeout' : 'start_view_change');
+  }
+}
+
+/** Moves to view_change for `view` (later than the current view) and starts voting for it. */
+export function startViewChange<Output>(
+  r: ReplicaCore<Output>,
+  view: View,
+  reason: ViewChangeReason,
+): void {
+  const oldView = r.view;
+  if (r.status === 'normal') r.vc.oldView = r.view;
+  if (r.status === 'recovering') r.vc.oldView = r.logView;
+  if (r.status === 'normal' && r.isPrimary) abandonPrimary(r);
+  r.view = view;
+  if (r.vc.svcView !== view) r.vc.svcFrom.clear();
+  r.vc.svcView = view;
+  r.vc.svcFrom.add(r.replica);
+  resetElection(r);
+  r.setStatus('view_change');
+  r.viewChangeTimeout.start(viewChangeJitter(r));
+  r.persist();
+  r.broadcast({ kind: 'start_view_change' });
+  r.viewChangeStartedEvent(oldView, reason);
+  r.stats.viewChangeCount += 1;
+  maybeSendDoViewChange(r);
+}
+
+/** Forgets the state of an election, a primary's pipeline and repairs in flight. */
+function resetElection<Output>(r: ReplicaCore<Output>): void {
+  r.vc.proposedView = null;
+  r.vc.dvcSent = false;
+  r.vc.dvcs.clear();
+  r.vc.adopted = false;
+  r.vc.nacks.clear();
+  r.needStartView = false;
+  r.pendingClients.clear();
+  r.primaryTimeout.stop();
+  r.prepareTimeout.stop();
+  r.recoveryTimeout.stop();
+  resetRepair(r);
+}
+
+/** The log this replica vouches for, as a view change carries it; null when too long to vote. */
+export function buildSuffix<Output>(
+  r: ReplicaCore<Output>,
+): { anchorOp: Op; anchorChecksum: Uint8Array; suffix: SuffixEntry[]; op: Op } | null {
+  const anchor = r.log.viewChangeAnchor();
+  const entries = r.log.contiguousFrom(anchor.op);
+  if (entries.length > constants.viewChangeSuffixCountMax) return null;
+  let bodiesSizeBytes = 0;
+  const suffix = entries.map((entry): SuffixEntry => {
+    let prepare = entry.prepare;
+    if (prepare !== null) {
+      const sizeBytes = bodiesSizeBytes + prepare.body.length;
+      if (sizeBytes <= constants.viewChangeBodiesSizeBytesMax) bodiesSizeBytes = sizeBytes;
+      else prepare = null;
+    }
+    return { op: entry.op, checksum: entry.checksum, prepare };
+  });
+  const op = asOp(anchor.op + entries.length);
+  return { anchorOp: anchor.op, anchorChecksum: anchor.checksum, suffix, op };
+}
+
+export function maybeSendDoViewChange<Output>(r: ReplicaCore<Output>): void {
+  if (r.status !== 'view_change' || r.vc.dvcSent || r.needStartView) return;
+  if (r.vc.svcFrom.size < r.quorum || r.durable.view < r.view || !canVote(r)) return;
+  const log = buildSuffix(r);
+  if (log === null) return; // Too far behind to vote: it waits for start_view.
+  r.vc.dvcSent = true;
+  const primary = r.primaryOf(r.view);
+  const message = {
+    kind: 'do_view_change',
+    logView: r.logView,
+    commitMax: r.commitMax,
+    ...log,
+  } as const;
+  if (primary !== r.replica) {
+    r.send(primary, message);
+    return;
+  }
+  r.vc.dvcs.set(r.replica, { ...message, replica: r.replica, view: r.view });
+  onDoViewChangeQuorum(r);
+}
+
+/** Checks a do_view_change or start_view log: bounds, contiguity, the hash chain, each prepare. */
+function validLog<Output>(r: ReplicaCore<Output>, message: DoViewChange | StartView): boolean {
+  if (message.suffix.length > constants.viewChangeSuffixCountMax) return false;
+  if (message.op !== message.anchorOp + message.suffix.length) return false;
+  if (message.anchorChecksum.length !== 32 || message.commitMax < 0) return false;
+  let previous = message.anchorChecksum;
+  for (const [index, entry] of message.suffix.entries()) {
+    if (entry.op !== message.anchorOp + 1 + index || entry.checksum.length !== 32) return false;
+    const prepare = entry.prepare;
+    if (prepare !== null) {
+      if (!prepareIsValid(prepare, r.cluster)) return false;
+      if (!checksumEqual(prepare.header.checksum, entry.checksum)) return false;
+      if (prepare.header.op !== entry.op) return false;
+      if (!checksumEqual(prepare.header.parent, previous)) return false;
+    }
+    previous = entry.checksum;
+  }
+  return true;
+}
+
+export function onDoViewChange<Output>(r: ReplicaCore<Output>, message: DoViewChange): void {
+  if (message.view < r.view || !canVote(r)) return;
+  if (message.view === r.view && r.status !== 'view_change') return;
+  if (message.logView > message.view) return;
+  if (message.view > r.view) startViewChange(r, message.view, 'do_view_change');
+  recordStartViewChange(r, message.view, message.replica);
+  if (r.primaryOf(r.view) === r.replica && !r.vc.adopted) {
+    if (validLog(r, message)) r.vc.dvcs.set(message.replica, message);
+    else
+      r.event({
+        kind: 'checksum_failure',
+        op: message.op,
+        source: 'message',
+        from: message.replica,
+      });
+  }
+  maybeSendDoViewChange(r);
+  if (r.primaryOf(r.view) === r.replica) onDoViewChangeQuorum(r);
+}
+
+/** Orders logs: the largest (log view, op) first; ties by the longer anchor, then replica. */
+function better(a: DoViewChange, b: DoViewChange): boolean {
+  if (a.logView !== b.logView) return a.logView > b.logView;
+  if (a.op !== b.op) return a.op > b.op;
+  if (a.anchorOp !== b.anchorOp) return a.anchorOp > b.anchorOp;
+  return a.replica < b.replica;
+}
+
+function chooseLog(dvcs: readonly DoViewChange[], wrong: boolean): DoViewChange {
+  let chosen = dvcs[0];
+  for (const dvc of dvcs) {
+    if (chosen === undefined) chosen = dvc;
+    // The adopt_wrong_log canary picks the worst log instead of the best.
+    else if (better(dvc, chosen) !== wrong) chosen = dvc;
+  }
+  assert(chosen !== undefined, 'a log is chosen from a quorum of logs');
+  return chosen;
+}
+
+function onDoViewChangeQuorum<Output>(r: ReplicaCore<Output>): void {
+  if (r.status !== 'view_change' || r.vc.adopted || !r.vc.dvcs.has(r.replica)) return;
+  if (r.vc.dvcs.size < r.quorum) return;
+  const dvcs = [...r.vc.dvcs.values()];
+  const chosen = chooseLog(dvcs, r.canary === 'adopt_wrong_log');
+  for (const dvc of dvcs) if (dvc.commitMax > r.commitMax) r.commitMax = dvc.commitMax;
+  const suffix = chosen.suffix.map((entry): SuffixEntry => {
+    if (entry.prepare !== null) return entry;
+    return { ...entry, prepare: bodyFromAny(dvcs, entry) };
+  });
+  const target = { anchorOp: chosen.anchorOp, anchorChecksum: chosen.anchorChecksum, suffix };
+  if (!adoptLog(r, target, chosen.replica)) return; // The view change times out and moves on.
+  r.vc.adopted = true;
+  // Who is known never to have seen each op adopted without its prepare: the do_view_change
+  // senders whose logs do not hold it (an intact replica's log holds every op it acknowledged).
+  for (const entry of r.log.range(r.log.journalOp, r.log.headOp)) {
+    if (entry.prepare !== null || entry.op <= r.commitMax) continue;
+    const notSeen = new Set<ReplicaIndex>();
+    for (const dvc of dvcs) if (!logHolds(dvc, entry.op, entry.checksum)) notSeen.add(dvc.replica);
+    r.vc.nacks.set(entry.op, { checksum: entry.checksum, notSeen });
+  }
+  applyNackQuorum(r);
+  scheduleRepair(r);
+  maybeFinishPrimaryViewChange(r);
+}
+
+function bodyFromAny(dvcs: readonly DoViewChange[], entry: SuffixEntry) {
+  for (const dvc of dvcs) {
+    const found = dvc.suffix.find((e) => e.op === entry.op && e.prepare !== null);
+    if (found !== undefined && checksumEqual(found.checksum, entry.checksum)) return found.prepare;
+  }
+  return null;
+}
+
+function logHolds(dvc: DoViewChange, op: number, checksum: Uint8Array): boolean {
+  const entry = dvc.suffix.find((e) => e.op === op);
+  return entry !== undefined && checksumEqual(entry.checksum, checksum);
+}
+
+/**
+ * Truncates the adopted log before the first op that a nack quorum never saw (it cannot have
+ * been committed: no replication quorum holds it), when its prepare is nowhere to be found.
+ */
+export function applyNackQuorum<Output>(r: ReplicaCore<Output>): void {
+  const ops = [...r.vc.nacks.keys()].sort((a, b) => a - b);
+  for (const op of ops) {
+    const nack = r.vc.nacks.get(op);
+    const entry = r.log.get(op);
+    if (nack === undefined || entry === undefined) continue;
+    if (entry.prepare !== null || entry.journaled || op <= r.commitMax) continue;
+    if (nack.notSeen.size < r.nackQuorum) continue;
+    const headBefore = r.log.headOp;
+    r.log.dropPendingFrom(op);
+    for (const key of ops) if (key >= op) r.vc.nacks.delete(key);
+    r.stats.truncatedOpCount += headBefore - op + 1;
+    r.event({
+      kind: 'log_truncated',
+      opMax: asOp(op - 1),
+      opMaxBefore: headBefore,
+      reason: 'nack_quorum',
+    });
+    return;
+  }
+}
+
+/** Adopts a view's log; false (with an event) when it contradicts what this replica executed. */
+function adoptLog<Output>(r: ReplicaCore<Output>, target: TargetLog, from: ReplicaIndex): boolean {
+  const result = r.log.adopt(target);
+  if (!result.ok) {
+    r.event({ kind: 'log_divergence', op: r.commitMin, from });
+    return false;
+  }
+  if (result.truncatedTo !== null) {
+    r.emit({ kind: 'journal_truncate', opMax: result.truncatedTo });
+    r.stats.truncatedOpCount += result.truncatedFrom - result.truncatedTo;
+    r.event({
+      kind: 'log_truncated',
+      opMax: result.truncatedTo,
+      opMaxBefore: result.truncatedFrom,
+      reason: 'view_change',
+    });
+  }
+  if (target.anchorOp > r.commitMax) r.commitMax = target.anchorOp;
+  r.appendReady();
+  return true;
+}
+
+/** The new primary becomes normal once its log is whole and its log view durable. */
+export function maybeFinishPrimaryViewChange<Output>(r: ReplicaCore<Output>): void {
+  if (r.status !== 'view_change' || !r.isPrimary || !r.vc.adopted) return;
+  const log = r.log;
+  if (log.verifiedOp !== log.journalOp || log.journalOp !== log.headOp) return;
+  if (r.commitMax > log.journalOp) return;
+  if (r.logView !== r.view) {
+    r.logView = r.view;
+    r.persist();
+  }
+  if (r.durable.logView !== r.view) return;
+  becomeNormalPrimary(r);
+}
+
+function becomeNormalPrimary<Output>(r: ReplicaCore<Output>): void {
+  r.setStatus('normal');
+  r.viewChangeTimeout.stop();
+  r.journalIntact = true;
+  resetElection(r);
+  executeCommitted(r);
+  startPipeline(r);
+  sendStartView(r, null, 0);
+  r.event({ kind: 'became_primary', view: r.view, op: r.op, commit: r.commitMax });
+  r.event({
+    kind: 'view_change_finished',
+    oldView: r.vc.oldView,
+    view: r.view,
+    primary: r.replica,
+    op: r.op,
+    commit: r.commitMax,
+  });
+  commitPipeline(r);
+}
+
+function sendStartView<Output>(r: ReplicaCore<Output>, target: ReplicaIndex | null, nonce: number) {
+  const log = buildSuffix(r);
+  if (log === null) return;
+  const message = { kind: 'start_view', commitMax: r.commitMax, nonce, ...log } as const;
+  if (target === null) r.broadcast(message);
+  else r.send(target, message);
+}
+
+export function onRequestStartView<Output>(r: ReplicaCore<Output>, message: RequestStartView) {
+  if (r.status !== 'normal' || !r.isPrimary || message.view > r.view) return;
+  sendStartView(r, message.replica, message.nonce);
+}
+
+export function onStartView<Output>(r: ReplicaCore<Output>, message: StartView): void {
+  if (message.replica !== r.primaryOf(message.view) || message.view < r.view) return;
+  if (message.view === r.view) {
+    if (r.status === 'normal' && !r.needStartView) return;
+    if (r.status === 'view_change' && r.isPrimary) return;
+    if (r.status === 'recovering' && message.nonce !== r.recoveryNonce) return;
+  }
+  if (!validLog(r, message)) {
+    r.event({ kind: 'checksum_failure', op: message.op, source: 'message', from: message.replica });
+    return;
+  }
+  const wasNormalIn = r.status === 'normal' ? r.view : null;
+  const oldView = wasNormalIn ?? (r.status === 'recovering' ? r.logView : r.vc.oldView);
+  if (r.status === 'normal' && r.isPrimary) abandonPrimary(r);
+  if (!adoptLog(r, message, message.replica)) return;
+  r.view = message.view;
+  r.logView = message.view;
+  if (message.commitMax > r.commitMax) r.commitMax = message.commitMax;
+  r.primaryOpSeen = message.op;
+  r.journalIntact = true;
+  resetElection(r);
+  r.viewChangeTimeout.stop();
+  r.primaryTimeout.start(electionJitter(r));
+  r.setStatus('normal');
+  r.persist();
+  executeCommitted(r);
+  scheduleRepair(r);
+  sendPrepareOks(r);
+  if (wasNormalIn === message.view) return;
+  r.event({
+    kind: 'view_change_finished',
+    oldView,
+    view: r.view,
+    primary: message.replica,
+    op: r.op,
+    commit: r.commitMax,
+  });
+}
+
+/**
+ * A message from the normal primary of a later view: this replica missed that view's start.
+ * It moves to the view (without voting in it) and asks the primary for start_view.
+ */
+export function jumpToView<Output>(r: ReplicaCore<Output>, view: View): void {
+  if (r.status === 'recovering' || view <= r.view) return;
+  const oldView = r.view;
+  if (r.status === 'normal') r.vc.oldView = r.view;
+  if (r.status === 'normal' && r.isPrimary) abandonPrimary(r);
+  r.view = view;
+  r.vc.svcView = view;
+  r.vc.svcFrom.clear();
+  resetElection(r);
+  r.needStartView = true;
+  r.setStatus('view_change');
+  r.viewChangeTimeout.start(viewChangeJitter(r));
+  r.persist();
+  r.send(r.primaryOf(view), { kind: 'request_start_view', nonce: 0 });
+  r.viewChangeStartedEvent(oldView, 'later_view');
+}
+
+export function onViewChangeTimeout<Output>(r: ReplicaCore<Output>): void {
+  if (r.status !== 'view_change') return;
+  if (r.needStartView && !r.vc.svcFrom.has(r.replica)) {
+    // It jumped into a running view: keep asking rather than disturb it.
+    r.send(r.primaryIndex, { kind: 'request_start_view', nonce: 0 });
+    r.viewChangeTimeout.start(viewChangeJitter(r));
+    return;
+  }
+  startViewChange(r, (r.view + 1) as View, 'view_change_timeout');
+}
+
+/** Every heartbeat: re-send what a lost message would otherwise leave stuck. */
+export function viewChangeHeartbeat<Output>(r: ReplicaCore<Output>): void {
+  if (r.status === 'view_change') {
+    if (r.vc.svcFrom.has(r.replica)) r.broadcast({ kind: 'start_view_change' });
+    if (r.vc.dvcSent && !r.isPrimary) {
+      r.vc.dvcSent = false;
+      maybeSendDoViewChange(r);
+    }
+  } else if (r.status === 'normal' && !r.isPrimary && r.vc.proposedView !== null) {
+    r.broadcast({ kind: 'start_view_change' }, r.vc.proposedView);
+  }
+  if (r.needStartView && r.status !== 'recovering') {
+    r.send(r.primaryIndex, { kind: 'request_start_view', nonce: 0 });
+  }
+}
