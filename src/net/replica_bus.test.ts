@@ -1,0 +1,143 @@
+// Proves the replica bus on loopback: three replicas connect into a full mesh with one link per
+// pair and deliver messages both ways in order; a cut link is redialed and delivery resumes; a
+// replica of another cluster is refused with both cluster names in the reason; garbage bytes in
+// place of a hello are refused; and a send to a peer that is down is dropped and counted.
+
+import { strict as assert } from 'node:assert';
+import { createServer } from 'node:net';
+import type { Server, Socket } from 'node:net';
+import { connect as netConnect } from 'node:net';
+import { describe, it } from 'node:test';
+import { FrameDecoder } from './frame.js';
+import { ReplicaBus, replicaFrameKind, replicaProtocolVersion } from './replica_bus.js';
+import type { BusPeer } from './replica_bus.js';
+
+interface Node {
+  server: Server;
+  port: number;
+  bus: ReplicaBus | null;
+  received: string[];
+  rejected: string[];
+}
+
+/** A listener that, like the node, hands connections starting with a replica hello to the bus. */
+async function listen(): Promise<Node> {
+  const node: Node = { server: createServer(), port: 0, bus: null, received: [], rejected: [] };
+  node.server.on('connection', (socket: Socket) => {
+    const decoder = new FrameDecoder();
+    const onData = (data: Buffer): void => {
+      const { frames, error } = decoder.push(data);
+      if (error !== null) {
+        node.rejected.push(error.code);
+        socket.destroy();
+        return;
+      }
+      const first = frames[0];
+      if (first === undefined) return;
+      socket.off('data', onData);
+      if (first.kind === replicaFrameKind.hello) node.bus?.acceptInbound(socket, first, decoder);
+      else socket.destroy();
+    };
+    socket.on('data', onData);
+  });
+  await new Promise<void>((resolve) => node.server.listen(0, '127.0.0.1', resolve));
+  const address = node.server.address();
+  assert.ok(address !== null && typeof address === 'object');
+  node.port = address.port;
+  return node;
+}
+
+function startBus(nodes: Node[], index: number, clusterName = 'c'): ReplicaBus {
+  const node = nodes[index];
+  assert.ok(node);
+  const peers: BusPeer[] = nodes
+    .map((n, replica) => ({ replica, host: '127.0.0.1', port: n.port }))
+    .filter((p) => p.replica !== index);
+  const bus = new ReplicaBus({
+    self: {
+      protocolVersion: replicaProtocolVersion,
+      clusterName,
+      cluster: clusterName.length,
+      replica: index,
+      replicaCount: nodes.length,
+    },
+    peers,
+    handlers: {
+      onMessage: (from, kind, body) =>
+        node.received.push(`${from}:${kind}:${Buffer.from(body).toString()}`),
+      onRejected: (_remote, reason) => node.rejected.push(reason),
+    },
+    reconnectDelayMsMin: 10,
+    reconnectDelayMsMax: 50,
+    random: () => 0.5,
+  });
+  node.bus = bus;
+  bus.start();
+  return bus;
+}
+
+async function until(condition: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 500; i++) {
+    if (condition()) return;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  assert.fail(`timed out waiting for ${what}`);
+}
+
+describe('replica bus', () => {
+  it('forms a full mesh, delivers both ways in order, and redials a cut link', async () => {
+    const nodes = await Promise.all([listen(), listen(), listen()]);
+    const buses = nodes.map((_, i) => startBus(nodes, i));
+    try {
+      await until(() => buses.every((b) => b.connectedPeers().length === 2), 'full mesh');
+      for (let n = 0; n < 50; n++) {
+        for (const [from, bus] of buses.entries()) {
+          for (const to of [0, 1, 2]) if (to !== from) bus.send(to, 7, Buffer.from(`m${n}`));
+        }
+      }
+      await until(() => nodes.every((n) => n.received.length === 100), 'all messages');
+      const from0at1 = nodes[1]?.received.filter((m) => m.startsWith('0:')) ?? [];
+      assert.deepEqual(
+        from0at1,
+        Array.from({ length: 50 }, (_, n) => `0:7:m${n}`),
+      );
+      // Cut the link 0-1 from the dialing side's socket; it must come back.
+      const before = buses[0]?.counters.reconnects ?? 0;
+      (buses[0] as unknown as { links: Map<number, { socket: Socket }> }).links
+        .get(1)
+        ?.socket.destroy();
+      await until(() => (buses[0]?.counters.reconnects ?? 0) > before, 'a redial');
+      await until(
+        () => buses[0]?.isConnected(1) === true && buses[1]?.isConnected(0) === true,
+        'link 0-1 back',
+      );
+      buses[1]?.send(0, 9, Buffer.from('after'));
+      await until(() => nodes[0]?.received.includes('1:9:after') === true, 'delivery after redial');
+    } finally {
+      for (const bus of buses) await bus.close();
+      for (const node of nodes) node.server.close();
+    }
+  });
+
+  it('refuses a replica of another cluster and garbage, and counts sends to a down peer', async () => {
+    const nodes = await Promise.all([listen(), listen()]);
+    const good = startBus(nodes, 1, 'alpha');
+    const stranger = startBus(nodes, 0, 'beta');
+    try {
+      await until(() => (nodes[1]?.rejected.length ?? 0) > 0, 'a rejection');
+      assert.match(nodes[1]?.rejected[0] ?? '', /cluster "beta".*cluster "alpha"/);
+      assert.equal(good.isConnected(0), false);
+      assert.equal(good.send(0, 1, Buffer.from('x')), false);
+      assert.equal(good.counters.droppedMessages, 1);
+      const socket = netConnect({ host: '127.0.0.1', port: nodes[1]?.port ?? 0 });
+      await new Promise((resolve) => socket.once('connect', resolve));
+      socket.write(Buffer.from('GET / HTTP/1.1\r\n\r\n'));
+      await new Promise((resolve) => socket.once('close', resolve));
+      assert.ok(nodes[1]?.rejected.includes('KMB_ERR_FRAME_MALFORMED'));
+    } finally {
+      await good.close();
+      await stranger.close();
+      for (const node of nodes) node.server.close();
+    }
+  });
+});

@@ -1,0 +1,313 @@
+// Links between replicas (DESIGN.md §3, issue "a real cluster"). There is one link per pair of
+// replicas: replica i dials replica j when i < j, on j's one TCP port (the same port clients
+// use), and introduces itself with a `replica_hello` frame naming the cluster, the cluster id and
+// its replica index; the accepting side hands such a connection to its bus and answers with its
+// own hello. A link carries messages both ways. One dialer per pair means two replicas never race
+// to replace each other's link. The bus:
+//   - reconnects with exponential backoff and jitter (bounded) when a link drops;
+//   - coalesces the frames written in one tick into one socket write;
+//   - bounds each peer's send queue: past sendQueueBytesMax messages are dropped and counted —
+//     VSR tolerates lost messages, and a stalled peer must not exhaust memory;
+//   - checks every frame's checksum (FrameDecoder) and closes a link on any framing error;
+//   - rejects a peer from another cluster, with both names in the reason.
+// Replica messages travel as opaque bodies with a kind byte; their codec lives elsewhere, so the
+// bus knows nothing of VSR.
+
+import { connect as netConnect } from 'node:net';
+import type { Socket } from 'node:net';
+import { assert } from '../core/assert.js';
+import { DecodeError, Reader, Writer } from '../core/binary.js';
+import { constants } from '../core/constants.js';
+import { FrameDecoder, encodeFrame } from './frame.js';
+import type { Frame } from './frame.js';
+
+/** Frame kinds of the replica protocol; client kinds are below 64. */
+export const replicaFrameKind = { hello: 64, message: 65 } as const;
+export const replicaProtocolVersion = 1;
+
+export interface ReplicaHello {
+  readonly protocolVersion: number;
+  readonly clusterName: string;
+  readonly cluster: number;
+  readonly replica: number;
+  readonly replicaCount: number;
+}
+
+export function encodeReplicaHello(hello: ReplicaHello): Uint8Array {
+  return new Writer(64)
+    .u16(hello.protocolVersion)
+    .string(hello.clusterName)
+    .u64(hello.cluster)
+    .u8(hello.replica)
+    .u8(hello.replicaCount)
+    .finish();
+}
+
+export function decodeReplicaHello(body: Uint8Array): ReplicaHello {
+  const reader = new Reader(body);
+  const hello = {
+    protocolVersion: reader.u16(),
+    clusterName: reader.string(256),
+    cluster: reader.u64(),
+    replica: reader.u8(),
+    replicaCount: reader.u8(),
+  };
+  reader.end();
+  return hello;
+}
+
+export interface BusPeer {
+  readonly replica: number;
+  readonly host: string;
+  readonly port: number;
+}
+
+export interface BusHandlers {
+  /** A message from a peer: its kind byte (application-defined) and body. */
+  onMessage(from: number, kind: number, body: Uint8Array): void;
+  /** A link came up or went down (for status, metrics and logs). */
+  onLinkChange?(peer: number, up: boolean): void;
+  /** A peer or a stranger was refused or misbehaved; the reason is for the operator. */
+  onRejected?(remote: string, reason: string): void;
+}
+
+export interface BusOptions {
+  readonly self: ReplicaHello;
+  readonly peers: readonly BusPeer[];
+  readonly handlers: BusHandlers;
+  readonly sendQueueBytesMax?: number;
+  readonly reconnectDelayMsMin?: number;
+  readonly reconnectDelayMsMax?: number;
+  /** Jitter source in [0, 1); injected so tests are repeatable. */
+  readonly random?: () => number;
+}
+
+export interface BusCounters {
+  sentMessages: number;
+  droppedMessages: number;
+  receivedMessages: number;
+  rejectedConnections: number;
+  reconnects: number;
+}
+
+interface Link {
+  socket: Socket;
+  decoder: FrameDecoder;
+  corked: boolean;
+}
+
+export class ReplicaBus {
+  readonly counters: BusCounters = {
+    sentMessages: 0,
+    droppedMessages: 0,
+    receivedMessages: 0,
+    rejectedConnections: 0,
+    reconnects: 0,
+  };
+  private readonly links = new Map<number, Link>();
+  private readonly dialing = new Set<number>();
+  private readonly retryDelayMs = new Map<number, number>();
+  private readonly timers = new Set<NodeJS.Timeout>();
+  private closed = false;
+
+  constructor(private readonly options: BusOptions) {
+    assert(options.self.replica < options.self.replicaCount, 'self index in range');
+    for (const peer of options.peers) assert(peer.replica !== options.self.replica, 'not self');
+  }
+
+  /** Dials every peer with a higher index; links are kept up until close(). */
+  start(): void {
+    for (const peer of this.options.peers) if (this.dials(peer.replica)) this.dial(peer);
+  }
+
+  /** Whether this replica is the one that dials the link to `peer`. */
+  private dials(peer: number): boolean {
+    return this.options.self.replica < peer;
+  }
+
+  isConnected(peer: number): boolean {
+    return this.links.has(peer);
+  }
+
+  connectedPeers(): number[] {
+    return [...this.links.keys()].sort((a, b) => a - b);
+  }
+
+  /** Queues a message to a peer; dropped (and counted) when the link is down or backed up. */
+  send(peer: number, kind: number, body: Uint8Array): boolean {
+    const link = this.links.get(peer);
+    const queueMax = this.options.sendQueueBytesMax ?? constants.connectionSendQueueBytesMax;
+    if (link === undefined || link.socket.writableLength > queueMax) {
+      this.counters.droppedMessages += 1;
+      return false;
+    }
+    if (!link.corked) {
+      link.corked = true;
+      link.socket.cork();
+      process.nextTick(() => {
+        link.corked = false;
+        link.socket.uncork();
+      });
+    }
+    const payload = new Writer(body.length + 1).u8(kind).fixed(body, body.length).finish();
+    link.socket.write(encodeFrame(replicaFrameKind.message, payload));
+    this.counters.sentMessages += 1;
+    return true;
+  }
+
+  /**
+   * Takes over an inbound connection whose first frame was a replica hello (the node's
+   * client listener peeks at the first frame and hands replica connections here). `rest` is
+   * whatever the decoder already buffered after the hello.
+   */
+  acceptInbound(socket: Socket, hello: Frame, decoder: FrameDecoder): void {
+    const peer = this.checkHello(socket, hello.body);
+    if (peer === null) return;
+    if (this.dials(peer)) {
+      this.reject(socket, `replica ${peer}`, `replica ${peer} dialed, but this replica dials it`);
+      return;
+    }
+    this.sendHello(socket);
+    this.adopt(peer, socket, decoder);
+  }
+
+  private checkHello(socket: Socket, body: Uint8Array): number | null {
+    const remote = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`;
+    let hello: ReplicaHello;
+    try {
+      hello = decodeReplicaHello(body);
+    } catch (error) {
+      if (!(error instanceof DecodeError)) throw error;
+      return this.reject(socket, remote, `malformed replica hello: ${error.message}`);
+    }
+    const self = this.options.self;
+    if (hello.clusterName !== self.clusterName || hello.cluster !== self.cluster) {
+      return this.reject(
+        socket,
+        remote,
+        `replica ${hello.replica} belongs to cluster "${hello.clusterName}", ` +
+          `this replica to cluster "${self.clusterName}"`,
+      );
+    }
+    if (hello.protocolVersion !== replicaProtocolVersion) {
+      return this.reject(socket, remote, `replica protocol ${hello.protocolVersion} unsupported`);
+    }
+    const known = this.options.peers.some((p) => p.replica === hello.replica);
+    if (!known || hello.replicaCount !== self.replicaCount) {
+      return this.reject(
+        socket,
+        remote,
+        `replica ${hello.replica} of ${hello.replicaCount} is not a peer of this cluster ` +
+          `(${self.replicaCount} replicas)`,
+      );
+    }
+    return hello.replica;
+  }
+
+  private reject(socket: Socket, remote: string, reason: string): null {
+    this.counters.rejectedConnections += 1;
+    this.options.handlers.onRejected?.(remote, reason);
+    socket.destroy();
+    return null;
+  }
+
+  private sendHello(socket: Socket): void {
+    socket.write(encodeFrame(replicaFrameKind.hello, encodeReplicaHello(this.options.self)));
+  }
+
+  private dial(peer: BusPeer): void {
+    if (this.closed || this.dialing.has(peer.replica) || this.links.has(peer.replica)) return;
+    this.dialing.add(peer.replica);
+    const socket = netConnect({ host: peer.host, port: peer.port });
+    socket.setNoDelay(true);
+    const decoder = new FrameDecoder();
+    const onFailure = (): void => {
+      socket.destroy();
+      this.dialing.delete(peer.replica);
+      this.scheduleRedial(peer);
+    };
+    socket.once('error', onFailure);
+    socket.once('connect', () => this.sendHello(socket));
+    const onData = (data: Buffer): void => {
+      const { frames, error } = decoder.push(data);
+      if (error !== null) return onFailure();
+      const first = frames[0];
+      if (first === undefined) return;
+      socket.off('data', onData);
+      socket.off('error', onFailure);
+      this.dialing.delete(peer.replica);
+      if (first.kind !== replicaFrameKind.hello) return onFailure();
+      const answered = this.checkHello(socket, first.body);
+      if (answered !== peer.replica) return this.scheduleRedial(peer);
+      this.adopt(peer.replica, socket, decoder);
+      for (const frame of frames.slice(1)) this.onFrame(peer.replica, socket, frame);
+    };
+    socket.on('data', onData);
+    socket.once('close', () => {
+      if (this.dialing.delete(peer.replica)) this.scheduleRedial(peer);
+    });
+  }
+
+  private scheduleRedial(peer: BusPeer): void {
+    if (this.closed || this.links.has(peer.replica) || !this.dials(peer.replica)) return;
+    const min = this.options.reconnectDelayMsMin ?? 50;
+    const max = this.options.reconnectDelayMsMax ?? 2000;
+    const previous = this.retryDelayMs.get(peer.replica) ?? min / 2;
+    const delay = Math.min(max, previous * 2);
+    this.retryDelayMs.set(peer.replica, delay);
+    const jitter = (this.options.random ?? Math.random)() * delay * 0.5;
+    const timer = setTimeout(() => {
+      this.timers.delete(timer);
+      this.counters.reconnects += 1;
+      this.dial(peer);
+    }, delay + jitter);
+    this.timers.add(timer);
+  }
+
+  private adopt(peer: number, socket: Socket, decoder: FrameDecoder): void {
+    const existing = this.links.get(peer);
+    if (existing !== undefined && existing.socket !== socket) {
+      // The peer redialed before this side noticed the old link die: the new one wins.
+      existing.socket.removeAllListeners('close');
+      existing.socket.destroy();
+    }
+    const link: Link = { socket, decoder, corked: false };
+    this.links.set(peer, link);
+    this.retryDelayMs.delete(peer);
+    this.options.handlers.onLinkChange?.(peer, true);
+    socket.on('data', (data: Buffer) => {
+      const { frames, error } = decoder.push(data);
+      for (const frame of frames) this.onFrame(peer, socket, frame);
+      if (error !== null) {
+        this.options.handlers.onRejected?.(`replica ${peer}`, `${error.code}: ${error.message}`);
+        socket.destroy();
+      }
+    });
+    socket.on('error', () => socket.destroy());
+    socket.once('close', () => {
+      if (this.links.get(peer)?.socket !== socket) return;
+      this.links.delete(peer);
+      this.options.handlers.onLinkChange?.(peer, false);
+      const target = this.options.peers.find((p) => p.replica === peer);
+      if (target !== undefined) this.scheduleRedial(target);
+    });
+  }
+
+  private onFrame(peer: number, socket: Socket, frame: Frame): void {
+    if (frame.kind !== replicaFrameKind.message || frame.body.length < 1) {
+      this.options.handlers.onRejected?.(`replica ${peer}`, `unexpected frame kind ${frame.kind}`);
+      socket.destroy();
+      return;
+    }
+    this.counters.receivedMessages += 1;
+    this.options.handlers.onMessage(peer, frame.body[0] ?? 0, frame.body.subarray(1));
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const timer of this.timers) clearTimeout(timer);
+    this.timers.clear();
+    for (const link of this.links.values()) link.socket.destroy();
+    this.links.clear();
+  }
+}
