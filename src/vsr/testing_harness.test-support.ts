@@ -212,6 +212,10 @@ export class SimClient {
   private sentTick = 0;
   readonly replies: Acknowledged[] = [];
   readonly rejects: string[] = [];
+  /** Replies to drop before they reach this client (a lost reply), counted down. */
+  dropReplies = 0;
+  /** Replicas this client cannot reach (its requests to them are lost). */
+  readonly unreachable = new Set<number>();
 
   constructor(
     private readonly t: Scenario,
@@ -263,11 +267,15 @@ export class SimClient {
   send(): void {
     assert(this.inflight !== null);
     this.sentTick = this.t.now;
-    this.t.deliverRequest(this.target, this.inflight);
+    if (!this.unreachable.has(this.target)) this.t.deliverRequest(this.target, this.inflight);
   }
 
   onReply(requestNumber: number, op: number): void {
     if (this.inflight === null || this.inflight.requestNumber !== requestNumber) return;
+    if (this.dropReplies > 0) {
+      this.dropReplies -= 1;
+      return;
+    }
     this.replies.push({ clientId: this.id, requestNumber, op });
     this.inflight = null;
     this.pump();
@@ -425,7 +433,8 @@ export class Scenario {
       if (node.applied.has(key)) node.appliedTwice.push(key);
       node.applied.add(key);
     }
-    if (!unkeptEvents.has(event.kind)) node.events.push(event);
+    const rewrite = event.kind === 'repair_completed' && event.how === 'rewrite';
+    if (!unkeptEvents.has(event.kind) || rewrite) node.events.push(event);
   }
 
   private clientOf(clientId: ClientId): SimClient | undefined {
@@ -693,6 +702,7 @@ export class ReplicaHandle {
   /** The process dies: unsynced writes are lost, messages to it are dropped. */
   crash(): this {
     this.node.replica = null;
+    this.node.syncStalled = false;
     this.node.storage.crash();
     return this;
   }
