@@ -62,8 +62,15 @@ export function onPrepareMessage<Output>(r: ReplicaCore<Output>, message: Prepar
   const header = prepare.header;
   if (header.commit > r.commitMax) r.commitMax = header.commit;
   if (header.op > r.primaryOpSeen) r.primaryOpSeen = header.op;
+  const journalOp = r.log.journalOp;
   acceptPrepare(r, prepare);
   r.appendReady();
+  if (r.canary === 'ack_before_fsync') {
+    // The canary acknowledges what it just appended, before the write is durable.
+    for (const entry of r.log.range(journalOp, r.log.journalOp)) {
+      sendPrepareOk(r, entry.op, entry.checksum);
+    }
+  }
   executeCommitted(r);
   scheduleRepair(r);
 }

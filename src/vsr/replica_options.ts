@@ -24,7 +24,8 @@ export interface ReplicaPrng {
 /**
  * Deliberate bugs for the simulator's canary runs (DESIGN §8): each switches on exactly one,
  * so that the checkers can be shown to catch it. Production never sets one.
- *   ack_before_fsync        the primary counts its own prepare_ok when it emits journal_append;
+ *   ack_before_fsync        the primary counts its own prepare_ok when it emits journal_append,
+ *                           and a backup sends prepare_ok when it appends, not when durable;
  *   commit_without_quorum   the primary commits on its own acknowledgement alone;
  *   adopt_wrong_log         a new primary adopts the do_view_change log with the SMALLEST
  *                           (log view, op) instead of the largest;

@@ -140,6 +140,15 @@ export class Storage {
     }
   }
 
+  /** Whether a durable record is corrupt (what a crash and restart would find). */
+  get corruptDurably(): boolean {
+    for (const slot of this.slots.values()) {
+      const durable = slot.durable ? slot : slot.underneath;
+      if (durable?.corrupt === true) return true;
+    }
+    return false;
+  }
+
   get opMax(): number {
     let max = 0;
     for (const op of this.slots.keys()) if (op > max) max = op;
@@ -159,6 +168,8 @@ export interface ScenarioOptions {
   readonly electionTimeoutTicks?: number;
   /** Ticks a client waits for an answer before trying again (another replica). */
   readonly clientRetryTicks?: number;
+  /** Seeds the replicas' PRNGs and the fault decisions. */
+  readonly seed?: number;
 }
 
 export class SimNode {
@@ -304,8 +315,31 @@ export class SimClient {
   }
 }
 
+/** Network faults, each decided per message by the scenario's seeded randomness. */
+export interface NetworkFaults {
+  readonly dropProbability: number;
+  readonly duplicateProbability: number;
+  readonly delayProbability: number;
+  readonly delayTicksMax: number;
+}
+
+/** A small seeded generator (mulberry32) for fault decisions. */
+export function seededRandom(seed: number): () => number {
+  let state = seed | 0;
+  return () => {
+    state = (state + 0x6d2b79f5) | 0;
+    let z = state;
+    z = Math.imul(z ^ (z >>> 15), z | 1);
+    z ^= z + Math.imul(z ^ (z >>> 7), z | 61);
+    return ((z ^ (z >>> 14)) >>> 0) / 0x1_0000_0000;
+  };
+}
+
 export class Scenario {
   readonly nodes: SimNode[];
+  faults: NetworkFaults | null = null;
+  readonly random: () => number;
+  private delayed: { releaseTick: number; item: InFlight }[] = [];
   readonly clients: SimClient[] = [];
   now = 0;
   readonly clientRetryTicks: number;
@@ -319,6 +353,7 @@ export class Scenario {
 
   constructor(readonly options: ScenarioOptions) {
     this.clientRetryTicks = options.clientRetryTicks ?? 60;
+    this.random = seededRandom(options.seed ?? 1);
     this.nodes = Array.from({ length: options.replicaCount }, (_, i) => new SimNode(i));
     this.groups = this.nodes.map(() => 0);
     for (const node of this.nodes) this.start(node, true);
@@ -341,7 +376,7 @@ export class Scenario {
     const canaryOn =
       o.canary !== undefined &&
       (o.canaryReplicas === undefined || o.canaryReplicas.includes(node.index));
-    let seed = 0x2545f491 ^ Math.imul(node.index + 1, 0x9e3779b9);
+    let seed = (o.seed ?? 0) ^ 0x2545f491 ^ Math.imul(node.index + 1, 0x9e3779b9);
     const sb = node.storage.superblock;
     return {
       cluster: testCluster,
@@ -470,6 +505,7 @@ export class Scenario {
     this.network = [];
     for (const item of batch) {
       busy = true;
+      if (this.faults !== null && this.faulty(item)) continue;
       const node = this.nodes[item.to];
       if (node === undefined || node.replica === null || !this.linked(item.from, item.to)) {
         continue;
@@ -479,6 +515,29 @@ export class Scenario {
       this.perform(node, node.replica.onMessage(message));
     }
     return busy;
+  }
+
+  /** Applies network faults to a message; true when it is not delivered now. */
+  private faulty(item: InFlight): boolean {
+    const faults = this.faults;
+    if (faults === null) return false;
+    if (this.random() < faults.dropProbability) return true;
+    if (this.random() < faults.duplicateProbability) {
+      const releaseTick = this.now + 1 + Math.floor(this.random() * faults.delayTicksMax);
+      this.delayed.push({ releaseTick, item });
+    }
+    if (this.random() < faults.delayProbability) {
+      const releaseTick = this.now + 1 + Math.floor(this.random() * faults.delayTicksMax);
+      this.delayed.push({ releaseTick, item });
+      return true;
+    }
+    return false;
+  }
+
+  private releaseDelayed(): void {
+    const due = this.delayed.filter((d) => d.releaseTick <= this.now);
+    this.delayed = this.delayed.filter((d) => d.releaseTick > this.now);
+    for (const { item } of due) this.network.push(item);
   }
 
   private completeStorage(node: SimNode): boolean {
@@ -513,6 +572,7 @@ export class Scenario {
     for (let i = 0; i < ticks; i++) {
       this.settle();
       this.now += 1;
+      this.releaseDelayed();
       for (const node of this.nodes) {
         if (node.replica !== null) this.perform(node, node.replica.onTick());
       }
@@ -527,11 +587,14 @@ export class Scenario {
     }
   }
 
-  runUntil(condition: () => boolean, what: string, ticksMax = 5_000): number {
+  runUntil(condition: () => boolean, what: string | (() => string), ticksMax = 5_000): number {
     const start = this.now;
     this.settle();
     while (!condition()) {
-      assert(this.now - start < ticksMax, `timed out after ${ticksMax} ticks waiting for: ${what}`);
+      if (this.now - start >= ticksMax) {
+        const label = typeof what === 'string' ? what : what();
+        assert(false, `timed out after ${ticksMax} ticks waiting for: ${label}`);
+      }
       this.run(1);
     }
     return this.now - start;

@@ -360,7 +360,13 @@ function sendStartView<Output>(r: ReplicaCore<Output>, target: ReplicaIndex | nu
 }
 
 export function onRequestStartView<Output>(r: ReplicaCore<Output>, message: RequestStartView) {
-  if (r.status !== 'normal' || !r.isPrimary || message.view > r.view) return;
+  if (r.status !== 'normal' || !r.isPrimary) return;
+  if (message.view > r.view) {
+    // The asker durably moved to a later view (a view change that never finished) and may not
+    // go back: the cluster moves up to it, so that it can rejoin.
+    startViewChange(r, message.view, 'later_view');
+    return;
+  }
   sendStartView(r, message.replica, message.nonce);
 }
 
@@ -443,7 +449,8 @@ export function viewChangeHeartbeat<Output>(r: ReplicaCore<Output>): void {
       r.vc.dvcSent = false;
       maybeSendDoViewChange(r);
     }
-  } else if (r.status === 'normal' && !r.isPrimary && r.vc.proposedView !== null) {
+  } else if (r.vc.proposedView !== null && !(r.status === 'normal' && r.isPrimary)) {
+    // A backup (or recovering replica) still proposing: the proposal may have been lost.
     r.broadcast({ kind: 'start_view_change' }, r.vc.proposedView);
   }
   if (r.needStartView && r.status !== 'recovering') {
