@@ -21,18 +21,13 @@ import { errorCodes } from '../core/errors.js';
 import { clusterIdFromName, rootPrepare } from '../core/header.js';
 import type { Prepare } from '../core/header.js';
 import { asStreamId } from '../core/types.js';
-import type { Effect, ReplicaMessage } from '../vsr/message.js';
+import type { Effect, JournalReadContext, ReplicaMessage } from '../vsr/message.js';
 import type { KernelOutput } from '../node/kernel_state_machine.js';
 import { SafetyChecker } from './checkers.js';
-import { deepCopy, TraceHash } from './deep.js';
+import { deepCopy, flipPrepareBit, TraceHash } from './deep.js';
 import type { FaultClass, RunPlan } from './fault_plan.js';
 import { Prng } from './prng.js';
-import {
-  callOnJournalRead,
-  callOnSuperblockDurable,
-  createReplica,
-  toSimEffect,
-} from './replica_adapter.js';
+import { callOnJournalRead, createReplica, toSimEffect } from './replica_adapter.js';
 import type { CanaryName, SimEffect, SimReplica } from './replica_adapter.js';
 import { Agenda } from './scheduler.js';
 import { SimClock } from './sim_clock.js';
@@ -53,7 +48,7 @@ type AgendaItem =
       epoch: number;
       op: number;
       checksum: Uint8Array | null;
-      context: unknown;
+      context: JournalReadContext;
     }
   | { kind: 'superblock_done'; replica: number; epoch: number };
 
@@ -101,6 +96,8 @@ export class Cluster {
   readonly checker: SafetyChecker;
   readonly trace = new TraceHash();
   readonly unknownEffects = new Set<string>();
+  /** Replica events by kind, for the run's statistics. */
+  readonly eventCounts = new Map<string, number>();
   readonly stats = { delivered: 0, droppedAtDeadNode: 0, reads: 0, statusChanges: 0 };
   faultsOn = true;
   private readonly faultPrng: Prng;
@@ -229,7 +226,7 @@ export class Cluster {
     if (node.restartTick !== null) node.stats.restarts += 1;
     node.restartTick = null;
     if (this.options.mutation === 'forget_journal') node.storage.truncate(0);
-    const { prepares } = node.storage.replay(this.rootChecksum);
+    const { prepares, intact } = node.storage.replay(this.rootChecksum);
     node.stats.replayed += prepares.length;
     for (const prepare of prepares) {
       this.perform(
@@ -239,7 +236,7 @@ export class Cluster {
     }
     this.perform(
       node,
-      this.enter(node, 'finishRecovery', (r) => r.finishRecovery()),
+      this.enter(node, 'finishRecovery', (r) => r.finishRecovery({ journalIntact: intact })),
     );
   }
 
@@ -322,6 +319,7 @@ export class Cluster {
     node: SimNode,
     event: Extract<Effect<KernelOutput>, { kind: 'event' }>['event'],
   ): void {
+    this.eventCounts.set(event.kind, (this.eventCounts.get(event.kind) ?? 0) + 1);
     if (event.kind === 'committed') {
       this.checker.onCommitted(
         node.index,
@@ -371,14 +369,15 @@ export class Cluster {
     const target = this.nodes[to];
     assert(target !== undefined, 'send to a replica of this cluster');
     for (const delay of this.network.route(from, to, this.now)) {
-      const item: AgendaItem = {
+      const copy = deepCopy(message);
+      if (this.network.corrupts()) flipPrepareBit(copy, (n) => this.faultPrng.below(n));
+      this.agenda.schedule(delay, {
         kind: 'replica_packet',
         from,
         to,
         epoch: target.epoch,
-        message: deepCopy(message),
-      };
-      this.agenda.schedule(delay, item);
+        message: copy,
+      });
     }
   }
 
@@ -458,7 +457,7 @@ export class Cluster {
         if (!node.storage.superblockDone()) return;
         return this.perform(
           node,
-          this.enter(node, 'onSuperblockDurable', (r) => callOnSuperblockDurable(r)),
+          this.enter(node, 'onSuperblockDurable', (r) => r.onSuperblockDurable()),
         );
     }
   }

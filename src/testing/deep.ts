@@ -1,4 +1,4 @@
-// Two generic walks over plain data, used by the simulator on every message and effect:
+// Generic walks over plain data, used by the simulator on every message and effect:
 //
 // - deepCopy(): the network delivers messages as objects, but copies them first so that two
 //   replicas (or a replica and the simulator's checkers) never share a mutable array or object.
@@ -9,7 +9,9 @@
 //   two runs of one seed agree on the hash exactly when they agree on everything that crossed
 //   a replica's boundary. It is a fingerprint for determinism, not a cryptographic digest.
 //
-// Both walks visit object keys in insertion order; the replica builds its objects the same
+// - flipPrepareBit(): the network's corruption fault, on a copied message.
+//
+// The walks visit object keys in insertion order; the replica builds its objects the same
 // way every time, so that order is deterministic.
 
 import { assert } from '../core/assert.js';
@@ -45,6 +47,48 @@ function copy(value: unknown, depth: number): unknown {
     out[key] = copy((value as Record<string, unknown>)[key], depth + 1);
   }
   return out;
+}
+
+/** A prepare-shaped object inside a message: its bytes, which a fault may flip. */
+interface PrepareBytes {
+  headerBytes: Uint8Array;
+  body: Uint8Array;
+}
+
+function isPrepareBytes(value: unknown): value is PrepareBytes {
+  if (value === null || typeof value !== 'object') return false;
+  const candidate = value as Record<string, unknown>;
+  return candidate['headerBytes'] instanceof Uint8Array && candidate['body'] instanceof Uint8Array;
+}
+
+function findPrepares(value: unknown, found: PrepareBytes[], depth: number): void {
+  if (value === null || typeof value !== 'object' || depth >= depthMax) return;
+  if (value instanceof Uint8Array) return;
+  if (isPrepareBytes(value)) {
+    found.push(value);
+    return;
+  }
+  const items = Array.isArray(value) ? value : Object.values(value);
+  for (const item of items) findPrepares(item, found, depth + 1);
+}
+
+/**
+ * Flips one bit of one prepare carried anywhere in `message` (a deep copy the caller owns), in
+ * its header bytes or its body, chosen by `pick`. Returns false when it carries no prepare.
+ */
+export function flipPrepareBit(message: unknown, pick: (n: number) => number): boolean {
+  const found: PrepareBytes[] = [];
+  findPrepares(message, found, 0);
+  if (found.length === 0) return false;
+  const prepare = found[pick(found.length)] as PrepareBytes;
+  const total = prepare.headerBytes.length + prepare.body.length;
+  if (total === 0) return false;
+  const at = pick(total);
+  const bit = 1 << pick(8);
+  const bytes = at < prepare.headerBytes.length ? prepare.headerBytes : prepare.body;
+  const index = at < prepare.headerBytes.length ? at : at - prepare.headerBytes.length;
+  bytes[index] = (bytes[index] ?? 0) ^ bit;
+  return true;
 }
 
 const fnvPrime = 0x01000193;

@@ -70,11 +70,12 @@ export interface RunPlan {
   readonly tuning: ReplicaTuning;
 }
 
-function links(prng: Prng, on: boolean): LinkFaults {
+function links(prng: Prng, on: boolean, replicaLinks: boolean): LinkFaults {
   if (!on) return benignLinks;
   return {
     lossProbability: prng.pick([0, 0.005, 0.02, 0.05, 0.1]),
     duplicateProbability: prng.pick([0, 0.01, 0.05]),
+    corruptProbability: replicaLinks ? prng.pick([0, 0.001, 0.01]) : 0,
     reorder: prng.chance(0.5),
   };
 }
@@ -94,8 +95,8 @@ function networkPlan(
     clientCount,
     delayMeanTicks: prng.intInclusive(1, 4),
     delayMinTicks: 1,
-    replicaLinks: links(prng, replicaLinksFaulty),
-    clientLinks: links(prng, clientLinksFaulty),
+    replicaLinks: links(prng, replicaLinksFaulty, true),
+    clientLinks: links(prng, clientLinksFaulty, false),
     partitionProbability: partitions ? prng.pick([0.001, 0.003, 0.01]) : 0,
     unpartitionProbability: prng.pick([0.01, 0.05, 0.2]),
     partitionStabilityTicks: prng.intInclusive(10, 200),

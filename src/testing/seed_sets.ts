@@ -31,9 +31,9 @@ export function seedSet(replicaCount: number, seedCount: number, ticks: number):
 }
 
 export const seedSets = {
-  one: seedSet(1, 100, 1500),
-  three: seedSet(3, 70, 1500),
-  five: seedSet(5, 40, 1500),
+  one: seedSet(1, 120, 2000),
+  three: seedSet(3, 100, 2000),
+  five: seedSet(5, 60, 2000),
 } as const;
 
 export function seedOptions(set: SeedSet, seed: number): RunOptions {

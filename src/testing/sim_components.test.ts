@@ -145,7 +145,8 @@ describe('SimStorage', () => {
     const torn = new SimStorage(new Prng(1), { ...fixedLatency, crashTornProbability: 1 });
     for (const p of chain(2)) torn.write(p, 0);
     torn.crash();
-    assert.deepEqual(torn.replay(root), { prepares: [], stop: 'corrupt' });
+    assert.deepEqual(torn.replay(root), { prepares: [], stop: 'torn_tail', intact: true });
+    assert.equal(torn.read(1, null), null, 'the torn tail is truncated');
     assert.equal(torn.everDurable.size, 0, 'a torn write is never evidence of durability');
   });
 
@@ -230,7 +231,12 @@ describe('SimNetwork', () => {
 
   it('loses and duplicates packets at the configured rates', () => {
     // Proves loss and duplication are applied per packet.
-    const lossy = { lossProbability: 0.5, duplicateProbability: 0.5, reorder: true };
+    const lossy = {
+      lossProbability: 0.5,
+      duplicateProbability: 0.5,
+      corruptProbability: 0,
+      reorder: true,
+    };
     const network = new SimNetwork(new Prng(10), options({ replicaLinks: lossy }));
     let copies = 0;
     for (let i = 0; i < 4000; i++) copies += network.route(0, 1, i).length;

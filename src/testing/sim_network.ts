@@ -23,6 +23,12 @@ export type PartitionMode = 'isolate_single' | 'split' | 'asymmetric';
 export interface LinkFaults {
   readonly lossProbability: number;
   readonly duplicateProbability: number;
+  /**
+   * Per packet that carries a prepare: one bit of a carried prepare is flipped in flight (as if
+   * a corruption slipped past the frame checksum, or a peer sent garbage): the receiver must
+   * validate what it is sent. Used on replica links only.
+   */
+  readonly corruptProbability: number;
   /** When false, packets on one link arrive in the order they were sent. */
   readonly reorder: boolean;
 }
@@ -45,6 +51,7 @@ export interface NetworkOptions {
 export const benignLinks: LinkFaults = {
   lossProbability: 0,
   duplicateProbability: 0,
+  corruptProbability: 0,
   reorder: false,
 };
 
@@ -53,10 +60,17 @@ export interface NetworkStats {
   dropped: number;
   duplicated: number;
   partitions: number;
+  corrupted: number;
 }
 
 export class SimNetwork {
-  readonly stats: NetworkStats = { sent: 0, dropped: 0, duplicated: 0, partitions: 0 };
+  readonly stats: NetworkStats = {
+    sent: 0,
+    dropped: 0,
+    duplicated: 0,
+    partitions: 0,
+    corrupted: 0,
+  };
   private options: NetworkOptions;
   private readonly nodeCount: number;
   /** blocked[from * nodeCount + to]: the link is cut by the current partition. */
@@ -113,6 +127,13 @@ export class SimNetwork {
     const arrival = reorder ? drawn : Math.max(drawn, this.lastArrival[link] ?? 0);
     this.lastArrival[link] = Math.max(arrival, this.lastArrival[link] ?? 0);
     return arrival - now;
+  }
+
+  /** Whether to flip a bit in this replica-to-replica packet (see LinkFaults). */
+  corrupts(): boolean {
+    const corrupt = this.prng.chance(this.options.replicaLinks.corruptProbability);
+    if (corrupt) this.stats.corrupted += 1;
+    return corrupt;
   }
 
   /** Called once per tick: starts or ends partitions. */

@@ -49,13 +49,15 @@ export interface StorageOptions {
 interface Slot {
   prepare: Prepare;
   durable: boolean;
+  /** Left corrupt by a crash in the middle of its write: never durable, never acknowledged. */
+  torn: boolean;
   /** The write that produced this record while it is not durable, else 0. */
   writeId: number;
   /** The durable record this write replaces, restored if the write is lost in a crash. */
   underneath: Slot | null;
 }
 
-export type ReplayStop = 'end' | 'corrupt' | 'chain';
+export type ReplayStop = 'end' | 'torn_tail' | 'corrupt' | 'chain';
 
 export class SimStorage {
   private readonly slots = new Map<number, Slot>();
@@ -91,7 +93,7 @@ export class SimStorage {
     const underneath =
       previous === undefined ? null : previous.durable ? previous : previous.underneath;
     const writeId = this.writeIdNext++;
-    this.slots.set(op, { prepare, durable: false, writeId, underneath });
+    this.slots.set(op, { prepare, durable: false, torn: false, writeId, underneath });
     this.pendingWrites.push({ writeId, op });
     this.stats.writes += 1;
     return { writeId, delayTicks: doneTick - now };
@@ -150,7 +152,7 @@ export class SimStorage {
 
   /** Flips one byte of one durable record, chosen by the PRNG; false when there is none. */
   corruptRandomRecord(): boolean {
-    const durable = [...this.slots.values()].filter((s) => s.durable);
+    const durable = [...this.slots.values()].filter((s) => s.durable && !s.torn);
     if (durable.length === 0) return false;
     const slot = this.prng.pick(durable);
     slot.prepare = flipByte(slot.prepare, this.prng);
@@ -187,6 +189,7 @@ export class SimStorage {
       } else if (this.prng.chance(this.options.crashTornProbability)) {
         slot.prepare = flipByte(slot.prepare, this.prng);
         this.makeDurable(slot, false);
+        slot.torn = true;
         this.stats.tornWrites += 1;
       } else if (slot.underneath !== null) {
         this.slots.set(op, slot.underneath);
@@ -206,21 +209,36 @@ export class SimStorage {
   /**
    * The durable journal as a restart replays it: from op 1, in order, while each record is
    * intact and continues the hash chain from `rootChecksum`. Replay stops at the first record
-   * that is missing, corrupt or off the chain; the records after it stay on the disk.
+   * that is missing, corrupt or off the chain. A torn tail — torn writes and nothing else after
+   * the last good record — is truncated, as the real journal does at start-up, and the journal
+   * still counts as intact (nothing torn was ever acknowledged); any other stop leaves the
+   * records on the disk and reports the journal not intact (it may have lost what it acked).
    */
-  replay(rootChecksum: Uint8Array): { prepares: Prepare[]; stop: ReplayStop } {
+  replay(rootChecksum: Uint8Array): { prepares: Prepare[]; stop: ReplayStop; intact: boolean } {
     assert(this.pendingWrites.length === 0, 'replay after crash() resolved pending writes');
     const prepares: Prepare[] = [];
     let parent = rootChecksum;
     for (let op = 1; ; op++) {
       const slot = this.slots.get(op);
-      if (slot === undefined) return { prepares, stop: 'end' };
+      if (slot === undefined) return { prepares, stop: 'end', intact: true };
       const verified = verify(slot.prepare);
-      if (verified === null || verified.header.op !== op) return { prepares, stop: 'corrupt' };
-      if (!checksumEqual(verified.header.parent, parent)) return { prepares, stop: 'chain' };
+      if (verified === null || verified.header.op !== op) {
+        if (!this.tornTail(op)) return { prepares, stop: 'corrupt', intact: false };
+        this.truncate(op - 1);
+        return { prepares, stop: 'torn_tail', intact: true };
+      }
+      if (!checksumEqual(verified.header.parent, parent)) {
+        return { prepares, stop: 'chain', intact: false };
+      }
       prepares.push(verified);
       parent = verified.header.checksum;
     }
+  }
+
+  /** Whether every record from `op` on is a torn write. */
+  private tornTail(op: number): boolean {
+    for (const [slotOp, slot] of this.slots) if (slotOp >= op && !slot.torn) return false;
+    return true;
   }
 
   /** Ends storage faults for the liveness phase: plain latencies from now on. */

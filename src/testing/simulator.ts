@@ -58,7 +58,11 @@ export interface RunStats {
   readonly packets: number;
   readonly dropped: number;
   readonly partitions: number;
+  /** Bit flips: in durable journal records, and in prepares carried by messages. */
   readonly corruptions: number;
+  readonly corruptedMessages: number;
+  /** Replica events by kind (view changes, repairs, truncations, ...), summed over replicas. */
+  readonly events: Readonly<Record<string, number>>;
   readonly unknownEffects: readonly string[];
   readonly linearizability: LinearizabilityReport | null;
 }
@@ -182,6 +186,8 @@ function runStats(cluster: Cluster, linearizability: LinearizabilityReport | nul
     dropped: cluster.network.stats.dropped,
     partitions: cluster.network.stats.partitions,
     corruptions: cluster.nodes.reduce((sum, n) => sum + n.storage.stats.corruptions, 0),
+    corruptedMessages: cluster.network.stats.corrupted,
+    events: Object.fromEntries([...cluster.eventCounts].sort((a, b) => (a[0] < b[0] ? -1 : 1))),
     unknownEffects: [...cluster.unknownEffects].sort(),
     linearizability,
   };
