@@ -366,3 +366,84 @@ async function appendAndClose(dir: string, prepares: readonly Prepare[]): Promis
   await Promise.all(prepares.map((prepare) => journal.append(prepare)));
   await journal.close();
 }
+
+describe('journal truncation', () => {
+  it('cuts uncommitted records within a segment, durably, and appends continue from the cut', async () => {
+    // Proves truncate(opMax): records after opMax are gone (from memory and after reopening),
+    // the head checksum is op opMax's, the cut is datasynced, and a different chain can be
+    // appended from there (a view change replacing uncommitted ops).
+    await withTempDir(async (dir) => {
+      const io = new RecordingFileIO(realFileIO);
+      const prepares = makeChain(patternBodies(10, 64));
+      const journal = await Journal.open({ dir, cluster: testCluster, io });
+      for (const prepare of prepares) await journal.append(prepare);
+      const syncsBefore = journal.counters.syncs;
+      await journal.truncate(6, { commitFloor: 4 });
+      assert.equal(journal.opMax, 6);
+      assert.equal(journal.durableOpMax, 6);
+      assert.ok(journal.counters.syncs > syncsBefore, 'the cut is synced');
+      assert.ok(
+        checksumEqual(journal.headChecksum, prepares[5]?.header.checksum ?? new Uint8Array()),
+      );
+      const branch = makeChain(patternBodies(3, 99), { previous: prepares[5] as Prepare });
+      for (const prepare of branch) await journal.append(prepare);
+      const expected = [...prepares.slice(0, 6), ...branch];
+      assertSameChain(await readAllEntries(journal), expected);
+      await journal.close();
+      const reopened = await Journal.open({ dir, cluster: testCluster });
+      assert.equal(reopened.opMax, 9);
+      assert.equal(reopened.recovery.truncated, null);
+      assertSameChain(await readAllEntries(reopened), expected);
+      await reopened.close();
+    });
+  });
+
+  it('removes whole segments when the cut lies in an earlier one, and can cut to op 0', async () => {
+    // Proves truncation across segment files: later segments are removed, the directory stays
+    // contiguous, sizes add up, a reopened journal agrees, and cutting to 0 leaves an empty log.
+    await withTempDir(async (dir) => {
+      const segmentSizeBytesMax = 1024;
+      const prepares = makeChain(patternBodies(40, 200));
+      const journal = await Journal.open({ dir, cluster: testCluster, segmentSizeBytesMax });
+      for (const prepare of prepares) await journal.append(prepare);
+      const segmentsBefore = journal.segmentCount;
+      assert.ok(segmentsBefore > 5);
+      await journal.truncate(7, { commitFloor: 0 });
+      assert.ok(journal.segmentCount < segmentsBefore);
+      const files = (await readdir(join(dir, 'journal'))).filter((n) => n.endsWith('.kjl'));
+      assert.equal(files.length, journal.segmentCount);
+      let onDisk = 0;
+      for (const name of files) onDisk += (await stat(join(dir, 'journal', name))).size;
+      assert.equal(journal.sizeBytes, onDisk);
+      const more = makeChain(patternBodies(20, 150), { previous: prepares[6] as Prepare });
+      for (const prepare of more) await journal.append(prepare);
+      await journal.close();
+      const reopened = await Journal.open({ dir, cluster: testCluster, segmentSizeBytesMax });
+      assertSameChain(await readAllEntries(reopened), [...prepares.slice(0, 7), ...more]);
+      await reopened.truncate(0, { commitFloor: 0 });
+      assert.equal(reopened.opMax, 0);
+      assert.ok(checksumEqual(reopened.headChecksum, rootPrepare(testCluster).header.checksum));
+      await reopened.close();
+      const empty = await Journal.open({ dir, cluster: testCluster, segmentSizeBytesMax });
+      assert.equal(empty.opMax, 0);
+      assert.equal(empty.segmentCount, 1);
+      await empty.close();
+    });
+  });
+
+  it('waits for appends in flight, and refuses to cut committed records', async () => {
+    // Proves the ordering and the floor: a truncation issued while appends are pending cuts
+    // after they are durable; cutting below the commit floor is a programmer error.
+    await withTempDir(async (dir) => {
+      const prepares = makeChain(patternBodies(8, 32));
+      const journal = await Journal.open({ dir, cluster: testCluster });
+      const appends = prepares.map((prepare) => journal.append(prepare));
+      await journal.truncate(5, { commitFloor: 5 });
+      await Promise.all(appends);
+      assert.equal(journal.opMax, 5);
+      await assert.rejects(journal.truncate(3, { commitFloor: 4 }), AssertionError);
+      await assert.rejects(journal.truncate(9, { commitFloor: 0 }), AssertionError);
+      await journal.close();
+    });
+  });
+});

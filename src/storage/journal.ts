@@ -37,13 +37,18 @@
 // - After a failed write or sync, every pending append is rejected with KMB_ERR_STORAGE_IO and
 //   every later append too: a failed fsync is never retried as if nothing had happened (the
 //   page cache may have dropped the data); the process must restart and recover from disk.
-// - Records are never rewritten; the only truncation is of a torn tail at open.
+// - Committed records are never rewritten. Records are cut off only (1) as a torn tail at open,
+//   and (2) by truncate(opMax, {commitFloor}): a view change discarding uncommitted ops that the
+//   cluster's new log does not hold. truncate refuses (asserts) to cut at or below the commit
+//   floor the caller passes, waits for appends in flight, is durable when it resolves (file
+//   truncated and datasynced, removed segments unlinked and the directory fsynced), and no
+//   append may be made until it resolves.
 
 import { AssertionError, assert } from '../core/assert.js';
 import { checksumEqual, sha256SizeBytes } from '../core/checksum.js';
 import { constants } from '../core/constants.js';
 import { KmbError, kmbError } from '../core/errors.js';
-import { bodyMatches, decodeHeader, headerSizeBytes } from '../core/header.js';
+import { bodyMatches, decodeHeader, headerSizeBytes, rootPrepare } from '../core/header.js';
 import type { Prepare } from '../core/header.js';
 import { asOp } from '../core/types.js';
 import type { Op } from '../core/types.js';
@@ -139,6 +144,7 @@ export class Journal {
   private readonly unsynced = new Map<number, Prepare>();
   private flushing: Promise<void> | null = null;
   private failure: KmbError | null = null;
+  private truncating = false;
   private closing = false;
   private closed: Promise<void> | null = null;
 
@@ -250,6 +256,7 @@ export class Journal {
    */
   append(prepare: Prepare): Promise<void> {
     assert(!this.closing, 'append after close');
+    assert(!this.truncating, 'append while a truncation runs: await truncate() first');
     if (this.failure !== null) return Promise.reject(this.refusal());
     this.checkAppend(prepare);
     assert(this.queue.length < journalAppendQueueCountMax, 'journal append queue is full');
@@ -394,6 +401,84 @@ export class Journal {
   private refusal(): KmbError {
     assert(this.failure !== null);
     return kmbError('storage_io', `journal refuses: ${this.failure.message}`, this.failure);
+  }
+
+  /**
+   * Discards every record after `opMax`: uncommitted ops that a view change replaced. Never at
+   * or below `commitFloor` (the caller's commit number: committed records are the audit record
+   * and are never cut). Waits for appends in flight; resolves once the cut is durable. Appends
+   * must wait for it to resolve.
+   */
+  async truncate(opMax: number, options: { commitFloor: number }): Promise<void> {
+    assert(!this.closing && !this.truncating, 'one truncation at a time, before close');
+    assert(Number.isInteger(opMax) && opMax >= 0, 'truncate to a non-negative op');
+    assert(
+      opMax >= options.commitFloor,
+      `truncate to ${opMax} below commit ${options.commitFloor}`,
+    );
+    assert(opMax <= this.opMaxValue, `truncate to ${opMax} beyond the head ${this.opMaxValue}`);
+    this.truncating = true;
+    try {
+      while (this.flushing !== null) await this.flushing;
+      if (this.failure !== null) throw this.refusal();
+      if (opMax === this.opMaxValue) return;
+      const headChecksum =
+        opMax === 0
+          ? rootPrepare(this.cluster).header.checksum
+          : (await this.read(opMax)).header.checksum;
+      await this.cutAfter(opMax).catch((error: unknown) => {
+        if (error instanceof AssertionError) throw error;
+        this.failure = ioError(
+          `truncating the journal in ${this.journalDir} to op ${opMax}`,
+          error,
+        );
+        throw this.failure;
+      });
+      this.opMaxValue = opMax;
+      this.durableOpMaxValue = Math.min(this.durableOpMaxValue, opMax);
+      this.headChecksumValue = headChecksum;
+      for (const op of this.unsynced.keys()) if (op > opMax) this.unsynced.delete(op);
+    } finally {
+      this.truncating = false;
+    }
+  }
+
+  /** Removes the segments after the one holding op opMax + 1 and cuts that one at its record. */
+  private async cutAfter(opMax: number): Promise<void> {
+    const index = this.index;
+    const segment = index.segment(opMax + 1);
+    const position = index.position(opMax + 1);
+    let removedClosedBytes = 0;
+    for (let later = this.tail.segment; later > segment; later--) {
+      const sizeBytes = later === this.tail.segment ? this.tail.sizeBytes : this.segmentEnd(later);
+      if (later !== this.tail.segment) removedClosedBytes += sizeBytes;
+      if (later === this.tail.segment) await this.tail.handle.close();
+      await this.io.unlink(segmentPath(this.journalDir, later));
+    }
+    if (segment !== this.tail.segment) {
+      await this.io.fsyncDir(this.journalDir);
+      this.counters.syncs += 1;
+      removedClosedBytes += this.segmentEnd(segment);
+      const handle = await this.io.open(segmentPath(this.journalDir, segment), 'readwrite');
+      this.tail = { segment, handle, sizeBytes: this.segmentEnd(segment), dirty: false };
+    }
+    await this.tail.handle.truncate(position);
+    await this.tail.handle.datasync();
+    this.counters.syncs += 1;
+    this.closedSegmentsSizeBytes -= removedClosedBytes;
+    this.tail.sizeBytes = position;
+    this.tail.dirty = false;
+    index.truncate(opMax, segment + 1);
+    const recordCount = opMax - index.segmentOpFirst(segment) + 1;
+    this.placement = { segment, sizeBytes: position, recordCount };
+  }
+
+  /** The end of a segment's last record (its header's end when it holds none). */
+  private segmentEnd(segment: number): number {
+    const opFirst = this.index.segmentOpFirst(segment);
+    const opLast = this.index.segmentOpLast(segment);
+    if (opLast < opFirst) return segmentHeaderSizeBytes;
+    return this.index.position(opLast) + this.index.sizeBytes(opLast);
   }
 
   /** Reads the record of `op`, verifying its checksums and op (the not yet durable from memory). */

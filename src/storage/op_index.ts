@@ -6,6 +6,7 @@
 // Invariants: ops are pushed in order 1, 2, 3...; segments are added in order with
 // non-decreasing first ops, and the first op of a segment is pushed after that segment is
 // added. A segment with no records yet (first op = count + 1) is allowed only at the end.
+// truncate() cuts ops and segments off the end (the journal's truncation of uncommitted ops).
 
 import { assert } from '../core/assert.js';
 
@@ -42,6 +43,19 @@ export class OpIndex {
     const opFirst = this.segmentOpFirsts[this.segmentOpFirsts.length - 1];
     assert(opFirst === this.opCount + 1, 'only an empty last segment can be dropped');
     this.segmentOpFirsts.pop();
+  }
+
+  /**
+   * Forgets every op after `opMax` and every segment after `segmentCount - 1` (a journal
+   * truncation). The last segment kept must hold op opMax + 1's position, or be empty at its end.
+   */
+  truncate(opMax: number, segmentCount: number): void {
+    assert(Number.isInteger(opMax) && opMax >= 0 && opMax <= this.opCount, 'truncate within ops');
+    assert(segmentCount >= 1 && segmentCount <= this.segmentOpFirsts.length, 'segments kept');
+    const lastOpFirst = this.segmentOpFirsts[segmentCount - 1] ?? 0;
+    assert(lastOpFirst <= opMax + 1, 'the last segment kept starts at or before the cut');
+    this.opCount = opMax;
+    this.segmentOpFirsts.length = segmentCount;
   }
 
   push(position: number, sizeBytes: number): void {
