@@ -116,7 +116,9 @@ export class Cluster {
     this.network = new SimNetwork(prng.fork(), plan.network);
     this.faultPrng = prng.fork();
     this.nodes = Array.from({ length: replicaCount }, (_, i) => {
-      const storage = new SimStorage(prng.fork(), plan.storage);
+      const faulty = plan.corruptibleReplicas.includes(i);
+      const storageOptions = faulty ? plan.storage : { ...plan.storage, readFaultProbability: 0 };
+      const storage = new SimStorage(prng.fork(), storageOptions);
       const applyTwice = options.mutation === 'apply_twice' && i === 1;
       const clock = new SimClock(prng.fork(), plan.clock);
       return new SimNode(i, storage, clock, prng.fork(), this.checker, applyTwice);
@@ -446,7 +448,7 @@ export class Cluster {
         );
       }
       case 'read_done': {
-        const prepare = node.storage.read(item.op, item.checksum);
+        const prepare = node.storage.readForReplica(item.op, item.checksum);
         const { op, context } = item;
         return this.perform(
           node,

@@ -5,7 +5,8 @@
 //                   (isolation, splits, one-way cuts)
 //   client_network  the client links only (a subset of `network`, safe without repair)
 //   storage         write latency spikes; at a crash, un-synced writes that reach the disk
-//                   anyway or are torn; corruption of durable records on at most f replicas
+//                   anyway or are torn; corruption of durable records and failed reads on at
+//                   most f replicas
 //   crash           replicas crash (losing what was not durable) and restart from their disk
 //   clock           wall-clock offsets up to seconds, drift, and jumps in both directions
 // Without a class, its part still runs benignly: links delay packets (FIFO), writes take a
@@ -116,6 +117,8 @@ function storagePlan(prng: Prng, on: boolean): StorageOptions {
     crashWriteSurvivalProbability: on ? prng.pick([0, 0.5, 0.9]) : 0,
     crashTornProbability: on ? prng.pick([0, 0.3, 1]) : 0,
     crashSuperblockSurvivalProbability: on ? 0.5 : 0,
+    // Applied only on the replicas whose storage may be faulty (RunPlan.corruptibleReplicas).
+    readFaultProbability: on ? prng.pick([0, 0.01, 0.05]) : 0,
   };
 }
 

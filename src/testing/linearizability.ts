@@ -279,14 +279,21 @@ export function streamModel(): Model<SeqNode<string>, StreamInput, StreamOutput>
       const what =
         input.kind === 'read'
           ? 'read'
-          : `append[${input.events.join(' ')}]${input.expected === null ? '' : `@${input.expected}`}`;
+          : `append${listEvents(input.events)}${input.expected === null ? '' : `@${input.expected}`}`;
       let result = 'pending';
       if (output?.kind === 'appended') result = `ok first=${output.firstOffset} n=${output.count}`;
       else if (output?.kind === 'offset_mismatch') result = 'offset_mismatch';
-      else if (output?.kind === 'read') result = `[${output.events.join(' ')}]`;
+      else if (output?.kind === 'read') result = listEvents(output.events);
       return `#${op.id} client ${op.client} ${what} -> ${result} (t ${op.callTime}..${op.returnTime})`;
     },
   };
+}
+
+/** A short rendering of an event list: its length and its last few events (padding cut). */
+function listEvents(events: readonly string[]): string {
+  const shown = events.slice(-3).map((event) => event.replace(/\.+$/, ''));
+  const more = events.length > shown.length ? `${events.length} events: ..., ` : '';
+  return `[${more}${shown.join(' ')}]`;
 }
 
 export type RegistryOutput =

@@ -51,6 +51,7 @@ const fixedLatency: StorageOptions = {
   crashWriteSurvivalProbability: 0,
   crashTornProbability: 0,
   crashSuperblockSurvivalProbability: 0,
+  readFaultProbability: 0,
 };
 
 describe('Agenda', () => {

@@ -10,6 +10,8 @@
 // a storage fault (a flipped byte), which reads and the restart replay detect through the
 // header checksum and the body checksum, exactly as the real journal does.
 //
+// Reads for the replica may also fail transiently (a storage fault on at most f replicas).
+//
 // Superblock: {view, logView, commit}; a write becomes durable after a latency; a crash loses
 // a pending write (or, with storage faults, may keep it: the real superblock has copies, so a
 // torn write leaves either the old or the new state, never garbage).
@@ -44,6 +46,8 @@ export interface StorageOptions {
   readonly crashTornProbability: number;
   /** At a crash: probability that a pending superblock write survives. */
   readonly crashSuperblockSurvivalProbability: number;
+  /** Per journal_read: the read fails (answers null) although the record is intact. */
+  readonly readFaultProbability: number;
 }
 
 interface Slot {
@@ -69,7 +73,7 @@ export class SimStorage {
   private pendingSuperblocks: SuperblockState[] = [];
   /** `${op}:${checksum hex}` of every record that was ever durable here. */
   readonly everDurable = new Set<string>();
-  readonly stats = { writes: 0, corruptions: 0, tornWrites: 0, survivedWrites: 0 };
+  readonly stats = { writes: 0, corruptions: 0, tornWrites: 0, survivedWrites: 0, readFaults: 0 };
 
   constructor(
     private readonly prng: Prng,
@@ -125,6 +129,18 @@ export class SimStorage {
   /** Discards every record above `opMax`, durable or not (a truncation is durable at once). */
   truncate(opMax: number): void {
     for (const op of [...this.slots.keys()]) if (op > opMax) this.slots.delete(op);
+  }
+
+  /**
+   * A journal_read for the replica: null when the record is missing, corrupt, not the asked-for
+   * checksum, or (a storage fault) the read itself fails.
+   */
+  readForReplica(op: number, checksum: Uint8Array | null): Prepare | null {
+    if (this.prng.chance(this.options.readFaultProbability)) {
+      this.stats.readFaults += 1;
+      return null;
+    }
+    return this.read(op, checksum);
   }
 
   /** Reads a record, verifying it; null when missing, corrupt, or not the asked-for checksum. */

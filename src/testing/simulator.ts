@@ -61,6 +61,7 @@ export interface RunStats {
   /** Bit flips: in durable journal records, and in prepares carried by messages. */
   readonly corruptions: number;
   readonly corruptedMessages: number;
+  readonly readFaults: number;
   /** Replica events by kind (view changes, repairs, truncations, ...), summed over replicas. */
   readonly events: Readonly<Record<string, number>>;
   readonly unknownEffects: readonly string[];
@@ -187,6 +188,7 @@ function runStats(cluster: Cluster, linearizability: LinearizabilityReport | nul
     partitions: cluster.network.stats.partitions,
     corruptions: cluster.nodes.reduce((sum, n) => sum + n.storage.stats.corruptions, 0),
     corruptedMessages: cluster.network.stats.corrupted,
+    readFaults: cluster.nodes.reduce((sum, n) => sum + n.storage.stats.readFaults, 0),
     events: Object.fromEntries([...cluster.eventCounts].sort((a, b) => (a[0] < b[0] ? -1 : 1))),
     unknownEffects: [...cluster.unknownEffects].sort(),
     linearizability,
