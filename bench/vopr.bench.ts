@@ -77,7 +77,8 @@ export function runVoprBench(small: boolean): VoprBenchRow[] {
 export function formatRow(row: VoprBenchRow): string {
   return (
     `${row.replicas} replica(s) [${row.faults}]: ${row.seeds} seeds, ` +
-    `${Math.round(row.ticks / row.seeds)} ticks each on average, in ${row.seconds.toFixed(2)} s: ${Math.round(row.ticksPerSecond)} ticks/s, ` +
+    `${Math.round(row.ticks / row.seeds)} ticks each on average, in ` +
+    `${row.seconds.toFixed(2)} s: ${Math.round(row.ticksPerSecond)} ticks/s, ` +
     `${Math.round(row.seedsPerMinute)} seeds/min, per seed p50 ${row.p50Ms.toFixed(1)} ms ` +
     `p99 ${row.p99Ms.toFixed(1)} ms, ${row.failed} failed, result ${row.resultHash}`
   );

@@ -196,7 +196,8 @@ function describeCanary(outcome: CanaryOutcome): string {
     case 'caught':
       return (
         `  ${outcome.canary}: caught by ${outcome.checker ?? '-'} at seed ${outcome.seed ?? '-'} ` +
-        `(${outcome.runs} runs)\n    ${outcome.message}\n    reproduce: ${outcome.reproduce ?? '-'}\n`
+        `(${outcome.runs} runs)\n    ${outcome.message}\n` +
+        `    reproduce: ${outcome.reproduce ?? '-'}\n`
       );
     case 'not_caught':
       return `  ${outcome.canary}: NOT CAUGHT: ${outcome.message}\n`;

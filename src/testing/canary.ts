@@ -123,8 +123,8 @@ export function runCanary(canary: CanaryName, options: CanaryRunOptions): Canary
   );
   const message =
     behaviourChanged === 0
-      ? `the option changed nothing in ${runs} runs (${configs.join('; ')}): the replica does not ` +
-        'implement it, or never reached its code path'
+      ? `the option changed nothing in ${runs} runs (${configs.join('; ')}): the replica ` +
+        'does not implement it, or never reached its code path'
       : `the replica behaved differently in at least ${behaviourChanged} of ${runs} runs, but no ` +
         'checker failed';
   return {

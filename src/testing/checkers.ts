@@ -171,12 +171,14 @@ export function checkFinalStates(
     if (known.digest !== digest) {
       checker.report(
         'state_digest',
-        `at commit ${replica.commitMin} replicas ${known.replica} and ${node.index} differ in kernel state`,
+        `at commit ${replica.commitMin} replicas ${known.replica} and ${node.index} differ ` +
+          'in kernel state',
       );
     } else if (known.sessions !== sessions) {
       checker.report(
         'state_digest',
-        `at commit ${replica.commitMin} replicas ${known.replica} and ${node.index} differ in client tables`,
+        `at commit ${replica.commitMin} replicas ${known.replica} and ${node.index} differ ` +
+          'in client tables',
       );
     }
   }
@@ -238,7 +240,8 @@ function ackedWriteProblem(node: SimNode, op: ObservedOp): string | null {
       for (let i = 0; i < result.count; i++) {
         const found = events[result.firstOffset + i];
         if (found !== op.events[i]) {
-          return `offset ${result.firstOffset + i} holds ${found ?? 'nothing'}, not ${op.events[i] ?? '?'}`;
+          const expected = op.events[i] ?? '?';
+          return `offset ${result.firstOffset + i} holds ${found ?? 'nothing'}, not ${expected}`;
         }
       }
       return null;

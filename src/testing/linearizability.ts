@@ -276,17 +276,20 @@ export function streamModel(): Model<SeqNode<string>, StreamInput, StreamOutput>
     },
     describe(op) {
       const { input, output } = op;
-      const what =
-        input.kind === 'read'
-          ? 'read'
-          : `append${listEvents(input.events)}${input.expected === null ? '' : `@${input.expected}`}`;
+      const at = input.kind === 'append' && input.expected !== null ? `@${input.expected}` : '';
+      const what = input.kind === 'read' ? 'read' : `append${listEvents(input.events)}${at}`;
       let result = 'pending';
       if (output?.kind === 'appended') result = `ok first=${output.firstOffset} n=${output.count}`;
       else if (output?.kind === 'offset_mismatch') result = 'offset_mismatch';
       else if (output?.kind === 'read') result = listEvents(output.events);
-      return `#${op.id} client ${op.client} ${what} -> ${result} (t ${op.callTime}..${op.returnTime})`;
+      return `#${op.id} client ${op.client} ${what} -> ${result} ${span(op)}`;
     },
   };
+}
+
+/** When an operation ran, in history time. */
+function span<I, O>(op: HistoryOp<I, O>): string {
+  return `(t ${op.callTime}..${op.returnTime})`;
 }
 
 /** A short rendering of an event list: its length and its last few events (padding cut). */
@@ -317,7 +320,7 @@ export function registryModel(): Model<SeqNode<string>, string, RegistryOutput> 
       const { output } = op;
       const result =
         output === null ? 'pending' : output.kind === 'exists' ? 'exists' : `id ${output.id}`;
-      return `#${op.id} client ${op.client} create ${op.input} -> ${result} (t ${op.callTime}..${op.returnTime})`;
+      return `#${op.id} client ${op.client} create ${op.input} -> ${result} ${span(op)}`;
     },
   };
 }

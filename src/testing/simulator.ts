@@ -172,7 +172,10 @@ function livenessMessage(cluster: Cluster): string {
         : `r${n.index}:${n.replica.status}@${n.replica.commitMin}/${n.replica.op}`,
     )
     .join(' ');
-  return `not settled after the liveness phase: ${busy} client(s) still waiting; committed op ${cluster.checker.committedOpMax}; replicas ${commits}`;
+  return (
+    `not settled after the liveness phase: ${busy} client(s) still waiting; committed op ` +
+    `${cluster.checker.committedOpMax}; replicas ${commits}`
+  );
 }
 
 function runStats(cluster: Cluster, linearizability: LinearizabilityReport | null): RunStats {
