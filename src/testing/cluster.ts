@@ -28,7 +28,7 @@ import { deepCopy, flipPrepareBit, TraceHash } from './deep.js';
 import type { FaultClass, RunPlan } from './fault_plan.js';
 import { Prng } from './prng.js';
 import { callOnJournalRead, createReplica, toSimEffect } from './replica_adapter.js';
-import type { CanaryName, SimEffect, SimReplica } from './replica_adapter.js';
+import type { CanaryName, RecoveryReport, SimEffect, SimReplica } from './replica_adapter.js';
 import { Agenda } from './scheduler.js';
 import { SimClock } from './sim_clock.js';
 import { SimNetwork } from './sim_network.js';
@@ -225,6 +225,7 @@ export class Cluster {
       tuning: this.options.plan.tuning,
     });
     node.replica = replica;
+    node.stats.starts += 1;
     if (node.restartTick !== null) node.stats.restarts += 1;
     node.restartTick = null;
     if (this.options.mutation === 'forget_journal') node.storage.truncate(0);
@@ -236,9 +237,14 @@ export class Cluster {
         this.enter(node, 'onRecoveredPrepare', (r) => r.onRecoveredPrepare(prepare)),
       );
     }
+    // `formatted`: only the very first start of a replica created its data directory.
+    const report: RecoveryReport & { formatted?: boolean } = {
+      journalIntact: intact,
+      formatted: node.stats.starts === 1,
+    };
     this.perform(
       node,
-      this.enter(node, 'finishRecovery', (r) => r.finishRecovery({ journalIntact: intact })),
+      this.enter(node, 'finishRecovery', (r) => r.finishRecovery(report)),
     );
   }
 

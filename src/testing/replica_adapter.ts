@@ -28,6 +28,8 @@ import type { Prng } from './prng.js';
 import type { SuperblockState } from './sim_storage.js';
 
 export type SimReplica = Replica<KernelOutput>;
+/** What the shell tells finishRecovery about the journal it replayed. */
+export type RecoveryReport = NonNullable<Parameters<SimReplica['finishRecovery']>[0]>;
 
 /**
  * The known bugs the replica can switch on (ReplicaOptions.canary), to prove the checkers catch

@@ -46,7 +46,7 @@ export class SimNode {
   quorumReachable = true;
   /** The tick at which a crashed replica restarts; null while it runs. */
   restartTick: number | null = null;
-  readonly stats = { crashes: 0, restarts: 0, replayed: 0 };
+  readonly stats = { starts: 0, crashes: 0, restarts: 0, replayed: 0 };
 
   constructor(
     readonly index: number,
