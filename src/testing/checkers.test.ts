@@ -40,6 +40,7 @@ describe('SafetyChecker', () => {
   const p2 = prepare(2, p1.header.checksum, 200);
 
   it('accepts replicas that commit the same history with a durable quorum', () => {
+    // Proves no false alarm: identical histories with durable quorums pass.
     const checker = new SafetyChecker(2, () => 2);
     for (const replica of [0, 1, 2]) {
       checker.onCommitted(replica, 1, 1, p1);
@@ -50,6 +51,7 @@ describe('SafetyChecker', () => {
   });
 
   it('reports a divergent commit, a skipped op and a timestamp going backwards', () => {
+    // Proves committed_history fires on each of its three properties.
     const divergent = new SafetyChecker(2, () => 2);
     divergent.onCommitted(0, 1, 1, p1);
     divergent.onCommitted(1, 1, 1, prepare(1, root, 100, 9));
@@ -64,6 +66,7 @@ describe('SafetyChecker', () => {
   });
 
   it('reports a commit without a durable quorum, and differing kernel states', () => {
+    // Proves quorum_durability and state_digest fire on their inputs.
     const early = new SafetyChecker(2, () => 1);
     early.onCommitted(0, 1, 1, p1);
     assert.equal(early.violation?.checker, 'quorum_durability');
@@ -85,6 +88,8 @@ describe('checkers against a broken shell', () => {
   ];
   for (const [mutation, replicaCount, faultText, expected] of cases) {
     it(`${mutation} is caught by ${expected}`, () => {
+      // Proves, on whole runs, that this checker (and no other) catches this shell bug, on a
+      // seed that passes without it.
       const faults = parseFaults(faultText);
       assert.ok(typeof faults !== 'string');
       let caught: string | null = null;

@@ -7,6 +7,7 @@ import { formatRow, runVoprBench } from '../../bench/vopr.bench.js';
 
 describe('VOPR benchmark (small)', () => {
   it('runs and reports ticks per second and seeds per minute', (t) => {
+    // Proves the benchmark runs end to end; the numbers are printed, never judged.
     const rows = runVoprBench(true);
     assert.deepEqual(
       rows.map((r) => r.replicas),

@@ -12,6 +12,7 @@ import { canaryNames } from './replica_adapter.js';
 describe('VOPR canaries', () => {
   for (const canary of canaryNames) {
     it(`catches ${canary}`, (t) => {
+      // Proves a checker catches this canary on some seed where the run without it passes.
       const outcome = runCanary(canary, { seedStart: 1, seedCount: 40 });
       if (outcome.status === 'not_available') {
         t.skip(`not available: ${outcome.message}`);

@@ -49,6 +49,7 @@ function failingRun(): { args: string[]; source: string } {
 
 describe('VOPR determinism and replay', () => {
   it('gives the same trace hash for the same seed, and different ones for different seeds', () => {
+    // Proves determinism: two runs of one seed agree on the trace hash and every statistic.
     const hashes = new Set<string>();
     for (const set of [seedSets.one, seedSets.three, seedSets.five]) {
       for (const seed of [set.seedFirst, set.seedFirst + 1]) {
@@ -63,6 +64,7 @@ describe('VOPR determinism and replay', () => {
   });
 
   it('replays a printed failing seed identically', async (t) => {
+    // Proves the printed reproduce line replays the failure: same exit code, verdict, trace.
     const failing = failingRun();
     t.diagnostic(`failing run from: ${failing.source}`);
     const first = await vopr(failing.args);
@@ -76,6 +78,7 @@ describe('VOPR determinism and replay', () => {
   });
 
   it('prints a summary with rates, and exits 0 when every seed passes', async () => {
+    // Proves the summary line's shape (seeds/s and ticks/s) and the success exit code.
     const { code, out } = await vopr(['run', '--seed', '5', '--count', '3', '--replicas', '1']);
     assert.equal(code, voprExitCodes.ok, out);
     assert.match(
@@ -85,6 +88,7 @@ describe('VOPR determinism and replay', () => {
   });
 
   it('rejects bad arguments with the usage exit code', async () => {
+    // Proves usage errors are told apart from run failures by their exit code.
     assert.equal((await vopr(['run', '--faults', 'gremlins'])).code, voprExitCodes.usage);
     assert.equal((await vopr(['run', '--replicas', '9'])).code, voprExitCodes.usage);
     assert.equal((await vopr(['run', '--canary', 'nope'])).code, voprExitCodes.usage);

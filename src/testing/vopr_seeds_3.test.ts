@@ -10,6 +10,7 @@ import { runSeedSet, seedSets } from './seed_sets.js';
 describe('VOPR seeds', () => {
   const set = seedSets.three;
   it(`${set.seedCount} seeds, ${set.name}, ${set.ticks} ticks`, () => {
+    // Proves every seed of the set passes every checker, including liveness.
     const { failures, commits } = runSeedSet(set);
     const report = failures
       .map((f) => `seed ${f.seed}: ${f.status} (${f.checker}): ${f.message}\n  ${f.reproduce}`)
