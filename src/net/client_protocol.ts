@@ -103,6 +103,10 @@ export interface ErrorMessage {
 
 export type Query =
   | { readonly kind: 'list_tenants' }
+  /** This node's own view of itself and the cluster (the /status document), as JSON text. */
+  | { readonly kind: 'node_status' }
+  /** The bounded history of view changes this node saw, as JSON text. */
+  | { readonly kind: 'view_changes' }
   | { readonly kind: 'list_streams'; readonly tenantId: TenantId }
   | {
       readonly kind: 'read_stream';
@@ -138,6 +142,8 @@ export interface EventRecord {
 
 export type QueryResult =
   | { readonly kind: 'list_tenants'; readonly tenants: readonly TenantInfo[] }
+  | { readonly kind: 'node_status'; readonly json: string }
+  | { readonly kind: 'view_changes'; readonly json: string }
   | { readonly kind: 'list_streams'; readonly streams: readonly StreamInfo[] }
   | {
       readonly kind: 'read_stream';
@@ -166,7 +172,14 @@ export type ClientMessage =
   | { readonly kind: 'query_result'; readonly queryResult: QueryResultMessage };
 
 const clientIdSizeBytes = 16;
-const queryTag = { list_tenants: 1, list_streams: 2, read_stream: 3 } as const;
+const queryTag = {
+  list_tenants: 1,
+  list_streams: 2,
+  read_stream: 3,
+  node_status: 4,
+  view_changes: 5,
+} as const;
+const operatorJsonBytesMax = 1024 * 1024;
 const scopeTag = { connection: 0, request: 1, query: 2 } as const;
 const nameBytesMax = Math.max(constants.tenantNameBytesMax, constants.streamNameBytesMax);
 const listCountMax = constants.streamCountMax;
@@ -190,6 +203,8 @@ function encodeQuery(writer: Writer, query: Query): void {
 function decodeQuery(reader: Reader): Query {
   const tag = reader.u8();
   if (tag === queryTag.list_tenants) return { kind: 'list_tenants' };
+  if (tag === queryTag.node_status) return { kind: 'node_status' };
+  if (tag === queryTag.view_changes) return { kind: 'view_changes' };
   if (tag === queryTag.list_streams)
     return { kind: 'list_streams', tenantId: asTenantId(reader.u64()) };
   if (tag === queryTag.read_stream) {
@@ -203,7 +218,9 @@ function decodeQuery(reader: Reader): Query {
 
 function encodeQueryResult(writer: Writer, result: QueryResult): void {
   writer.u8(queryTag[result.kind]);
-  if (result.kind === 'list_tenants') {
+  if (result.kind === 'node_status' || result.kind === 'view_changes') {
+    writer.string(result.json);
+  } else if (result.kind === 'list_tenants') {
     writer.u32(result.tenants.length);
     for (const t of result.tenants) {
       writer.u64(t.tenantId).string(t.name).u64(t.createdAtUs).bool(t.sealed);
@@ -241,6 +258,12 @@ function decodeStreamInfo(reader: Reader): StreamInfo {
 
 function decodeQueryResult(reader: Reader): QueryResult {
   const tag = reader.u8();
+  if (tag === queryTag.node_status) {
+    return { kind: 'node_status', json: reader.string(operatorJsonBytesMax) };
+  }
+  if (tag === queryTag.view_changes) {
+    return { kind: 'view_changes', json: reader.string(operatorJsonBytesMax) };
+  }
   if (tag === queryTag.list_tenants) {
     const tenants: TenantInfo[] = [];
     for (let i = readCount(reader, constants.tenantCountMax); i > 0; i--) {

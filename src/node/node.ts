@@ -5,24 +5,30 @@
 // durable prepare through the replica (rebuilding kernel state, client sessions and the read
 // index), then listen. A client's write is answered only after the replica commits it, which
 // for a prepare requires its journal append — write and fdatasync — to have completed.
-// Reads (queries) are served from the committed kernel state and the read index.
+// Reads (queries) are served from committed state and the read index.
+//
+// Effects are performed in order. A journal_truncate is a barrier: journal appends and superblock
+// writes issued after it start only once it is durable (message.ts). Journal reads go straight
+// to the journal (they read committed records, which a truncation never touches). This build
+// serves a single replica; replication between processes (the send effect) comes next.
 
 import { createServer } from 'node:net';
 import type { Server, Socket } from 'node:net';
 import { mkdir } from 'node:fs/promises';
 import { assert } from '../core/assert.js';
 import { DecodeError } from '../core/binary.js';
+import { checksumEqual } from '../core/checksum.js';
 import { errorCodes, KmbError, kmbError } from '../core/errors.js';
 import type { ErrorCode } from '../core/errors.js';
 import { clusterIdFromName, rootPrepare } from '../core/header.js';
 import type { Prepare } from '../core/header.js';
 import { asOp, asReplicaIndex, asView } from '../core/types.js';
-import type { ClientId } from '../core/types.js';
+import type { ClientId, Op, View } from '../core/types.js';
 import { activeTenantCount, createState, decodeCommand } from '../kernel/kernel.js';
 import type { CommandKind, State } from '../kernel/kernel.js';
 import { Connection } from '../net/connection.js';
 import { protocolVersion } from '../net/client_protocol.js';
-import type { ClientMessage, Query, RequestMessage } from '../net/client_protocol.js';
+import type { ClientMessage, Query, QueryResult, RequestMessage } from '../net/client_protocol.js';
 import type { Logger } from '../observability/logger.js';
 import { Metrics } from '../observability/metrics.js';
 import type { RequestMethod } from '../observability/metrics.js';
@@ -30,11 +36,13 @@ import { Journal } from '../storage/journal.js';
 import { Superblock } from '../storage/superblock.js';
 import type { FileIO } from '../storage/file_io.js';
 import { Replica } from '../vsr/replica.js';
-import type { Effect, ReplicaEvent } from '../vsr/message.js';
+import type { Effect, JournalReadContext, ReplicaEvent } from '../vsr/message.js';
 import { kernelStateMachine } from './kernel_state_machine.js';
 import type { KernelOutput } from './kernel_state_machine.js';
 import { QueryService } from './query_service.js';
 import { StreamIndex } from './stream_index.js';
+import { ViewChangeHistory } from './view_change_history.js';
+import type { ViewChangeRecord } from './view_change_history.js';
 import { parseHostPort } from './config.js';
 
 export interface NodeConfig {
@@ -86,11 +94,14 @@ export class KimberliteNode {
   private readonly deps: NodeDependencies;
   private readonly state: State;
   private readonly index = new StreamIndex();
+  private readonly viewChanges = new ViewChangeHistory();
   private readonly replica: Replica<KernelOutput>;
   private readonly queries: QueryService;
   private readonly clients = new Map<ClientId, Connection>();
   private readonly pending = new Map<ClientId, PendingRequest>();
   private readonly connections = new Set<Connection>();
+  /** The storage work later appends and superblock writes wait for (a truncation), or null. */
+  private barrier: Promise<void> | null = null;
   private server: Server | null = null;
   private tickTimer: NodeJS.Timeout | null = null;
   private shuttingDown = false;
@@ -101,6 +112,8 @@ export class KimberliteNode {
     deps: NodeDependencies,
     private readonly superblock: Superblock,
     private readonly journal: Journal,
+    /** This start created the data directory: no earlier incarnation ever ran. */
+    private readonly superblockFormatted: boolean,
   ) {
     this.deps = deps;
     this.config = deps.config;
@@ -115,7 +128,11 @@ export class KimberliteNode {
       stateMachine: kernelStateMachine(this.state),
       realtimeUs: deps.realtimeUs ?? defaultRealtimeUs,
       view: asView(superblock.state.view),
+      logView: asView(superblock.state.logView),
+      commit: asOp(superblock.state.commit),
       rootChecksum: rootPrepare(cluster).header.checksum,
+      // Election jitter and nonces: randomness at the edge, where it is allowed.
+      prng: { float: () => Math.random() },
       pipelinePrepareCountMax: deps.config.pipelinePrepareCountMax,
       prepareRequestCountMax: deps.config.prepareRequestCountMax,
       clientSessionCountMax: deps.config.clientSessionCountMax,
@@ -136,7 +153,7 @@ export class KimberliteNode {
       );
     }
     await mkdir(config.dataDir, { recursive: true });
-    const superblock = await KimberliteNode.openSuperblock(deps);
+    const { superblock, formatted } = await KimberliteNode.openSuperblock(deps);
     const cluster = clusterIdFromName(config.clusterName);
     const startedNs = process.hrtime.bigint();
     const journal = await Journal.open({
@@ -154,7 +171,7 @@ export class KimberliteNode {
         reason: truncated.reason,
       });
     }
-    const node = new KimberliteNode(deps, superblock, journal);
+    const node = new KimberliteNode(deps, superblock, journal, formatted);
     await node.replay();
     const replaySeconds = Number(process.hrtime.bigint() - startedNs) / 1e9;
     logger.info('Recovered journal', {
@@ -169,7 +186,9 @@ export class KimberliteNode {
     return node;
   }
 
-  private static async openSuperblock(deps: NodeDependencies): Promise<Superblock> {
+  private static async openSuperblock(
+    deps: NodeDependencies,
+  ): Promise<{ superblock: Superblock; formatted: boolean }> {
     const { config, logger } = deps;
     const io = deps.io;
     const existing = await Superblock.open(config.dataDir, io);
@@ -178,7 +197,7 @@ export class KimberliteNode {
         data_dir: config.dataDir,
         cluster_name: config.clusterName,
       });
-      return Superblock.create(
+      const created = await Superblock.create(
         config.dataDir,
         {
           cluster: clusterIdFromName(config.clusterName),
@@ -191,6 +210,7 @@ export class KimberliteNode {
         },
         io,
       );
+      return { superblock: created, formatted: true };
     }
     const state = existing.state;
     if (state.clusterName !== config.clusterName) {
@@ -207,14 +227,18 @@ export class KimberliteNode {
           `but [cluster] node_id is ${config.nodeId}`,
       );
     }
-    return existing;
+    return { superblock: existing, formatted: false };
   }
 
   private async replay(): Promise<void> {
     for await (const prepare of this.journal.entries(1)) {
       this.perform(this.replica.onRecoveredPrepare(prepare));
     }
-    this.perform(this.replica.finishRecovery());
+    // Journal.open verified every record and cut only a torn (never acknowledged) tail, so the
+    // replay held every record this replica ever acknowledged.
+    this.perform(
+      this.replica.finishRecovery({ journalIntact: true, formatted: this.superblockFormatted }),
+    );
     this.metrics.logSizeBytes.set(this.journal.sizeBytes);
     this.metrics.activeTenants.set(activeTenantCount(this.state));
     this.updateConsensusGauges();
@@ -381,11 +405,27 @@ export class KimberliteNode {
     });
   }
 
+  /** The view changes this node saw, oldest first (bounded). */
+  viewChangeHistory(): ViewChangeRecord[] {
+    return this.viewChanges.list();
+  }
+
+  /** Operator queries are answered from the node's own state; the rest by the query service. */
+  private async runQuery(query: Query): Promise<QueryResult> {
+    if (query.kind === 'node_status') {
+      return { kind: 'node_status', json: JSON.stringify(this.status()) };
+    }
+    if (query.kind === 'view_changes') {
+      return { kind: 'view_changes', json: JSON.stringify(this.viewChangeHistory()) };
+    }
+    return this.queries.run(query);
+  }
+
   private async onQuery(connection: Connection, queryId: number, query: Query): Promise<void> {
     const startNs = process.hrtime.bigint();
     const method: RequestMethod = query.kind === 'read_stream' ? 'read' : query.kind;
     try {
-      const result = await this.queries.run(query);
+      const result = await this.runQuery(query);
       this.metrics.requestsTotal(method, 'ok').inc();
       connection.send({ kind: 'query_result', queryResult: { queryId, result } });
     } catch (error) {
@@ -411,9 +451,25 @@ export class KimberliteNode {
   private perform(effects: readonly Effect<KernelOutput>[]): void {
     for (const effect of effects) {
       switch (effect.kind) {
-        case 'journal_append':
-          this.append(effect.prepare);
+        case 'journal_append': {
+          const prepare = effect.prepare;
+          this.afterBarrier(() => this.append(prepare));
           break;
+        }
+        case 'journal_truncate': {
+          const opMax = effect.opMax;
+          const commitFloor = this.replica.commitMin;
+          this.afterBarrier(() => this.journal.truncate(opMax, { commitFloor }));
+          break;
+        }
+        case 'journal_read':
+          this.read(effect.op, effect.checksum, effect.context);
+          break;
+        case 'superblock_write': {
+          const { view, logView, commit } = effect;
+          this.afterBarrier(() => this.writeSuperblock({ view, logView, commit }));
+          break;
+        }
         case 'send':
           // A single node has no peers; replication arrives with the multi-replica build.
           assert(this.replica.replicaCount > 1, 'a single replica sends no messages');
@@ -457,6 +513,52 @@ export class KimberliteNode {
       }
     }
     this.metrics.requestsInFlight.set(this.replica.pendingRequestCount);
+  }
+
+  /**
+   * Runs `work` now, or after the storage barrier (a truncation in progress) and whatever already
+   * waits for it, in order. A failure of the barrier's work is fatal.
+   */
+  private afterBarrier(work: () => void | Promise<void>): void {
+    if (this.barrier === null) {
+      const started = work();
+      if (started instanceof Promise) this.setBarrier(started);
+      return;
+    }
+    this.setBarrier(this.barrier.then(work));
+  }
+
+  private setBarrier(work: Promise<void>): void {
+    const barrier = work.catch((error: unknown) => this.fatal(error));
+    this.barrier = barrier;
+    void barrier.then(() => {
+      if (this.barrier === barrier) this.barrier = null;
+    });
+  }
+
+  private read(op: Op, checksum: Uint8Array | null, context: JournalReadContext): void {
+    this.journal.read(op).then(
+      (prepare) => {
+        const matches = checksum === null || checksumEqual(prepare.header.checksum, checksum);
+        this.perform(this.replica.onJournalRead(op, matches ? prepare : null, context));
+      },
+      (error: unknown) => {
+        // A record that fails its checksums is reported as missing, for repair from a peer.
+        if (!(error instanceof KmbError) || error.code !== errorCodes.storage_corrupt) {
+          this.fatal(error);
+          return;
+        }
+        this.logger.warn('Journal record failed its checksums on read', { op });
+        this.perform(this.replica.onJournalRead(op, null, context));
+      },
+    );
+  }
+
+  private writeSuperblock(state: { view: View; logView: View; commit: Op }): void {
+    this.superblock.write(state).then(
+      () => this.perform(this.replica.onSuperblockDurable()),
+      (error: unknown) => this.fatal(error),
+    );
   }
 
   private append(prepare: Prepare): void {
@@ -522,6 +624,54 @@ export class KimberliteNode {
         this.logger.info('Replica status changed', { status: event.status, view: event.view });
         this.updateConsensusGauges();
         break;
+      case 'view_change_started':
+        this.viewChanges.started(event.oldView, event.view, event.reason);
+        this.metrics.consensusViewChangesTotal.inc();
+        this.logger.info('View change started', {
+          view: event.view,
+          old_view: event.oldView,
+          reason: event.reason,
+        });
+        break;
+      case 'view_change_finished':
+        this.viewChanges.finished(event.oldView, event.view, event.primary);
+        this.logger.info('View change finished', {
+          view: event.view,
+          old_view: event.oldView,
+          leader: event.primary,
+          op: event.op,
+          commit_index: event.commit,
+        });
+        this.updateConsensusGauges();
+        break;
+      case 'became_primary':
+        this.logger.info('Became leader', { view: event.view, commit_index: event.commit });
+        break;
+      case 'primary_quorum':
+        this.logger.warn(event.reachable ? 'Quorum reachable again' : 'Leader lost its quorum', {
+          view: event.view,
+        });
+        break;
+      case 'checksum_failure':
+        this.logger.warn('Checksum failure', { op: event.op, source: event.source });
+        break;
+      case 'log_truncated':
+        this.logger.warn('Truncated uncommitted ops', {
+          op: event.opMax,
+          op_before: event.opMaxBefore,
+          reason: event.reason,
+        });
+        break;
+      case 'log_divergence':
+        this.logger.error('A view log contradicts committed ops: refusing it', {
+          op: event.op,
+          from: event.from,
+        });
+        break;
+      case 'repair_requested':
+      case 'repair_completed':
+      case 'clock_offset':
+      case 'scrub_progress':
       case 'prepared':
       case 'session_registered':
         break;

@@ -75,6 +75,9 @@ export class QueryService {
         };
       case 'read_stream':
         return this.readStream(query);
+      case 'node_status':
+      case 'view_changes':
+        throw kmbError('internal', `${query.kind} is answered by the node, not the query service`);
     }
   }
 

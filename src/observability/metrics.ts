@@ -39,6 +39,8 @@ export const requestMethods = [
   'list_tenants',
   'list_streams',
   'register',
+  'node_status',
+  'view_changes',
 ] as const;
 export type RequestMethod = (typeof requestMethods)[number];
 

@@ -282,6 +282,11 @@ export class FakeServer {
       }));
       return { kind: 'list_tenants', tenants };
     }
+    if (query.kind === 'node_status' || query.kind === 'view_changes') {
+      const json =
+        query.kind === 'view_changes' ? '[]' : JSON.stringify({ node_id: 0, fake: true });
+      return { kind: query.kind, json };
+    }
     if (tenantById(this.state, query.tenantId) === undefined) {
       return { code: errorCodes.tenant_not_found, message: `tenant ${query.tenantId} not found` };
     }
