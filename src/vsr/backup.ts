@@ -60,10 +60,11 @@ export function onPrepareMessage<Output>(r: ReplicaCore<Output>, message: Prepar
     return;
   }
   const header = prepare.header;
-  if (header.commit > r.commitMax) r.commitMax = header.commit;
   if (header.op > r.primaryOpSeen) r.primaryOpSeen = header.op;
   const journalOp = r.log.journalOp;
   acceptPrepare(r, prepare);
+  // Its commit number is about the primary's log: learn it only while ours is a prefix of it.
+  if (!r.needStartView && header.commit > r.commitMax) r.commitMax = header.commit;
   r.appendReady();
   if (r.canary === 'ack_before_fsync') {
     // The canary acknowledges what it just appended, before the write is durable.

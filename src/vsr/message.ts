@@ -17,6 +17,8 @@
 //                     is not null) has another checksum. Reads may complete in any order.
 //   superblock_write  store {view, logView, commit} durably, then call onSuperblockDurable().
 //                     At most one is outstanding: the replica waits for the call before the next.
+//                     Pass them back at restart (ReplicaOptions view, logView, commit). Each field
+//                     never decreases from one write to the next.
 //   send              deliver the message to replica `target` (best effort: it may be lost).
 //   reply / reject    answer the client (by client id) on whatever connection it uses now.
 //   event             observability only (metrics, logs, traces); never changes behaviour.

@@ -9,8 +9,9 @@
 // may vote in a view change meanwhile depends on what the shell reports: a journal replayed whole
 // (every record it ever acknowledged is still held) lets it vote with that durable state, and
 // propose a view change if no primary answers; a journal cut short by corruption does not, since
-// the replica may have acknowledged what it lost. A fresh replica (view 0, nothing in its
-// journal, intact) has nothing to lose and starts normal at once.
+// the replica may have acknowledged what it lost. A backup with nothing in its journal in view 0
+// (and a primary of view 0 whose data directory was just formatted) has nothing to lose and
+// starts normal at once.
 
 import { assert } from '../core/assert.js';
 import { checksumEqual } from '../core/checksum.js';
@@ -29,6 +30,13 @@ export interface RecoveryReport {
    * replica then waits for start_view before it takes part in anything. Default false.
    */
   readonly journalIntact?: boolean;
+  /**
+   * True when this start formatted the data directory: no earlier incarnation of this replica
+   * can have sent anything. Only then may the primary of view 0 start serving at once; a
+   * restarted primary must never resume its view (backups could mix two logs in one view).
+   * Default false.
+   */
+  readonly formatted?: boolean;
 }
 
 export function onRecoveredPrepare<Output>(r: ReplicaCore<Output>, prepare: Prepare): void {
@@ -53,7 +61,10 @@ export function finishRecovery<Output>(r: ReplicaCore<Output>, report: RecoveryR
   r.journalIntact = report.journalIntact ?? false;
   startScrubber(r);
   r.heartbeat.start();
-  const fresh = r.journalIntact && r.view === 0 && r.log.journalOp === 0 && r.commitMax === 0;
+  // A backup with nothing in its journal in view 0 holds a prefix of any view-0 log; the
+  // primary of view 0 only if it has never run before.
+  const empty = r.journalIntact && r.view === 0 && r.log.journalOp === 0 && r.commitMax === 0;
+  const fresh = empty && (!r.isPrimary || report.formatted === true);
   if (r.replicaCount === 1 || fresh) {
     // One replica is its own quorum; a fresh one has nothing it could have lost.
     if (r.replicaCount === 1 && r.commitMax > r.log.journalOp) r.commitMax = r.log.journalOp;

@@ -192,6 +192,7 @@ export function onRepairPrepare<Output>(r: ReplicaCore<Output>, message: RepairP
     return;
   }
   const how = placeRepaired(r, message);
+  r.persistLogViewWhenVerified();
   if (how !== null) {
     r.stats.repairedCount += 1;
     r.event({ kind: 'repair_completed', op: prepare.header.op, from: message.replica, how });

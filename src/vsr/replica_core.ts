@@ -348,10 +348,29 @@ export class ReplicaCore<Output> {
     if (this.superblockWriting === null) this.writeSuperblock();
   }
 
+  /**
+   * The log view the superblock may hold: this replica's log view only once its journal is
+   * verified to be a prefix of that view's log. After adopting a view whose log it has not yet
+   * matched op by op, the journal may still hold ops of an older log: after a restart, claiming
+   * the newer log view for them would be a lie (and could elect a log missing committed ops).
+   */
+  get persistableLogView(): View {
+    if (this.log.verifiedOp === this.log.journalOp) return this.logView;
+    return this.superblockWriting?.logView ?? this.durable.logView;
+  }
+
+  /** Persists the log view once the journal is verified, if the superblock lags behind it. */
+  persistLogViewWhenVerified(): void {
+    const written = this.superblockWriting ?? this.durable;
+    if (written.logView < this.logView && this.persistableLogView === this.logView) {
+      this.persist();
+    }
+  }
+
   writeSuperblock(): void {
     assert(this.superblockWriting === null, 'one superblock write at a time');
     const commit = asOp(Math.max(this.durable.commit, this.commitMin));
-    const state = { view: this.view, logView: this.logView, commit };
+    const state = { view: this.view, logView: this.persistableLogView, commit };
     this.superblockWriting = state;
     this.superblockWanted = false;
     this.effects.push({ kind: 'superblock_write', ...state });

@@ -180,6 +180,8 @@ export class SimNode {
   /** client:request of every command applied since the last start, and those applied twice. */
   applied = new Set<string>();
   readonly appliedTwice: string[] = [];
+  /** Whether it ever started (its data directory exists). */
+  started = false;
   /** Writes stay pending (a slow disk) while true. */
   syncStalled = false;
 
@@ -413,7 +415,9 @@ export class Scenario {
     const { prepares, intact } = node.storage.replay();
     for (const prepare of prepares) this.perform(node, replica.onRecoveredPrepare(prepare));
     const journalIntact = intactOverride ?? intact;
-    this.perform(node, replica.finishRecovery({ journalIntact }));
+    const formatted = !node.started;
+    node.started = true;
+    this.perform(node, replica.finishRecovery({ journalIntact, formatted }));
   }
 
   perform(node: SimNode, effects: Effect<number>[]): void {

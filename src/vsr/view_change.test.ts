@@ -155,6 +155,62 @@ describe('restart', () => {
     });
   }
 
+  it('a restarted primary never resumes its view, even with an empty journal', () => {
+    // Proves a primary that restarts does not serve its old view again: the backups hold its
+    // earlier prepares, so a second incarnation preparing other ops at the same numbers in the
+    // same view would split them. It waits (recovering) while the others elect a new primary,
+    // which keeps the prepares the backups acknowledged.
+    const t = new Scenario({ replicaCount: 3 });
+    t.replica(0).node.syncStalled = true;
+    const c = t.client().register();
+    t.settle();
+    assert.equal(t.replica(1).r.journalOp, 1, 'the backups hold op 1');
+    t.replica(0).crash().restart();
+    assert.equal(t.replica(0).r.journalOp, 0, 'its own copy of op 1 was never durable');
+    assert.equal(t.replica(0).r.status, 'recovering', 'view 0, empty journal, yet not fresh');
+    c.command(4);
+    t.runUntil(() => c.idle, 'the client is served in a new view', 3_000);
+    assert.ok((t.primary()?.r.view ?? 0) >= 1);
+    t.run(30);
+    t.expectCommitted(2);
+    for (const node of t.nodes) assert.equal(node.machine.total, 4);
+    t.expectSafe();
+  });
+
+  it('persists a new log view only once its journal is verified to belong to that view', () => {
+    // Proves the superblock never claims a log view for a journal that may still hold another
+    // view's ops: replica 2 adopts start_view anchored beyond an op it holds but has not yet
+    // matched (repair answers are withheld). Its log view is the new view in memory, the old one
+    // on disk; a restart then claims the old one. Once repair verifies the op, the new log view
+    // is persisted.
+    const t = new Scenario({ replicaCount: 3 });
+    const c = t.client().register().command(1).command(1);
+    t.runUntil(() => c.idle, 'warm up');
+    t.run(20); // Everyone has executed ops 1..3.
+    c.command(1);
+    t.settle(); // Replica 2 holds op 4; it does not know it committed.
+    t.replica(2).isolate();
+    for (let i = 0; i < 5; i++) c.command(1);
+    t.runUntil(() => c.idle, 'more work without replica 2');
+    t.replica(0).crash().restart();
+    t.runUntil(() => t.primary() !== null && t.primary()?.r.view === 1, 'view 1');
+    t.tamper = ({ message, to }) =>
+      to === 2 && message.kind === 'repair_prepare' ? null : message;
+    t.heal();
+    t.runUntil(() => t.replica(2).r.status === 'normal' && t.replica(2).r.view === 1, 'adopts');
+    const r2 = t.replica(2);
+    assert.equal(r2.r.logView, 1);
+    assert.equal(r2.node.storage.superblock.view, 1);
+    assert.equal(r2.node.storage.superblock.logView, 0, 'not yet claimed on disk');
+    r2.crash().restart();
+    assert.equal(r2.r.logView, 0);
+    t.tamper = null;
+    t.runUntil(() => r2.r.commitMin === t.replica(1).r.commitMin, 'verified and caught up');
+    t.run(5);
+    assert.equal(r2.node.storage.superblock.logView, 1, 'claimed once verified');
+    t.expectSafe();
+  });
+
   it('a replica whose journal was cut short never votes until start_view', () => {
     // Proves a restarted replica does not vote with state it may have lost: its replay stopped
     // at a corrupt record, so it may have acknowledged ops it no longer holds. It sends neither
