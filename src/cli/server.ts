@@ -33,6 +33,7 @@ function toNodeConfig(config: Config): NodeConfig {
     segmentSizeBytesMax: config.storage.segment_size_bytes,
     tickMs: config.consensus.tick_ms,
     heartbeatMs: config.consensus.heartbeat_ms,
+    electionTimeoutMs: config.consensus.election_timeout_ms,
     pipelinePrepareCountMax: config.consensus.pipeline_max,
     prepareRequestCountMax: config.consensus.batching_enabled
       ? config.consensus.batch_max_requests

@@ -11,6 +11,7 @@ import { DecodeError } from '../core/binary.js';
 import { errorCodes } from '../core/errors.js';
 import type { ErrorCode } from '../core/errors.js';
 import { FrameDecoder, encodeFrame } from './frame.js';
+import type { Frame, FrameError } from './frame.js';
 import { decodeMessage, encodeMessage, messageKind } from './client_protocol.js';
 import type { ClientMessage } from './client_protocol.js';
 
@@ -30,14 +31,23 @@ export class Connection {
   private corked = false;
   private closing = false;
 
+  /**
+   * `adopted` hands over a decoder that already read the first frames of this socket (the node
+   * reads the first frame to tell clients from replicas); those frames are delivered first.
+   */
   constructor(
     private readonly socket: Socket,
     private readonly handlers: ConnectionHandlers,
     private readonly sendQueueBytesMax: number = constants.connectionSendQueueBytesMax,
+    adopted?: { decoder: FrameDecoder; frames: readonly Frame[] },
   ) {
     this.id = connectionIdNext++;
     this.remoteAddress = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`;
-    this.decoder = new FrameDecoder();
+    this.decoder = adopted?.decoder ?? new FrameDecoder();
+    if (adopted !== undefined) {
+      const frames = adopted.frames;
+      process.nextTick(() => this.onFrames(frames, this.decoder.error));
+    }
     socket.setNoDelay(true);
     socket.on('data', (data: Buffer) => this.onData(data));
     socket.on('error', () => socket.destroy());
@@ -54,6 +64,10 @@ export class Connection {
   private onData(data: Buffer): void {
     if (this.closing) return;
     const { frames, error } = this.decoder.push(data);
+    this.onFrames(frames, error);
+  }
+
+  private onFrames(frames: readonly Frame[], error: FrameError | null): void {
     for (const frame of frames) {
       if (this.closing) return;
       let message: ClientMessage;

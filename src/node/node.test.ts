@@ -33,6 +33,7 @@ function config(dataDir: string): NodeConfig {
     segmentSizeBytesMax: 64 * 1024 * 1024,
     tickMs: 10,
     heartbeatMs: 100,
+    electionTimeoutMs: 1000,
     pipelinePrepareCountMax: 4,
     prepareRequestCountMax: 64,
     clientSessionCountMax: 64,

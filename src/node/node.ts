@@ -27,6 +27,10 @@ import type { ClientId, Op, View } from '../core/types.js';
 import { activeTenantCount, createState, decodeCommand } from '../kernel/kernel.js';
 import type { CommandKind, State } from '../kernel/kernel.js';
 import { Connection } from '../net/connection.js';
+import { FrameDecoder } from '../net/frame.js';
+import type { Frame } from '../net/frame.js';
+import { ReplicaBus, replicaFrameKind, replicaProtocolVersion } from '../net/replica_bus.js';
+import { decodeReplicaMessage, encodeReplicaMessage } from '../net/replica_codec.js';
 import { protocolVersion } from '../net/client_protocol.js';
 import type { ClientMessage, Query, QueryResult, RequestMessage } from '../net/client_protocol.js';
 import type { Logger } from '../observability/logger.js';
@@ -36,7 +40,7 @@ import { Journal } from '../storage/journal.js';
 import { Superblock } from '../storage/superblock.js';
 import type { FileIO } from '../storage/file_io.js';
 import { Replica } from '../vsr/replica.js';
-import type { Effect, JournalReadContext, ReplicaEvent } from '../vsr/message.js';
+import type { Effect, JournalReadContext, ReplicaEvent, ReplicaMessage } from '../vsr/message.js';
 import { kernelStateMachine } from './kernel_state_machine.js';
 import type { KernelOutput } from './kernel_state_machine.js';
 import { QueryService } from './query_service.js';
@@ -57,6 +61,7 @@ export interface NodeConfig {
   readonly segmentSizeBytesMax: number;
   readonly tickMs: number;
   readonly heartbeatMs: number;
+  readonly electionTimeoutMs: number;
   readonly pipelinePrepareCountMax: number;
   readonly prepareRequestCountMax: number;
   readonly clientSessionCountMax: number;
@@ -103,6 +108,15 @@ export class KimberliteNode {
   /** The storage work later appends and superblock writes wait for (a truncation), or null. */
   private barrier: Promise<void> | null = null;
   private server: Server | null = null;
+  private bus: ReplicaBus | null = null;
+  /** The primary's own view of whether a quorum answers it (from primary_quorum events). */
+  private quorumReachable = true;
+  /** A new primary serves reads once it has executed its view's log up to this op. */
+  private readableFromOp = 0;
+  /** The timestamp of the prepare at the commit number, for replication lag in ms. */
+  private commitTimestampUs = 0;
+  /** The superblock write in flight (the replica allows one at a time), for stop() to await. */
+  private superblockWriting: Promise<unknown> = Promise.resolve();
   private tickTimer: NodeJS.Timeout | null = null;
   private shuttingDown = false;
   private listening = false;
@@ -137,6 +151,11 @@ export class KimberliteNode {
       prepareRequestCountMax: deps.config.prepareRequestCountMax,
       clientSessionCountMax: deps.config.clientSessionCountMax,
       heartbeatTicks: Math.max(1, Math.round(deps.config.heartbeatMs / deps.config.tickMs)),
+      electionTimeoutTicks: Math.max(
+        2,
+        Math.round(deps.config.electionTimeoutMs / deps.config.tickMs),
+      ),
+      tickUs: deps.config.tickMs * 1000,
     });
     this.queries = new QueryService(this.state, this.index, journal);
   }
@@ -145,13 +164,6 @@ export class KimberliteNode {
   static async start(deps: NodeDependencies): Promise<KimberliteNode> {
     const { config, logger } = deps;
     assert(config.nodeId < config.peers.length, 'node id indexes the peer list');
-    if (config.peers.length !== 1) {
-      throw kmbError(
-        'config_invalid',
-        `[cluster] peers lists ${config.peers.length} replicas; this build serves a single node ` +
-          '(replication between replicas is not available yet)',
-      );
-    }
     await mkdir(config.dataDir, { recursive: true });
     const { superblock, formatted } = await KimberliteNode.openSuperblock(deps);
     const cluster = clusterIdFromName(config.clusterName);
@@ -242,7 +254,7 @@ export class KimberliteNode {
     this.metrics.logSizeBytes.set(this.journal.sizeBytes);
     this.metrics.activeTenants.set(activeTenantCount(this.state));
     this.updateConsensusGauges();
-    if (this.replica.isPrimary) {
+    if (this.replica.status === 'normal' && this.replica.isPrimary) {
       this.logger.info('Became leader', {
         view: this.replica.view,
         commit_index: this.replica.commitMax,
@@ -265,8 +277,65 @@ export class KimberliteNode {
     assert(bound !== null && typeof bound === 'object', 'server is bound to an address');
     this.boundAddress = `${host.includes(':') ? `[${host}]` : host}:${bound.port}`;
     this.server = server;
+    this.bus = this.startBus();
     this.listening = true;
     this.tickTimer = setInterval(() => this.perform(this.replica.onTick()), this.config.tickMs);
+  }
+
+  /** Links to every other replica over the same port clients use (net/replica_bus.ts). */
+  private startBus(): ReplicaBus | null {
+    if (this.config.peers.length === 1) return null;
+    const peers = this.config.peers.flatMap((address, replica) => {
+      if (replica === this.config.nodeId) return [];
+      const { host, port } = parseHostPort(address);
+      return [{ replica, host, port }];
+    });
+    const bus = new ReplicaBus({
+      self: {
+        protocolVersion: replicaProtocolVersion,
+        clusterName: this.config.clusterName,
+        cluster: this.replica.cluster,
+        replica: this.config.nodeId,
+        replicaCount: this.config.peers.length,
+      },
+      peers,
+      handlers: {
+        onMessage: (from, tag, body) => this.onReplicaMessage(from, tag, body),
+        onLinkChange: (peer, up) =>
+          this.logger.info(up ? 'Replica link up' : 'Replica link down', { peer }),
+        onRejected: (remote, reason) => {
+          this.metrics.errorsTotal(errorCodes.cluster_mismatch).inc();
+          this.logger.warnRateLimited(`peer:${remote}:${reason}`, 10_000, 'Peer rejected', {
+            remote,
+            reason,
+          });
+        },
+      },
+    });
+    bus.start();
+    return bus;
+  }
+
+  private onReplicaMessage(from: number, tag: number, body: Uint8Array): void {
+    let message: ReplicaMessage;
+    try {
+      message = decodeReplicaMessage(tag, body);
+    } catch (error) {
+      if (!(error instanceof DecodeError)) throw error;
+      this.logger.warnRateLimited(`replica-decode:${from}`, 10_000, 'Malformed replica message', {
+        peer: from,
+        reason: error.message,
+      });
+      return;
+    }
+    if (message.replica !== from) {
+      this.logger.warnRateLimited(`replica-spoof:${from}`, 10_000, 'Replica message sender', {
+        peer: from,
+        claimed: message.replica,
+      });
+      return;
+    }
+    this.perform(this.replica.onMessage(message));
   }
 
   /** The client protocol address actually bound (port 0 resolved). */
@@ -276,19 +345,49 @@ export class KimberliteNode {
 
   // ----- connections and messages -----
 
+  /**
+   * Reads a connection's first frame to tell a replica (replica hello) from a client; the
+   * replica bus takes the former, a client Connection the latter. Garbage fails framing and is
+   * answered like any client's bad frame.
+   */
   private accept(socket: Socket): void {
-    const connection = new Connection(socket, {
-      onMessage: (c, m) => this.onClientMessage(c, m),
-      onProtocolError: (c, code, message) => {
-        this.metrics.errorsTotal(code).inc();
-        this.logger.warnRateLimited(`protocol:${code}`, 10_000, 'Client protocol error', {
-          code,
-          reason: message,
-          remote: c.remoteAddress,
-        });
+    const decoder = new FrameDecoder();
+    const onData = (data: Buffer): void => {
+      const { frames } = decoder.push(data);
+      const first = frames[0];
+      if (first === undefined && decoder.error === null) return;
+      socket.off('data', onData);
+      if (first !== undefined && first.kind === replicaFrameKind.hello && this.bus !== null) {
+        this.bus.acceptInbound(socket, first, decoder);
+        return;
+      }
+      this.acceptClient(socket, { decoder, frames });
+    };
+    socket.on('data', onData);
+    socket.on('error', () => socket.destroy());
+  }
+
+  private acceptClient(
+    socket: Socket,
+    adopted: { decoder: FrameDecoder; frames: readonly Frame[] },
+  ): void {
+    const connection = new Connection(
+      socket,
+      {
+        onMessage: (c, m) => this.onClientMessage(c, m),
+        onProtocolError: (c, code, message) => {
+          this.metrics.errorsTotal(code).inc();
+          this.logger.warnRateLimited(`protocol:${code}`, 10_000, 'Client protocol error', {
+            code,
+            reason: message,
+            remote: c.remoteAddress,
+          });
+        },
+        onClose: (c) => this.onConnectionClosed(c),
       },
-      onClose: (c) => this.onConnectionClosed(c),
-    });
+      undefined,
+      adopted,
+    );
     this.connections.add(connection);
   }
 
@@ -418,7 +517,29 @@ export class KimberliteNode {
     if (query.kind === 'view_changes') {
       return { kind: 'view_changes', json: JSON.stringify(this.viewChangeHistory()) };
     }
+    this.checkReadable();
     return this.queries.run(query);
+  }
+
+  /**
+   * Reads are linearizable: served only by a normal primary that a quorum still answers and
+   * that has executed its view's log (so it reflects every write acknowledged before the read).
+   * A deposed primary notices lost quorum before the others can elect a successor (the quorum
+   * timeout is shorter than the election timeout), so it stops serving first.
+   */
+  private checkReadable(): void {
+    if (this.replica.status !== 'normal') {
+      throw kmbError('not_ready', `replica is ${this.replica.status}; retry shortly`);
+    }
+    if (!this.replica.isPrimary) {
+      throw kmbError('not_leader', `replica ${this.replica.primaryIndex} is leader`);
+    }
+    if (!this.quorumReachable) {
+      throw kmbError('not_ready', 'the leader cannot reach a quorum; retry shortly');
+    }
+    if (this.replica.commitMin < this.readableFromOp) {
+      throw kmbError('not_ready', 'the new leader is still executing its log; retry shortly');
+    }
   }
 
   private async onQuery(connection: Connection, queryId: number, query: Query): Promise<void> {
@@ -438,7 +559,7 @@ export class KimberliteNode {
           scope: { kind: 'query', queryId },
           code: error.code,
           message: error.message,
-          leaderHint: -1,
+          leaderHint: error.code === errorCodes.not_leader ? this.replica.primaryIndex : -1,
         },
       });
     } finally {
@@ -470,10 +591,11 @@ export class KimberliteNode {
           this.afterBarrier(() => this.writeSuperblock({ view, logView, commit }));
           break;
         }
-        case 'send':
-          // A single node has no peers; replication arrives with the multi-replica build.
-          assert(this.replica.replicaCount > 1, 'a single replica sends no messages');
+        case 'send': {
+          const { tag, body } = encodeReplicaMessage(effect.message);
+          this.bus?.send(effect.target, tag, body);
           break;
+        }
         case 'reply':
           this.reply(
             effect.reply.clientId,
@@ -555,7 +677,9 @@ export class KimberliteNode {
   }
 
   private writeSuperblock(state: { view: View; logView: View; commit: Op }): void {
-    this.superblock.write(state).then(
+    const writing = this.superblock.write(state);
+    this.superblockWriting = writing.catch(() => undefined);
+    writing.then(
       () => this.perform(this.replica.onSuperblockDurable()),
       (error: unknown) => this.fatal(error),
     );
@@ -610,6 +734,7 @@ export class KimberliteNode {
   private onReplicaEvent(event: ReplicaEvent<KernelOutput>): void {
     switch (event.kind) {
       case 'committed':
+        this.commitTimestampUs = event.timestampUs;
         this.metrics.consensusCommitsTotal.inc(event.requestCount);
         this.metrics.projectionAppliedPosition.set(event.op);
         this.metrics.projectionLag.set(this.replica.op - event.op);
@@ -645,9 +770,12 @@ export class KimberliteNode {
         this.updateConsensusGauges();
         break;
       case 'became_primary':
+        this.readableFromOp = event.op;
+        this.quorumReachable = true;
         this.logger.info('Became leader', { view: event.view, commit_index: event.commit });
         break;
       case 'primary_quorum':
+        this.quorumReachable = event.reachable;
         this.logger.warn(event.reachable ? 'Quorum reachable again' : 'Leader lost its quorum', {
           view: event.view,
         });
@@ -724,6 +852,8 @@ export class KimberliteNode {
 
   status(): Record<string, unknown> {
     const normal = this.replica.status === 'normal' && !this.shuttingDown;
+    const connected = new Set(this.bus?.connectedPeers() ?? []);
+    const leader = normal ? this.replica.primaryIndex : null;
     return {
       node_id: this.config.nodeId,
       status: this.shuttingDown ? 'shutting_down' : this.replica.status,
@@ -731,15 +861,21 @@ export class KimberliteNode {
       commit_number: this.replica.commitMax,
       op_number: this.replica.op,
       is_leader: normal && this.replica.isPrimary,
+      leader,
       cluster_size: this.replica.replicaCount,
-      healthy_replicas: normal ? 1 : 0,
+      healthy_replicas: normal ? 1 + connected.size : 0,
       cluster_name: this.config.clusterName,
-      cluster_members: this.config.peers.map((address, nodeId) => ({
-        node_id: nodeId,
-        address,
-        status: nodeId === this.config.nodeId ? this.replica.status : 'unknown',
-        is_leader: nodeId === this.replica.primaryIndex,
-      })),
+      commit_timestamp_us: this.commitTimestampUs,
+      cluster_members: this.config.peers.map((address, nodeId) => {
+        const self = nodeId === this.config.nodeId;
+        return {
+          node_id: nodeId,
+          address,
+          self,
+          connected: self || connected.has(nodeId),
+          is_leader: nodeId === leader,
+        };
+      }),
     };
   }
 
@@ -759,8 +895,12 @@ export class KimberliteNode {
       await new Promise((resolve) => setTimeout(resolve, 5));
     }
     if (this.tickTimer !== null) clearInterval(this.tickTimer);
+    await this.bus?.close();
+    while (this.barrier !== null) await this.barrier;
+    await this.superblockWriting;
     await this.journal.close();
-    await this.superblock.write({ commit: this.replica.commitMax });
+    const commit = asOp(Math.max(this.replica.commitMax, this.superblock.state.commit));
+    await this.superblock.write({ commit });
     await new Promise((resolve) => setImmediate(resolve));
     for (const connection of this.connections) connection.close();
     this.logger.info('Stopped', { op: this.replica.op, commit_number: this.replica.commitMax });
