@@ -22,7 +22,8 @@ function describeState(t: Scenario): string {
   return t.nodes
     .map((n) =>
       n.alive
-        ? `r${n.index}:${n.r.status}@v${n.r.view} commit ${n.r.commitMin}/${n.r.commitMax} op ${n.r.op}`
+        ? `r${n.index}:${n.r.status}@v${n.r.view} ` +
+          `commit ${n.r.commitMin}/${n.r.commitMax} op ${n.r.op}`
         : `r${n.index}:down`,
     )
     .join(', ');
@@ -91,18 +92,15 @@ function keepWriting(clients: SimClient[], random: () => number): void {
   }
 }
 
-export function fuzz(options: FuzzOptions): void {
+function scenarioFor(options: FuzzOptions): Scenario {
+  const canary = process.env['FUZZ_CANARY'] as Canary | undefined;
   const t = new Scenario({
     replicaCount: options.replicaCount,
     seed: options.seed,
     scrubReadsPerTickMax: 2,
     pipeline: 4,
-    ...(process.env['FUZZ_CANARY'] === undefined
-      ? {}
-      : { canary: process.env['FUZZ_CANARY'] as Canary }),
+    ...(canary === undefined ? {} : { canary }),
   });
-  const random = t.random;
-  const clients = Array.from({ length: 4 }, () => t.client().register());
   const intensity = Number(process.env['FUZZ_INTENSITY'] ?? 1);
   t.faults = {
     dropProbability: 0.02 * intensity,
@@ -110,67 +108,57 @@ export function fuzz(options: FuzzOptions): void {
     delayProbability: 0.05 * intensity,
     delayTicksMax: 20,
   };
+  return t;
+}
+
+/** Safety phase: faults and writes, with the safety checks every 100 ticks. */
+function safetyPhase(t: Scenario, clients: SimClient[], options: FuzzOptions): void {
   // Crashes beyond a minority are allowed (the cluster stalls until restarts); storage faults
   // only where a minority may be damaged at all.
   const crashMax = options.replicaCount - Math.floor(options.replicaCount / 2);
   for (let tick = 0; tick < options.ticks; tick++) {
-    injectFault(t, random, crashMax);
-    keepWriting(clients, random);
+    injectFault(t, t.random, crashMax);
+    keepWriting(clients, t.random);
     t.run(1);
     if (tick % 100 === 0) {
       const violations = t.violations();
       assert.deepEqual(violations, [], `seed ${options.seed} tick ${tick}: ${describeState(t)}`);
     }
   }
-  // Liveness: heal everything and require progress.
+}
+
+/** Liveness phase: every fault heals; every client is answered and every replica catches up. */
+function livenessPhase(t: Scenario, clients: SimClient[], options: FuzzOptions): void {
   t.faults = null;
   t.heal();
   for (const node of t.nodes) {
     node.syncStalled = false;
     if (!node.alive) t.replica(node.index).restart();
   }
-  if (process.env['FUZZ_DUMP'] !== undefined) {
-    for (const node of t.nodes) {
-      const core = (node.r as unknown as { r: Record<string, unknown> }).r;
-      const timeout = core['primaryTimeout'] as { running: boolean };
-      console.log(
-        `r${node.index} intact ${String(core['journalIntact'])} timer ${timeout.running}`,
-      );
-    }
-  }
   const what = () =>
-    `seed ${options.seed}: ${describeState(t)}; intact ${t.nodes.map((n) => n.storage.replay().intact)}`;
-  if (process.env['FUZZ_DUMP'] !== undefined) {
-    const old = t.runUntil.bind(t);
-    t.runUntil = (condition, label, max) => {
-      try {
-        return old(condition, label, max);
-      } catch (error) {
-        for (const node of t.nodes) {
-          console.log(`--- r${node.index} intact? ${node.storage.replay().intact}`);
-          for (const e of node.events.slice(-25)) console.log(JSON.stringify(e));
-        }
-        throw error;
-      }
-    };
-  }
+    `seed ${options.seed}: ${describeState(t)}; ` +
+    `intact ${t.nodes.map((n) => n.storage.replay().intact)}`;
   t.runUntil(
     () => clients.every((c) => c.idle),
     () => `clients answered (${what()})`,
     4_000,
   );
-  t.runUntil(
-    () => {
-      const primary = t.primary();
-      if (primary === null) return false;
-      return t.nodes.every(
-        (n) => n.alive && n.r.status === 'normal' && n.r.commitMin === primary.r.commitMin,
-      );
-    },
-    () => `every replica caught up (${what()})`,
-    4_000,
-  );
+  const caughtUp = () => {
+    const primary = t.primary();
+    if (primary === null) return false;
+    return t.nodes.every(
+      (n) => n.alive && n.r.status === 'normal' && n.r.commitMin === primary.r.commitMin,
+    );
+  };
+  t.runUntil(caughtUp, () => `every replica caught up (${what()})`, 4_000);
   assert.deepEqual(t.violations(), [], what());
+}
+
+function fuzz(options: FuzzOptions): void {
+  const t = scenarioFor(options);
+  const clients = Array.from({ length: 4 }, () => t.client().register());
+  safetyPhase(t, clients, options);
+  livenessPhase(t, clients, options);
   if (process.env['FUZZ_VERBOSE'] !== undefined) {
     const views = Math.max(...t.nodes.map((n) => n.r.view));
     const commit = t.primary()?.r.commitMin;

@@ -50,7 +50,10 @@ export interface SuffixEntry {
 
 /** Why a replica answers a request_prepare without the prepare (protocol-aware recovery). */
 export type NackReason =
-  /** This replica never accepted a prepare with that checksum at that op (or truncated it as uncommitted). */
+  /**
+   * This replica never accepted a prepare with that checksum at that op (or truncated it as
+   * uncommitted).
+   */
   | 'not_seen'
   /** This replica's record at that op is corrupt or unreadable: it may be the one asked for. */
   | 'seen_but_corrupt';
@@ -285,7 +288,10 @@ export type ReplicaEvent<Output> =
       readonly kind: 'repair_completed';
       readonly op: Op;
       readonly from: ReplicaIndex;
-      /** 'append': filled the log; 'verify': confirmed an op already held; 'rewrite': a corrupt record. */
+      /**
+       * 'append': filled the log; 'verify': confirmed an op already held; 'rewrite': replaced a
+       * corrupt record.
+       */
       readonly how: 'append' | 'verify' | 'rewrite';
     }
   | {

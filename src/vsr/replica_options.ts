@@ -73,7 +73,7 @@ export interface ReplicaOptions<Output> {
   readonly recoveryRetryTicks?: number;
   /** A repair request unanswered this long is sent again (to another peer). Default 20. */
   readonly repairTimeoutTicks?: number;
-  /** The length of one tick, for the repair budget's and the clock's microseconds. Default 10 ms. */
+  /** One tick's length, for the repair budget's and the clock's microseconds. Default 10 ms. */
   readonly tickUs?: number;
   /** Journal reads handed out per tick by the log scrubber; 0 turns scrubbing off. Default 0. */
   readonly scrubReadsPerTickMax?: number;

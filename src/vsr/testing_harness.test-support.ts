@@ -170,6 +170,10 @@ export interface ScenarioOptions {
   readonly clientRetryTicks?: number;
   /** Seeds the replicas' PRNGs and the fault decisions. */
   readonly seed?: number;
+  /** Cluster clock synchronisation (ReplicaOptions.clockSync). */
+  readonly clockSync?: boolean;
+  /** How far each replica's wall clock is off from the start, in microseconds. */
+  readonly clockOffsetsUs?: readonly number[];
 }
 
 export class SimNode {
@@ -182,6 +186,8 @@ export class SimNode {
   readonly appliedTwice: string[] = [];
   /** Whether it ever started (its data directory exists). */
   started = false;
+  /** How far this replica's wall clock is off, in microseconds. */
+  clockOffsetUs = 0;
   /** Writes stay pending (a slow disk) while true. */
   syncStalled = false;
 
@@ -358,7 +364,10 @@ export class Scenario {
     this.random = seededRandom(options.seed ?? 1);
     this.nodes = Array.from({ length: options.replicaCount }, (_, i) => new SimNode(i));
     this.groups = this.nodes.map(() => 0);
-    for (const node of this.nodes) this.start(node, true);
+    for (const node of this.nodes) {
+      node.clockOffsetUs = options.clockOffsetsUs?.[node.index] ?? 0;
+      this.start(node, true);
+    }
   }
 
   replica(index: number): ReplicaHandle {
@@ -385,7 +394,7 @@ export class Scenario {
       replica: asReplicaIndex(node.index),
       replicaCount: o.replicaCount,
       stateMachine: node.machine,
-      realtimeUs: () => 1_700_000_000_000_000 + this.now * 10_000,
+      realtimeUs: () => this.realtimeUs() + node.clockOffsetUs,
       view: asView(sb.view),
       logView: asView(sb.logView),
       commit: asOp(sb.commit),
@@ -402,8 +411,14 @@ export class Scenario {
       electionTimeoutTicks: o.electionTimeoutTicks ?? 50,
       viewChangeTimeoutTicks: 100,
       scrubReadsPerTickMax: o.scrubReadsPerTickMax ?? 0,
+      clockSync: o.clockSync ?? false,
       ...(canaryOn && o.canary !== undefined ? { canary: o.canary } : {}),
     };
+  }
+
+  /** The true wall time: 10 ms per tick. */
+  realtimeUs(): number {
+    return 1_700_000_000_000_000 + this.now * 10_000;
   }
 
   /** Starts (or restarts) a replica from its storage: replay, then finish recovery. */
