@@ -32,7 +32,13 @@ import type { Frame } from '../net/frame.js';
 import { ReplicaBus, replicaFrameKind, replicaProtocolVersion } from '../net/replica_bus.js';
 import { decodeReplicaMessage, encodeReplicaMessage } from '../net/replica_codec.js';
 import { protocolVersion } from '../net/client_protocol.js';
-import type { ClientMessage, Query, QueryResult, RequestMessage } from '../net/client_protocol.js';
+import type {
+  ClientMessage,
+  Consistency,
+  Query,
+  QueryResult,
+  RequestMessage,
+} from '../net/client_protocol.js';
 import type { Logger } from '../observability/logger.js';
 import { Metrics } from '../observability/metrics.js';
 import type { RequestMethod } from '../observability/metrics.js';
@@ -411,7 +417,12 @@ export class KimberliteNode {
     }
     if (message.kind === 'request') this.onRequest(connection, message.request);
     else if (message.kind === 'query')
-      void this.onQuery(connection, message.query.queryId, message.query.query);
+      void this.onQuery(
+        connection,
+        message.query.queryId,
+        message.query.query,
+        message.query.consistency ?? { kind: 'linearizable' },
+      );
     else connection.fail(errorCodes.frame_malformed, `unexpected ${message.kind} from a client`);
   }
 
@@ -510,14 +521,15 @@ export class KimberliteNode {
   }
 
   /** Operator queries are answered from the node's own state; the rest by the query service. */
-  private async runQuery(query: Query): Promise<QueryResult> {
+  private async runQuery(query: Query, consistency: Consistency): Promise<QueryResult> {
     if (query.kind === 'node_status') {
       return { kind: 'node_status', json: JSON.stringify(this.status()) };
     }
     if (query.kind === 'view_changes') {
       return { kind: 'view_changes', json: JSON.stringify(this.viewChangeHistory()) };
     }
-    this.checkReadable();
+    if (consistency.kind === 'stale') this.checkStaleReadable(consistency.lagOpsMax);
+    else this.checkReadable();
     return this.queries.run(query);
   }
 
@@ -527,6 +539,20 @@ export class KimberliteNode {
    * A deposed primary notices lost quorum before the others can elect a successor (the quorum
    * timeout is shorter than the election timeout), so it stops serving first.
    */
+  /** A stale read: any normal replica, if it trails its known commit by at most lagOpsMax. */
+  private checkStaleReadable(lagOpsMax: number): void {
+    if (this.replica.status !== 'normal') {
+      throw kmbError('not_ready', `replica is ${this.replica.status}; retry shortly`);
+    }
+    const lagOps = this.replica.commitMax - this.replica.commitMin;
+    if (lagOps > lagOpsMax) {
+      throw kmbError(
+        'not_ready',
+        `replica trails its known commit by ${lagOps} ops (bound ${lagOpsMax}); retry shortly`,
+      );
+    }
+  }
+
   private checkReadable(): void {
     if (this.replica.status !== 'normal') {
       throw kmbError('not_ready', `replica is ${this.replica.status}; retry shortly`);
@@ -542,11 +568,16 @@ export class KimberliteNode {
     }
   }
 
-  private async onQuery(connection: Connection, queryId: number, query: Query): Promise<void> {
+  private async onQuery(
+    connection: Connection,
+    queryId: number,
+    query: Query,
+    consistency: Consistency,
+  ): Promise<void> {
     const startNs = process.hrtime.bigint();
     const method: RequestMethod = query.kind === 'read_stream' ? 'read' : query.kind;
     try {
-      const result = await this.runQuery(query);
+      const result = await this.runQuery(query, consistency);
       this.metrics.requestsTotal(method, 'ok').inc();
       connection.send({ kind: 'query_result', queryResult: { queryId, result } });
     } catch (error) {
@@ -579,7 +610,9 @@ export class KimberliteNode {
         }
         case 'journal_truncate': {
           const opMax = effect.opMax;
-          const commitFloor = this.replica.commitMin;
+          // The durable commit: the replica may execute past opMax before this effect is
+          // performed (it cut and refilled its log in one step), never before it was emitted.
+          const commitFloor = this.superblock.state.commit;
           this.afterBarrier(() => this.journal.truncate(opMax, { commitFloor }));
           break;
         }
