@@ -152,9 +152,19 @@ export type QueryResult =
       readonly nextOffset: Offset;
     };
 
+/**
+ * How fresh a read must be. `linearizable` (the default): served only by the leader, reflecting
+ * every write acknowledged before the read. `stale`: served by any normal replica whose applied
+ * log trails what it knows to be committed by at most lagOpsMax ops.
+ */
+export type Consistency =
+  { readonly kind: 'linearizable' } | { readonly kind: 'stale'; readonly lagOpsMax: number };
+
 export interface QueryMessage {
   readonly queryId: number;
   readonly query: Query;
+  /** Absent means linearizable. */
+  readonly consistency?: Consistency;
 }
 
 export interface QueryResultMessage {
@@ -351,10 +361,14 @@ export function encodeMessage(message: ClientMessage): Uint8Array {
         .u8(e.leaderHint === -1 ? 0xff : e.leaderHint);
       break;
     }
-    case 'query':
+    case 'query': {
       writer.u32(message.query.queryId);
       encodeQuery(writer, message.query.query);
+      const consistency = message.query.consistency;
+      // Trailing and optional, so a query without it decodes as linearizable.
+      if (consistency?.kind === 'stale') writer.u8(1).u32(consistency.lagOpsMax);
       break;
+    }
     case 'query_result':
       writer.u32(message.queryResult.queryId);
       encodeQueryResult(writer, message.queryResult.result);
@@ -415,8 +429,14 @@ function decodeBody(kind: number, reader: Reader): ClientMessage {
         error: { scope, code, message, leaderHint: hint === 0xff ? -1 : hint },
       };
     }
-    case messageKind.query:
-      return { kind: 'query', query: { queryId: reader.u32(), query: decodeQuery(reader) } };
+    case messageKind.query: {
+      const queryId = reader.u32();
+      const query = decodeQuery(reader);
+      if (reader.remaining === 0) return { kind: 'query', query: { queryId, query } };
+      if (reader.u8() !== 1) throw new DecodeError('unknown consistency');
+      const consistency: Consistency = { kind: 'stale', lagOpsMax: reader.u32() };
+      return { kind: 'query', query: { queryId, query, consistency } };
+    }
     case messageKind.query_result: {
       const queryId = reader.u32();
       return { kind: 'query_result', queryResult: { queryId, result: decodeQueryResult(reader) } };

@@ -94,6 +94,9 @@ interface PendingRequest {
   readonly startNs: bigint;
 }
 
+/** How long a new connection may take to send its first frame (client or replica hello). */
+const handshakeTimeoutMs = 10_000;
+
 function defaultRealtimeUs(): number {
   return Math.floor((performance.timeOrigin + performance.now()) * 1000);
 }
@@ -358,10 +361,20 @@ export class KimberliteNode {
    */
   private accept(socket: Socket): void {
     const decoder = new FrameDecoder();
+    // A connection must introduce itself promptly: a peer that connects and stalls is closed.
+    const timer = setTimeout(() => {
+      this.logger.warnRateLimited('handshake-timeout', 10_000, 'Connection sent no hello', {
+        remote: `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`,
+        timeout_ms: handshakeTimeoutMs,
+      });
+      socket.destroy();
+    }, handshakeTimeoutMs);
+    socket.once('close', () => clearTimeout(timer));
     const onData = (data: Buffer): void => {
       const { frames } = decoder.push(data);
       const first = frames[0];
       if (first === undefined && decoder.error === null) return;
+      clearTimeout(timer);
       socket.off('data', onData);
       if (first !== undefined && first.kind === replicaFrameKind.hello && this.bus !== null) {
         this.bus.acceptInbound(socket, first, decoder);
