@@ -18,11 +18,13 @@ import type { ClientId } from '../core/types.js';
 import { encodeCommand, isDataClass } from '../kernel/command.js';
 import type { Audit, Command, DataClass } from '../kernel/command.js';
 import type { Query, QueryResult } from '../net/client_protocol.js';
-import { formatAddress } from './address.js';
+import { formatAddress, parseAddress } from './address.js';
 import { verifyStreamChain } from './chain_verify.js';
 import type { ChainVerdict } from './chain_verify.js';
 import { Cluster } from './cluster.js';
 import { queryKey } from './connection.js';
+import { fetchNodeStatus, fetchViewChanges, nodeQueryLimits } from './node_info.js';
+import type { NodeStatus, ViewChange } from './node_info.js';
 import { clientLimits, resolveOptions } from './options.js';
 import type { ConnectOptions, ResolvedOptions } from './options.js';
 import * as results from './results.js';
@@ -43,6 +45,14 @@ import type { OkResult } from './session.js';
 
 export { verifyStreamChain } from './chain_verify.js';
 export type { ChainEvent, ChainInput, ChainVerdict } from './chain_verify.js';
+export {
+  fetchNodeStatus,
+  fetchViewChanges,
+  nodeQueryLimits,
+  parseNodeStatus,
+  parseViewChanges,
+} from './node_info.js';
+export type { ClusterMember, NodeQueryOptions, NodeStatus, ViewChange } from './node_info.js';
 export { clientLimits, defaultActor } from './options.js';
 export type { ConnectOptions } from './options.js';
 export type {
@@ -87,6 +97,12 @@ export interface ReadInput {
   readonly from?: number;
   /** At most this many events (1..readEventCountMax). Default readEventCountMax. */
   readonly limit?: number;
+}
+
+/** Options of the operator queries {@link Client.nodeStatus} and {@link Client.viewChanges}. */
+export interface NodeQueryCallOptions {
+  /** The whole budget of the query. Default 2000 ms (never more than requestTimeoutMs). */
+  readonly timeoutMs?: number;
 }
 
 /** What {@link Client.events} takes. */
@@ -147,6 +163,7 @@ export class Client {
       backoff: options.backoff,
       random: options.random,
       timeoutMs: options.requestTimeoutMs,
+      attemptTimeoutMs: options.attemptTimeoutMs,
     };
     this.session = new Session({
       context: this.context,
@@ -287,9 +304,50 @@ export class Client {
     return verifyStreamChain({ ...input, events, expectedHead: stream.chainHead });
   }
 
+  /**
+   * What one node says about itself and the cluster: its status document (the one GET /status
+   * serves), with the node's view, op and commit numbers, whether it leads, the leader it knows
+   * of and its links to the other replicas. The query goes to `address` (default: the node this
+   * client is connected to, else the first address) and nowhere else: no failover, no retry.
+   * Throws KMB_ERR_TIMEOUT when the node does not answer within the budget, or the error the
+   * connection failed with (KMB_ERR_CONNECTION_LOST for a node that is down).
+   */
+  async nodeStatus(address?: string, options: NodeQueryCallOptions = {}): Promise<NodeStatus> {
+    return fetchNodeStatus(this.operatorAddress(address), this.nodeQueryOptions(options));
+  }
+
+  /**
+   * The view changes one node saw (a bounded history, oldest first): when each started and
+   * finished, from which view to which, why, and who became leader. Addressed like
+   * {@link Client.nodeStatus}: one node, no failover, a short timeout.
+   */
+  async viewChanges(address?: string, options: NodeQueryCallOptions = {}): Promise<ViewChange[]> {
+    return fetchViewChanges(this.operatorAddress(address), this.nodeQueryOptions(options));
+  }
+
   /** Closes the connection. Calls still waiting fail with KMB_ERR_CONNECTION_LOST. */
   async close(): Promise<void> {
     this.cluster.close();
+  }
+
+  private operatorAddress(address: string | undefined): string {
+    if (this.cluster.isClosed) throw kmbError('connection_lost', 'the client is closed');
+    if (address !== undefined) return formatAddress(parseAddress(address));
+    const current = this.cluster.currentAddress ?? this.options.addresses[0];
+    if (current === undefined) throw kmbError('invalid_argument', 'no address to ask');
+    return formatAddress(current);
+  }
+
+  private nodeQueryOptions(options: NodeQueryCallOptions): {
+    clusterName: string;
+    timeoutMs: number;
+  } {
+    const timeoutMs = options.timeoutMs ?? nodeQueryLimits.timeoutMsDefault;
+    if (!Number.isSafeInteger(timeoutMs) || timeoutMs <= 0) {
+      throw kmbError('invalid_argument', 'timeoutMs must be a positive integer of milliseconds');
+    }
+    const budgetMs = Math.min(timeoutMs, this.options.requestTimeoutMs);
+    return { clusterName: this.options.clusterName, timeoutMs: budgetMs };
   }
 
   private audit(audit: AuditOptions | undefined): Audit {

@@ -81,6 +81,20 @@ export class Cluster {
     if (!sameNode) this.discard(from);
   }
 
+  /**
+   * The node behind `from` cannot serve now (not ready, shutting down, or silent): with other
+   * addresses to try, the next attempt goes to the next one; with one address, it stays.
+   * A silent node is dropped either way, since the connection itself may be what is stuck.
+   */
+  moveOn(from: Connection, silent = false): void {
+    if (silent || this.options.addresses.length > 1) this.discard(from);
+  }
+
+  /** The address of the open connection, or null when there is none. */
+  get currentAddress(): Address | null {
+    return this.current !== null && this.current.isOpen ? this.current.address : null;
+  }
+
   /** Stops using a connection (it misbehaved or is not the leader). */
   discard(connection: Connection): void {
     connection.close();

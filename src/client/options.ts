@@ -21,12 +21,18 @@ export interface ConnectOptions {
   readonly requestTimeoutMs?: number;
   /** How long one attempt to connect (TCP and hello) may take. Default 5000. */
   readonly connectTimeoutMs?: number;
+  /**
+   * How long one node may keep a request or query without answering before the SDK gives up on
+   * that node and resends it elsewhere (same request number). Default 5000.
+   */
+  readonly attemptTimeoutMs?: number;
 }
 
 /** The SDK's defaults and bounds (HOUSE_RULES §7): every queue and list it keeps has a max. */
 export const clientLimits = {
   requestTimeoutMsDefault: 30_000,
   connectTimeoutMsDefault: 5_000,
+  attemptTimeoutMsDefault: 5_000,
   /** Commands that may wait behind the one in flight, per client. */
   requestQueueCountMax: 1024,
   /** Queries in flight at once, per client. */
@@ -42,6 +48,7 @@ export interface ResolvedOptions {
   readonly actor: string;
   readonly requestTimeoutMs: number;
   readonly connectTimeoutMs: number;
+  readonly attemptTimeoutMs: number;
   readonly backoff: BackoffPolicy;
   readonly random: () => number;
 }
@@ -86,6 +93,11 @@ export function resolveOptions(options: ConnectOptions): ResolvedOptions {
       options.connectTimeoutMs,
       clientLimits.connectTimeoutMsDefault,
       'connectTimeoutMs',
+    ),
+    attemptTimeoutMs: positiveMs(
+      options.attemptTimeoutMs,
+      clientLimits.attemptTimeoutMsDefault,
+      'attemptTimeoutMs',
     ),
     backoff: defaultBackoff,
     random: Math.random,

@@ -6,7 +6,12 @@
 // number, so a node that already committed it answers with the cached reply instead of applying
 // it twice (exactly-once). A query only reads. Whether an error is retryable is a property of
 // its code (isRetryableCode), never of its text. KMB_ERR_NOT_LEADER also moves the next attempt
-// to the hinted leader. When time runs out the KMB_ERR_TIMEOUT message says what was tried.
+// to the hinted leader; KMB_ERR_NOT_READY and KMB_ERR_SHUTTING_DOWN move it to another replica
+// (a leader that lost its quorum says NOT_READY until it learns of the new view, which may be
+// never while it is cut off). A node that keeps a message for attemptTimeoutMs without answering
+// is given up on the same way: an old leader in a minority partition holds the requests it had
+// in flight, and waiting for it would hold the client there too. When time runs out the
+// KMB_ERR_TIMEOUT message says what was tried.
 
 import { assert } from '../core/assert.js';
 import { KmbError, errorCodes } from '../core/errors.js';
@@ -32,6 +37,8 @@ export interface RetryContext {
   readonly random: () => number;
   /** The whole budget, for the timeout message. */
   readonly timeoutMs: number;
+  /** How long one node may hold the message unanswered before it is resent elsewhere. */
+  readonly attemptTimeoutMs: number;
 }
 
 /** A successful answer: a reply to a request or the result of a query. */
@@ -52,8 +59,16 @@ export async function exchangeWithRetry(
     const connection = await cluster.connection(deadlineMs);
     const remainingMs = deadlineMs - Date.now();
     if (connection === null || remainingMs <= 0) throw timeoutError(context, exchange, seen);
-    const outcome = await connection.exchange(exchange.key, exchange.message, remainingMs);
-    if (outcome.kind === 'timeout') throw timeoutError(context, exchange, seen);
+    const attemptMs = Math.min(remainingMs, context.attemptTimeoutMs);
+    const outcome = await connection.exchange(exchange.key, exchange.message, attemptMs);
+    if (outcome.kind === 'timeout') {
+      if (deadlineMs - Date.now() <= 0) throw timeoutError(context, exchange, seen);
+      const where = formatAddress(connection.address);
+      note(seen, `no answer from ${where} in ${attemptMs} ms`);
+      cluster.noteProblem(connection.address, `no answer in ${attemptMs} ms`);
+      cluster.moveOn(connection, true);
+      continue;
+    }
     if (outcome.kind === 'answer' && outcome.answer.kind !== 'error') return outcome.answer;
     const error = failureOf(cluster, connection, outcome);
     if (!error.retryable) throw error;
@@ -78,6 +93,9 @@ function failureOf(
   assert(answer.kind === 'error', 'a successful answer is no failure');
   const { error } = answer;
   if (error.code === errorCodes.not_leader) cluster.redirect(connection, error.leaderHint);
+  if (error.code === errorCodes.not_ready || error.code === errorCodes.shutting_down) {
+    cluster.moveOn(connection);
+  }
   return errorFromMessage(error, connection.address);
 }
 

@@ -45,6 +45,10 @@ export interface FakeHooks {
   onHello?: (count: number) => FakeAction;
   onRequest?: (request: RequestMessage, count: number) => FakeAction;
   onQuery?: (query: QueryMessage, count: number) => FakeAction;
+  /** The node_status document to answer with (default: a single healthy leader, see below). */
+  nodeStatus?: (fake: FakeServer) => unknown;
+  /** The view_changes document to answer with (default: an empty list). */
+  viewChanges?: (fake: FakeServer) => unknown;
 }
 
 interface Session {
@@ -254,6 +258,37 @@ export class FakeServer {
     return { clientId, requestNumber, op, timestampUs: this.timestampOf(op), result };
   }
 
+  /** The op of the last command committed here (0 before any). */
+  get opNumber(): number {
+    return this.op;
+  }
+
+  /** The status a real single node would report in this fake's place: a normal leader. */
+  defaultNodeStatus(): Record<string, unknown> {
+    return {
+      node_id: this.nodeId,
+      status: 'normal',
+      view: 0,
+      commit_number: this.op,
+      op_number: this.op,
+      is_leader: true,
+      leader: this.nodeId,
+      cluster_size: 1,
+      healthy_replicas: 1,
+      cluster_name: this.clusterName,
+      cluster_members: [
+        {
+          node_id: this.nodeId,
+          address: this.address,
+          connected: true,
+          is_leader: true,
+          self: true,
+        },
+      ],
+      commit_timestamp_us: this.op === 0 ? 0 : this.timestampOf(asOp(this.op)),
+    };
+  }
+
   private onQuery(socket: Socket, message: QueryMessage): void {
     this.queryCount += 1;
     const action = this.hooks.onQuery?.(message, this.queryCount) ?? 'answer';
@@ -282,10 +317,12 @@ export class FakeServer {
       }));
       return { kind: 'list_tenants', tenants };
     }
-    if (query.kind === 'node_status' || query.kind === 'view_changes') {
-      const json =
-        query.kind === 'view_changes' ? '[]' : JSON.stringify({ node_id: 0, fake: true });
-      return { kind: query.kind, json };
+    if (query.kind === 'node_status') {
+      const document = this.hooks.nodeStatus?.(this) ?? this.defaultNodeStatus();
+      return { kind: 'node_status', json: JSON.stringify(document) };
+    }
+    if (query.kind === 'view_changes') {
+      return { kind: 'view_changes', json: JSON.stringify(this.hooks.viewChanges?.(this) ?? []) };
     }
     if (tenantById(this.state, query.tenantId) === undefined) {
       return { code: errorCodes.tenant_not_found, message: `tenant ${query.tenantId} not found` };
