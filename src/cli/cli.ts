@@ -1,7 +1,9 @@
-// kimberlite-cli: the operator's command line for tenants and streams (DESIGN.md §6,
-// docs/cli.md). It parses arguments with commander, connects with the SDK, runs one command and
-// reports the outcome through the exit code: 0 done, 1 failed (`error: CODE: message` on
-// stderr, or `{"error":{"code","message"}}` with --json), 2 the command line was wrong.
+// kimberlite-cli: the operator's command line for tenants, streams and the cluster (DESIGN.md
+// §6, docs/cli.md). It parses arguments with commander, connects with the SDK (or, for the
+// operator commands `cluster`, `replica` and `replication`, asks each replica on its own), runs
+// one command and reports the outcome through the exit code: 0 done, 1 failed (`error: CODE:
+// message` on stderr, or `{"error":{"code","message"}}` with --json) or, for the operator
+// commands, the cluster is not healthy, 2 the command line was wrong.
 //
 // runCli() does the work with its input and output passed in, so tests run it in-process;
 // main() is what bin/kimberlite-cli.js calls with process.argv.
@@ -11,7 +13,10 @@ import { connect, dataClasses } from '../client/client.js';
 import type { DataClass } from '../client/client.js';
 import { formatAddress, parseAddressList } from '../client/address.js';
 import { KmbError } from '../core/errors.js';
+import * as operator from './cli_cluster.js';
+import type { OperatorContext } from './cli_cluster.js';
 import * as commands from './cli_commands.js';
+import { parseDuration } from './cli_duration.js';
 import { eventsFromDataOption } from './cli_events.js';
 import type { CommandContext, GlobalOptions } from './cli_commands.js';
 import type { CliIo } from './cli_io.js';
@@ -28,6 +33,14 @@ function integerOption(name: string, min: number) {
     }
     return parsed;
   };
+}
+
+function durationOption(value: string): number {
+  try {
+    return parseDuration(value);
+  } catch (error) {
+    throw new InvalidArgumentError(error instanceof Error ? error.message : String(error));
+  }
 }
 
 function dataClassOption(value: string): DataClass {
@@ -97,6 +110,73 @@ function withClient(io: CliIo, action: Action) {
   };
 }
 
+type OperatorAction = (context: OperatorContext, command: Command) => Promise<void>;
+
+/** Wraps an operator action: it asks the replicas itself, so no client connects first. */
+function withReplicas(io: CliIo, exit: { code: number }, action: OperatorAction) {
+  return async (...args: unknown[]): Promise<void> => {
+    const command = args[args.length - 1] as Command;
+    const globals = globalOptions(command, io);
+    await action({ io, globals, addresses: addressesOf(globals.cluster), exit }, command);
+  };
+}
+
+function addOperatorCommands(program: Command, io: CliIo, exit: { code: number }): void {
+  const cluster = program.command('cluster').description("the cluster's health and history");
+  cluster
+    .command('status')
+    .description("every replica's status, view, op, commit and lag; exit 1 unless healthy")
+    .action(withReplicas(io, exit, (context) => operator.clusterStatus(context)));
+  cluster
+    .command('view-changes')
+    .description('the view changes (leader elections) the replicas remember, merged by view')
+    .option('--since <duration>', 'only those in the last 30s, 10m, 2h, 1d...', durationOption)
+    .action(
+      withReplicas(io, exit, (context, command) => {
+        const sinceMs = command.opts()['since'] as number | undefined;
+        return operator.clusterViewChanges(context, { sinceMs: sinceMs ?? null });
+      }),
+    );
+  const replica = program.command('replica').description('one replica');
+  replica
+    .command('status')
+    .description("one replica's own status; exit 1 when it does not answer")
+    .requiredOption(
+      '--replica-id <n>',
+      'the replica index (0-based)',
+      integerOption('--replica-id', 0),
+    )
+    .option('--watch', 'refresh until interrupted (Ctrl-C)')
+    .option(
+      '--interval-ms <ms>',
+      'refresh period with --watch',
+      integerOption('--interval-ms', 100),
+      1000,
+    )
+    .action(
+      withReplicas(io, exit, (context, command) => {
+        const options = command.opts();
+        return operator.replicaStatus(context, {
+          replicaId: options['replicaId'] as number,
+          watch: options['watch'] === true,
+          intervalMs: options['intervalMs'] as number,
+        });
+      }),
+    );
+  const replication = program.command('replication').description('replication between replicas');
+  replication
+    .command('lag')
+    .description("each replica's commit behind the leader's, in ops and ms")
+    .option('--all', 'every replica (the default)')
+    .option('--replica-id <n>', 'only this replica', integerOption('--replica-id', 0))
+    .action(
+      withReplicas(io, exit, (context, command) => {
+        const replicaId = command.opts()['replicaId'] as number | undefined;
+        return operator.replicationLag(context, { replicaId });
+      }),
+    );
+}
+
 function addTenantCommands(program: Command, io: CliIo): void {
   const tenant = program.command('tenant').description('create and list tenants');
   tenant
@@ -164,10 +244,13 @@ function addStreamCommands(program: Command, io: CliIo): void {
     .action(withClient(io, (context, command) => commands.streamVerify(context, command.opts())));
 }
 
-/** The commander program, writing to the given io and never exiting the process. */
-export function buildProgram(io: CliIo): Command {
+/**
+ * The commander program, writing to the given io and never exiting the process. Commands whose
+ * exit code is a verdict (the operator commands) store it in `exit`.
+ */
+export function buildProgram(io: CliIo, exit: { code: number } = { code: exitCodes.ok }): Command {
   const program = new Command('kimberlite-cli')
-    .description('kimberlite-ts command line: tenants and streams')
+    .description('kimberlite-ts command line: tenants, streams and the cluster')
     .option(
       '--cluster <addresses>',
       `replica addresses host:port,... (env KMB_CLUSTER, default ${clusterDefault})`,
@@ -190,6 +273,7 @@ export function buildProgram(io: CliIo): Command {
     });
   addTenantCommands(program, io);
   addStreamCommands(program, io);
+  addOperatorCommands(program, io, exit);
   return program;
 }
 
@@ -200,9 +284,10 @@ function usageFrom(error: CommanderError): UsageError {
 /** Runs the CLI on arguments (without node and script path); resolves with the exit code. */
 export async function runCli(args: readonly string[], io: CliIo): Promise<number> {
   const json = args.includes('--json');
+  const exit = { code: exitCodes.ok };
   try {
-    await buildProgram(io).parseAsync([...args], { from: 'user' });
-    return exitCodes.ok;
+    await buildProgram(io, exit).parseAsync([...args], { from: 'user' });
+    return exit.code;
   } catch (error) {
     if (error instanceof CommanderError) {
       if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version') {

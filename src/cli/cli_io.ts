@@ -12,6 +12,11 @@ export interface CliIo {
   readonly stderr: Writable;
   readonly stdin: Readable;
   readonly env: Readonly<Record<string, string | undefined>>;
+  /**
+   * Calls `stop` when the operator interrupts (Ctrl-C, SIGTERM) until the returned function is
+   * called; commands that run until interrupted (`--watch`) use it. Absent: never interrupted.
+   */
+  readonly onInterrupt?: (stop: () => void) => () => void;
 }
 
 export const exitCodes = { ok: 0, failure: 1, usage: 2 } as const;
@@ -25,7 +30,16 @@ export class UsageError extends KmbError {
 }
 
 export function processIo(): CliIo {
-  return { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin, env: process.env };
+  const onInterrupt = (stop: () => void): (() => void) => {
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+    return () => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+    };
+  };
+  const { stdout, stderr, stdin, env } = process;
+  return { stdout, stderr, stdin, env, onInterrupt };
 }
 
 /** Writes text, waiting for the stream to drain when its buffer is full. */
