@@ -17,7 +17,7 @@ import { asOffset, asStreamId, asTenantId } from '../core/types.js';
 import type { ClientId } from '../core/types.js';
 import { encodeCommand, isDataClass } from '../kernel/command.js';
 import type { Audit, Command, DataClass } from '../kernel/command.js';
-import type { Query, QueryResult } from '../net/client_protocol.js';
+import type { Consistency, Query, QueryResult } from '../net/client_protocol.js';
 import { formatAddress, parseAddress } from './address.js';
 import { verifyStreamChain } from './chain_verify.js';
 import type { ChainVerdict } from './chain_verify.js';
@@ -104,6 +104,21 @@ export interface NodeQueryCallOptions {
   /** The whole budget of the query. Default 2000 ms (never more than requestTimeoutMs). */
   readonly timeoutMs?: number;
 }
+
+/**
+ * How fresh a read must be. 'linearizable' (the default): served by the leader only, after every
+ * write acknowledged before the read started. 'stale': served by whichever replica the client is
+ * connected to, as long as that replica's applied log trails the commit it knows of by at most
+ * lagOpsMax ops; it may miss recent writes, but it keeps reads off the leader.
+ */
+export interface ReadOptions {
+  readonly consistency?: 'linearizable' | 'stale';
+  /** For 'stale': the most ops the serving replica may trail by. Default 100. */
+  readonly lagOpsMax?: number;
+}
+
+/** The default bound on a stale read's lag, in ops. */
+export const staleReadLagOpsMaxDefault = 100;
 
 /** What {@link Client.events} takes. */
 export interface EventsInput {
@@ -236,8 +251,12 @@ export class Client {
     return results.appendResult(result);
   }
 
-  /** Reads up to `limit` events from `from`; the read may stop early at the size bound. */
-  async read(input: ReadInput): Promise<ReadResult> {
+  /**
+   * Reads up to `limit` events from `from`; the read may stop early at the size bound. Reads are
+   * linearizable unless `options.consistency` is 'stale' (see {@link ReadOptions}).
+   */
+  async read(input: ReadInput, options: ReadOptions = {}): Promise<ReadResult> {
+    const consistency = consistencyOf(options);
     const tenantId = asTenantId(u53(input.tenantId, 'tenantId'));
     const streamId = asStreamId(u53(input.streamId, 'streamId'));
     const fromOffset = asOffset(u53(input.from ?? 0, 'from'));
@@ -247,7 +266,7 @@ export class Client {
       throw kmbError('invalid_argument', `limit must be an integer from 1 to ${max}`);
     }
     const query: Query = { kind: 'read_stream', tenantId, streamId, fromOffset, limit };
-    const result = await this.query(query);
+    const result = await this.query(query, consistency);
     if (result.kind !== 'read_stream') throw mismatched('read_stream', result.kind);
     const events = result.events.map(results.streamEvent);
     const last = events[events.length - 1];
@@ -259,12 +278,15 @@ export class Client {
    * Every event from `from` on, page by page, until `count` events or the end of the stream
    * (as of the page that reached it).
    */
-  async *events(input: EventsInput): AsyncGenerator<StreamEvent, void, undefined> {
+  async *events(
+    input: EventsInput,
+    options: ReadOptions = {},
+  ): AsyncGenerator<StreamEvent, void, undefined> {
     let from = u53(input.from ?? 0, 'from');
     let left = input.count === undefined ? Infinity : u53(input.count, 'count');
     while (left > 0) {
       const limit = Math.min(left, constants.readEventCountMax);
-      const page = await this.read({ ...input, from, limit });
+      const page = await this.read({ ...input, from, limit }, options);
       for (const event of page.events) yield event;
       left -= page.events.length;
       if (page.events.length === 0 || page.nextOffset >= page.endOffset) return;
@@ -370,7 +392,7 @@ export class Client {
     return this.session.submit(command.kind, body);
   }
 
-  private async query(query: Query): Promise<QueryResult> {
+  private async query(query: Query, consistency?: Consistency): Promise<QueryResult> {
     if (this.cluster.isClosed) throw kmbError('connection_lost', 'the client is closed');
     if (this.queriesInFlight >= clientLimits.queryInFlightCountMax) {
       const max = clientLimits.queryInFlightCountMax;
@@ -381,7 +403,10 @@ export class Client {
     const exchange = {
       what: `query ${query.kind}`,
       key: queryKey(queryId),
-      message: { kind: 'query' as const, query: { queryId, query } },
+      message: {
+        kind: 'query' as const,
+        query: { queryId, query, ...(consistency === undefined ? {} : { consistency }) },
+      },
     };
     this.queriesInFlight += 1;
     try {
@@ -393,6 +418,25 @@ export class Client {
       this.queriesInFlight -= 1;
     }
   }
+}
+
+/** The wire form of a read's consistency; undefined for the default (linearizable). */
+function consistencyOf(options: ReadOptions): Consistency | undefined {
+  const kind = options.consistency ?? 'linearizable';
+  if (kind !== 'linearizable' && kind !== 'stale') {
+    throw kmbError('invalid_argument', `consistency must be 'linearizable' or 'stale'`);
+  }
+  if (kind === 'linearizable') {
+    if (options.lagOpsMax !== undefined) {
+      throw kmbError('invalid_argument', "lagOpsMax applies to consistency 'stale' only");
+    }
+    return undefined;
+  }
+  const lagOpsMax = options.lagOpsMax ?? staleReadLagOpsMaxDefault;
+  if (!Number.isSafeInteger(lagOpsMax) || lagOpsMax < 0 || lagOpsMax > 0xffff_ffff) {
+    throw kmbError('invalid_argument', 'lagOpsMax must be an integer from 0 to 4294967295');
+  }
+  return { kind: 'stale', lagOpsMax };
 }
 
 function mismatched(expected: string, actual: string): KmbError {
