@@ -62,6 +62,10 @@ function expireRequests<Output>(r: ReplicaCore<Output>): void {
   for (const [op, request] of r.repair.prepares) {
     if (r.ticks - request.sentTick > timeoutTicks) r.repair.prepares.delete(op);
   }
+  // Peers that could not serve a range may have caught up since: ask them again in a while.
+  if (r.repair.nackedBy.size > 0 && r.ticks - r.repair.nackedTick > timeoutTicks) {
+    r.repair.nackedBy.clear();
+  }
 }
 
 /** The last op of the next range to ask for, starting at `from`; null when none is needed. */
@@ -163,6 +167,7 @@ function noteAnswer<Output>(r: ReplicaCore<Output>, from: ReplicaIndex, op: numb
     range.progressTick = r.ticks;
     if (nack && op === range.opFirst) {
       r.repair.range = null;
+      if (r.repair.nackedBy.size === 0) r.repair.nackedTick = r.ticks;
       r.repair.nackedBy.add(from);
     }
   }

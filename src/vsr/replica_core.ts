@@ -87,6 +87,8 @@ export interface RepairState {
   /** Peers that could not serve a range starting at `nackedOp` (asked again after progress). */
   readonly nackedBy: Set<ReplicaIndex>;
   nackedOp: Op;
+  /** When the first of those nacks came (they are forgotten after a repair timeout). */
+  nackedTick: number;
 }
 
 /** Counters for tests and metrics; they only grow. */
@@ -212,6 +214,7 @@ export class ReplicaCore<Output> {
       learning: new Set(),
       nackedBy: new Set(),
       nackedOp: asOp(0),
+      nackedTick: 0,
     };
     this.clock = this.makeClock();
     const t = this.tuning;
