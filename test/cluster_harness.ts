@@ -76,6 +76,8 @@ export interface VerifyOutcome {
 
 export class TestCluster {
   readonly nodes: Array<ServerProcess | null>;
+  /** Each replica's latest process, running or not, for its output in failure messages. */
+  private readonly latest: Array<ServerProcess | null>;
   /** The proxy on the link from replica `from` to replica `to` (proxied clusters only). */
   private readonly proxies = new Map<string, FaultProxy>();
 
@@ -88,6 +90,7 @@ export class TestCluster {
     private readonly env: Readonly<Record<string, string>>,
   ) {
     this.nodes = addresses.map(() => null);
+    this.latest = addresses.map(() => null);
   }
 
   /** Starts every replica (in parallel) and returns once each has logged "Node ready". */
@@ -154,7 +157,13 @@ export class TestCluster {
       env: { ...this.env },
     });
     this.nodes[id] = server;
+    this.latest[id] = server;
     return server;
+  }
+
+  /** The latest process of replica `id` and its output, for failure messages. */
+  describe(id: number): string {
+    return this.latest[id]?.describe() ?? `replica ${id} never started`;
   }
 
   node(id: number): ServerProcess {
