@@ -232,7 +232,12 @@ async function canary(
   await write(io.stdout, `vopr canary: up to ${flags.seeds} seeds from ${flags.seed}\n`);
   const outcomes: CanaryOutcome[] = [];
   for (const name of names as CanaryName[]) {
-    const outcome = runCanary(name, { seedStart: flags.seed, seedCount: flags.seeds });
+    // The command line searches every seed it is given for a catch by a safety checker.
+    const outcome = runCanary(name, {
+      seedStart: flags.seed,
+      seedCount: flags.seeds,
+      checkerSearchSeedsMax: flags.seeds,
+    });
     outcomes.push(outcome);
     await write(io.stdout, describeCanary(outcome));
   }

@@ -9,7 +9,9 @@
 // replica does not implement it, or its code path was never reached — and the canary is
 // reported "not available" (judged after availabilityProbeRunsMax runs, or all of them if
 // fewer; once a change is seen, every later run counts it only when it also fails, so the
-// count is a lower bound). Nothing is faked: a canary is "caught" only by a checker failing.
+// count is a lower bound). Nothing is faked: a canary is "caught" only by a checker failing
+// (a safety checker preferred; a replica crash — an assertion or exception inside the replica —
+// is accepted when no safety checker catches it within checkerSearchSeedsMax more seeds).
 
 import { formatFaults, parseFaults } from './fault_plan.js';
 import type { FaultClass } from './fault_plan.js';
@@ -73,6 +75,8 @@ export interface CanaryOutcome {
 export interface CanaryRunOptions {
   readonly seedStart: number;
   readonly seedCount: number;
+  /** Seeds tried for a safety checker after a catch by a replica crash (default 10). */
+  readonly checkerSearchSeedsMax?: number;
   /** Called after each run, for progress output. */
   readonly onRun?: (canary: CanaryName, result: RunResult) => void;
 }
@@ -82,21 +86,39 @@ function caughtBy(result: RunResult): boolean {
 }
 
 /** Runs without any behaviour change after which a canary is judged not available. */
-export const availabilityProbeRunsMax = 24;
+export const availabilityProbeRunsMax = 60;
+
+/**
+ * After a canary is caught only by a replica crash (an assertion or exception inside the
+ * replica), this many more seeds are tried (by default) for a catch by a safety checker, which
+ * is preferred: the point of a canary is to show the checkers bite.
+ */
+export const checkerSearchSeedsMax = 10;
+
+function caughtOutcome(canary: CanaryName, base: RunOptions, result: RunResult): CanaryOutcome {
+  return {
+    canary,
+    status: 'caught',
+    checker: result.checker,
+    seed: base.seed,
+    message: result.message,
+    reproduce: reproduceCommand({ ...base, canary }),
+    runs: 0,
+    behaviourChanged: 0,
+  };
+}
 
 export function runCanary(canary: CanaryName, options: CanaryRunOptions): CanaryOutcome {
   let runs = 0;
   let behaviourChanged = 0;
+  let byCrash: { outcome: CanaryOutcome; index: number } | null = null;
+  const done = (outcome: CanaryOutcome): CanaryOutcome => ({ ...outcome, runs, behaviourChanged });
   for (let i = 0; i < options.seedCount; i++) {
     if (behaviourChanged === 0 && runs >= availabilityProbeRunsMax) break;
-    const seed = options.seedStart + i;
+    const searchMax = options.checkerSearchSeedsMax ?? checkerSearchSeedsMax;
+    if (byCrash !== null && i - byCrash.index > searchMax) break;
     for (const cfg of canaryConfigs[canary]) {
-      const base: RunOptions = {
-        seed,
-        replicaCount: cfg.replicaCount,
-        faults: cfg.faults,
-        ticks: cfg.ticks,
-      };
+      const base: RunOptions = { seed: options.seedStart + i, ...cfg };
       const withCanary = runSeed({ ...base, canary });
       runs += 1;
       options.onRun?.(canary, withCanary);
@@ -106,18 +128,12 @@ export function runCanary(canary: CanaryName, options: CanaryRunOptions): Canary
       if (withCanary.traceHash === baseline.traceHash) continue;
       behaviourChanged += 1;
       if (!caughtBy(withCanary) || caughtBy(baseline)) continue;
-      return {
-        canary,
-        status: 'caught',
-        checker: withCanary.checker,
-        seed,
-        message: withCanary.message,
-        reproduce: reproduceCommand({ ...base, canary }),
-        runs,
-        behaviourChanged,
-      };
+      const outcome = caughtOutcome(canary, base, withCanary);
+      if (withCanary.status === 'safety') return done(outcome);
+      byCrash ??= { outcome, index: i };
     }
   }
+  if (byCrash !== null) return done(byCrash.outcome);
   const configs = canaryConfigs[canary].map(
     (c) => `${c.replicaCount} replica(s), faults ${formatFaults(c.faults)}`,
   );

@@ -85,6 +85,7 @@ describe('checkers against a broken shell', () => {
     ['forget_journal', 1, 'crash', 'acked_writes'],
     ['apply_twice', 3, 'none', 'exactly_once'],
     ['stale_reads', 1, 'none', 'linearizability'],
+    ['wrong_stale_reads', 3, 'none', 'stale_reads'],
   ];
   for (const [mutation, replicaCount, faultText, expected] of cases) {
     it(`${mutation} is caught by ${expected}`, () => {

@@ -16,7 +16,9 @@
 //   acked_writes        every acknowledged write (tenant, stream, append) is present — same
 //                       ids, same events at the same offsets — on every replica that has
 //                       committed past it at the end, and some replica has;
-//   linearizability     the client-observed history is linearizable (linearizability.ts).
+//   linearizability     the client-observed history is linearizable (linearizability.ts);
+//   stale_reads         every stale read (any replica, bounded lag) returned a prefix of the
+//                       one committed history of its stream.
 // Liveness and determinism are judged by the simulator; replica_crash is an exception or
 // assertion inside replica (or kernel) code.
 
@@ -43,6 +45,7 @@ export type CheckerName =
   | 'exactly_once'
   | 'acked_writes'
   | 'linearizability'
+  | 'stale_reads'
   | 'liveness'
   | 'determinism'
   | 'replica_crash';
@@ -249,6 +252,39 @@ function ackedWriteProblem(node: SimNode, op: ObservedOp): string | null {
   }
 }
 
+/**
+ * Every stale read returned a prefix of its stream's one committed history: compared with the
+ * stream on the running replica that committed most, the shorter of the two is a prefix of the
+ * longer (a stale read may be behind, never different).
+ */
+export function checkStaleReads(
+  nodes: readonly SimNode[],
+  workload: Workload,
+  checker: SafetyChecker,
+): void {
+  let reference: SimNode | null = null;
+  for (const node of nodes) {
+    const commit = node.replica?.commitMin;
+    if (commit === undefined) continue;
+    if (reference === null || commit > (reference.replica?.commitMin ?? 0)) reference = node;
+  }
+  if (reference === null) return;
+  for (const op of workload.history) {
+    if (op.kind !== 'stale_read' || op.readEvents === null || op.streamId === null) continue;
+    const committed = reference.streams.get(op.streamId) ?? [];
+    const length = Math.min(committed.length, op.readEvents.length);
+    for (let i = 0; i < length; i++) {
+      if (committed[i] === op.readEvents[i]) continue;
+      const seen = op.readEvents[i] ?? '';
+      return checker.report(
+        'stale_reads',
+        `a stale read of stream ${op.streamId} by client ${op.client} saw ${seen} at offset ` +
+          `${i}, but replica ${reference.index} has ${committed[i] ?? ''} there`,
+      );
+    }
+  }
+}
+
 // ----- linearizability over the client history -----
 
 function historyOp<I, O>(op: ObservedOp, input: I, output: O | null): HistoryOp<I, O> {
@@ -308,6 +344,7 @@ export function checkClientHistory(
   const streamNames: HistoryOp<string, RegistryOutput>[] = [];
   for (const op of workload.history) {
     const command = op.command;
+    if (op.kind === 'stale_read') continue; // Not linearizable by design: checkStaleReads.
     if (op.kind === 'read' || command?.kind === 'append') {
       const output = streamOutput(op);
       if (output === 'excluded' || op.streamId === null) continue;

@@ -12,12 +12,14 @@
 // acknowledge", so a replica that does not (the ack_before_fsync canary) is caught here.
 //
 // Reads are served by the simulator at the replica that receives them, from that replica's
-// committed state (its mirrored streams), and only if it is a primary in normal status — as
-// the node shell serves queries. An exception from any replica entry point (an assertion in
-// replica or kernel code) ends the run as a `crash`.
+// executed state (its mirrored streams), under the node shell's rules (readRefusal): a
+// linearizable read only at a primary that hears a quorum and has executed its view's log, a
+// stale read at any normal replica within a lag bound. An exception from any replica entry
+// point (an assertion in replica or kernel code) ends the run as a `crash`.
 
 import { assert } from '../core/assert.js';
 import { errorCodes } from '../core/errors.js';
+import type { ErrorCode } from '../core/errors.js';
 import { clusterIdFromName, rootPrepare } from '../core/header.js';
 import type { Prepare } from '../core/header.js';
 import { asStreamId } from '../core/types.js';
@@ -71,10 +73,11 @@ export class ReplicaCrash extends Error {
  *   durable_before_fsync  onJournalDurable is called as soon as a write starts;
  *   forget_journal        a (re)started replica's disk loses the whole journal;
  *   apply_twice           replica 1's state machine applies every command twice;
- *   stale_reads           reads are answered without the stream's last event.
+ *   stale_reads           linearizable reads are answered without the stream's last event;
+ *   wrong_stale_reads     stale reads are answered with a different first event.
  */
 export type ShellMutation =
-  'durable_before_fsync' | 'forget_journal' | 'apply_twice' | 'stale_reads';
+  'durable_before_fsync' | 'forget_journal' | 'apply_twice' | 'stale_reads' | 'wrong_stale_reads';
 
 export interface ClusterOptions {
   readonly seed: number;
@@ -86,6 +89,9 @@ export interface ClusterOptions {
   readonly prng: Prng;
   readonly mutation?: ShellMutation | undefined;
 }
+
+/** The lag bound of the workload's stale reads (the SDK's `lagOpsMax`). */
+export const staleLagOpsMax = 10;
 
 export class Cluster {
   readonly agenda = new Agenda<AgendaItem>();
@@ -361,14 +367,22 @@ export class Cluster {
   }
 
   /**
-   * Whether a replica may answer a read from its executed state — the conditions of a
-   * lease-based read path: it is the primary in normal status, it still hears a quorum, and it
-   * has executed every op of its log from before its view began (so every write acknowledged
-   * in an earlier view is visible).
+   * Why a replica may not answer a read from its executed state, or null when it may — the
+   * node's rules (src/node/node.ts checkReadable / checkStaleReadable). Linearizable: it is the
+   * primary in normal status, it still hears a quorum, and it has executed every op its view
+   * started with (so every write acknowledged in an earlier view is visible). Stale: any replica
+   * in normal status trailing its known commit by at most staleLagOpsMax ops.
    */
-  private mayServeReads(node: SimNode, replica: SimReplica): boolean {
-    if (replica.status !== 'normal' || !replica.isPrimary || !node.quorumReachable) return false;
-    return replica.commitMin >= node.readableFromOp;
+  private readRefusal(node: SimNode, replica: SimReplica, stale: boolean): ErrorCode | null {
+    if (replica.status !== 'normal') return errorCodes.not_ready;
+    if (stale) {
+      return replica.commitMax - replica.commitMin > staleLagOpsMax ? errorCodes.not_ready : null;
+    }
+    if (!replica.isPrimary) return errorCodes.not_leader;
+    if (!node.quorumReachable || replica.commitMin < node.readableFromOp) {
+      return errorCodes.not_ready;
+    }
+    return null;
   }
 
   // ----- the network -----
@@ -483,22 +497,22 @@ export class Cluster {
     this.stats.reads += 1;
     const clientId = this.clients[client]?.id;
     assert(clientId !== undefined, 'a read from a client of this run');
-    const serving = this.mayServeReads(node, replica);
-    const exists = node.state.streams.has(asStreamId(message.streamId));
+    const { readId, streamId } = message;
+    let code = this.readRefusal(node, replica, message.stale);
+    if (code === null && !node.state.streams.has(asStreamId(streamId))) {
+      code = errorCodes.stream_not_found;
+    }
     let answer: ReplicaToClient;
-    if (serving && exists) {
-      const events = [...(node.streams.get(message.streamId) ?? [])];
-      if (this.options.mutation === 'stale_reads') events.pop();
-      answer = { kind: 'read_result', readId: message.readId, events, code: null, leaderHint: -1 };
+    if (code === null) {
+      const events = [...(node.streams.get(streamId) ?? [])];
+      const mutation = this.options.mutation;
+      if (mutation === 'stale_reads' && !message.stale) events.pop();
+      if (mutation === 'wrong_stale_reads' && message.stale && events.length > 0) events[0] = '?';
+      answer = { kind: 'read_result', readId, events, code: null, leaderHint: -1 };
     } else {
-      const code = !serving
-        ? replica.status === 'normal'
-          ? errorCodes.not_leader
-          : errorCodes.not_ready
-        : errorCodes.stream_not_found;
       answer = {
         kind: 'read_result',
-        readId: message.readId,
+        readId,
         events: null,
         code,
         leaderHint: replica.primaryIndex,

@@ -143,6 +143,7 @@ function workloadPlan(prng: Prng, clientCount: number): WorkloadOptions {
       append: prng.intInclusive(2, 12),
       appendExpected: prng.intInclusive(0, 8),
       read: prng.intInclusive(0, 6),
+      staleRead: prng.intInclusive(0, 3),
     },
     requestTimeoutTicks: prng.intInclusive(20, 80),
     backoffTicksMax: prng.intInclusive(2, 20),

@@ -13,7 +13,12 @@
 // violation, liveness failure, ok. Everything random comes from the seed, so `runSeed` is a
 // pure function of its options: the same options give the same trace hash.
 
-import { checkAckedWrites, checkClientHistory, checkFinalStates } from './checkers.js';
+import {
+  checkAckedWrites,
+  checkClientHistory,
+  checkFinalStates,
+  checkStaleReads,
+} from './checkers.js';
 import type { CheckerName, LinearizabilityReport } from './checkers.js';
 import { Cluster, ReplicaCrash } from './cluster.js';
 import type { ShellMutation } from './cluster.js';
@@ -160,6 +165,7 @@ function finalChecks(cluster: Cluster): LinearizabilityReport | null {
     checker,
   );
   checkAckedWrites(cluster.nodes, cluster.workload, checker);
+  checkStaleReads(cluster.nodes, cluster.workload, checker);
   return checkClientHistory(cluster.workload, checker);
 }
 

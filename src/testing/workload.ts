@@ -2,8 +2,9 @@
 //
 // Each client registers a session (request 0), then issues one operation at a time: create a
 // tenant, create a stream, append events (with or without an expected offset), or read a
-// stream. It behaves as the SDK does: it sends to the replica it believes is the leader,
-// follows not_leader hints, backs off on not_ready / backpressure / ordering rejections, and on
+// stream (linearizably from the leader, or accepting staleness from any replica). It behaves
+// as the SDK does: it sends to the replica it believes is the leader, follows not_leader
+// hints, backs off on not_ready / backpressure / ordering rejections, and on
 // a timeout re-sends the SAME request number to the next replica (the exactly-once path: the
 // cluster must answer from its client table rather than apply the request twice).
 //
@@ -36,6 +37,8 @@ export type ClientToReplica =
       readonly client: number;
       readonly readId: number;
       readonly streamId: number;
+      /** A stale read may be served by any normal replica within `staleLagOpsMax` of its commit. */
+      readonly stale: boolean;
     };
 
 /** What a replica (or the simulator's read path at a replica) answers. */
@@ -67,6 +70,8 @@ export interface WorkloadOptions {
     readonly append: number;
     readonly appendExpected: number;
     readonly read: number;
+    /** Reads that accept staleness (served by any replica), as the SDK's consistency: 'stale'. */
+    readonly staleRead: number;
   };
   readonly requestTimeoutTicks: number;
   readonly backoffTicksMax: number;
@@ -77,7 +82,7 @@ export interface WorkloadOptions {
 export interface ObservedOp {
   readonly id: number;
   readonly client: number;
-  readonly kind: 'create_tenant' | 'create_stream' | 'append' | 'read';
+  readonly kind: 'create_tenant' | 'create_stream' | 'append' | 'read' | 'stale_read';
   readonly command: Command | null;
   readonly streamId: number | null;
   readonly events: readonly string[];
@@ -123,7 +128,12 @@ export class Workload {
 
 type Plan =
   | { readonly kind: 'command'; readonly command: Command; readonly op: ObservedOp }
-  | { readonly kind: 'read'; readonly streamId: number; readonly op: ObservedOp };
+  | {
+      readonly kind: 'read';
+      readonly streamId: number;
+      readonly op: ObservedOp;
+      readonly stale: boolean;
+    };
 
 type InFlight =
   | { readonly kind: 'request'; readonly request: Request; readonly op: ObservedOp | null }
@@ -131,6 +141,7 @@ type InFlight =
       readonly kind: 'read';
       readonly readId: number;
       readonly streamId: number;
+      readonly stale: boolean;
       readonly op: ObservedOp;
     };
 
@@ -206,6 +217,7 @@ export class SimClient {
           kind: 'read',
           readId: this.readIdNext++,
           streamId: plan.streamId,
+          stale: plan.stale,
           op: plan.op,
         };
       } else {
@@ -230,13 +242,17 @@ export class SimClient {
     if (inFlight.kind === 'request') {
       this.transport.send(this.index, this.target, { kind: 'request', request: inFlight.request });
     } else {
-      const { readId, streamId } = inFlight;
-      this.transport.send(this.index, this.target, {
+      const { readId, streamId, stale } = inFlight;
+      // A stale read may be served by any replica: each attempt asks one at random.
+      const target = stale ? this.workload.prng.below(this.replicaCount) : this.target;
+      const message: ClientToReplica = {
         kind: 'read',
         client: this.index,
         readId,
         streamId,
-      });
+        stale,
+      };
+      this.transport.send(this.index, target, message);
     }
   }
 
@@ -318,7 +334,8 @@ export class SimClient {
       [hasTenants ? w.createStream + (hasStreams ? 0 : 1) : 0, () => this.createStream()],
       [hasStreams ? w.append : 0, () => this.append(false)],
       [hasStreams ? w.appendExpected : 0, () => this.append(true)],
-      [hasStreams ? w.read : 0, () => this.read()],
+      [hasStreams ? w.read : 0, () => this.read(false)],
+      [hasStreams ? w.staleRead : 0, () => this.read(true)],
     ];
     const total = choices.reduce((sum, [weight]) => sum + weight, 0);
     let pick = prng.float() * total;
@@ -409,8 +426,9 @@ export class SimClient {
     return { kind: 'command', command, op: this.newOp('append', command, stream.id) };
   }
 
-  private read(): Plan {
+  private read(stale: boolean): Plan {
     const stream = this.workload.prng.pick(this.workload.streams);
-    return { kind: 'read', streamId: stream.id, op: this.newOp('read', null, stream.id) };
+    const op = this.newOp(stale ? 'stale_read' : 'read', null, stream.id);
+    return { kind: 'read', streamId: stream.id, op, stale };
   }
 }
