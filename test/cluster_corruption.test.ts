@@ -6,89 +6,93 @@ import { open } from 'node:fs/promises';
 import { test } from 'node:test';
 import { headerSizeBytes } from '../src/core/header.js';
 import { Harness, sleep } from './harness.js';
-import { TestCluster } from './cluster_harness.js';
+import { TestCluster, hangTimeoutMs } from './cluster_harness.js';
 import { readJournal } from './journal_files.js';
 
 const appendCount = 40;
 
-test('a replica repairs a corrupted committed record from its peers', async (t) => {
-  // Proves DESIGN §4 "a bad record before the tail is corruption: report it, repair it from a
-  // peer, never silently drop it", across processes: 40 single-event appends are acknowledged
-  // and replicated to all three replicas; one backup is stopped gracefully and one byte in the
-  // body of a committed record in the middle of its journal is flipped (verify then reports
-  // that record: the damage is real). The backup is started again: it starts (no refusal), it
-  // rejoins, and it repairs the record from its peers, so that — once it has caught up and been
-  // stopped gracefully again — `kimberlite-admin verify` is clean on its data directory and its
-  // log head equals the others'. Every acknowledged event is still readable, in order.
-  const h = new Harness(t);
-  const cluster = await TestCluster.start(h, { name: 'repair' });
-  const { leader } = await cluster.waitForLeader();
-  const victim = (leader + 1) % cluster.size;
-  const db = await cluster.connect({ requestTimeoutMs: 20_000 });
-  const tenant = await db.createTenant('repair');
-  const stream = await db.createStream({ tenantId: tenant.tenantId, name: 'events' });
-  const target = { tenantId: tenant.tenantId, streamId: stream.streamId };
-  const acked: string[] = [];
-  for (let index = 0; index < appendCount; index++) {
-    const event = `event-${index}`;
-    const result = await db.append({ ...target, events: [event] });
-    assert.equal(result.firstOffset, index);
-    acked.push(event);
-  }
-  await cluster.waitForConvergence();
-  await cluster.stop(victim);
+test(
+  'a replica repairs a corrupted committed record from its peers',
+  { timeout: hangTimeoutMs },
+  async (t) => {
+    // Proves DESIGN §4 "a bad record before the tail is corruption: report it, repair it from a
+    // peer, never silently drop it", across processes: 40 single-event appends are acknowledged
+    // and replicated to all three replicas; one backup is stopped gracefully and one byte in the
+    // body of a committed record in the middle of its journal is flipped (verify then reports
+    // that record: the damage is real). The backup is started again: it starts (no refusal), it
+    // rejoins, and it repairs the record from its peers, so that — once it has caught up and been
+    // stopped gracefully again — `kimberlite-admin verify` is clean on its data directory and its
+    // log head equals the others'. Every acknowledged event is still readable, in order.
+    const h = new Harness(t);
+    const cluster = await TestCluster.start(h, { name: 'repair' });
+    const { leader } = await cluster.waitForLeader();
+    const victim = (leader + 1) % cluster.size;
+    const db = await cluster.connect({ requestTimeoutMs: 20_000 });
+    const tenant = await db.createTenant('repair');
+    const stream = await db.createStream({ tenantId: tenant.tenantId, name: 'events' });
+    const target = { tenantId: tenant.tenantId, streamId: stream.streamId };
+    const acked: string[] = [];
+    for (let index = 0; index < appendCount; index++) {
+      const event = `event-${index}`;
+      const result = await db.append({ ...target, events: [event] });
+      assert.equal(result.firstOffset, index);
+      acked.push(event);
+    }
+    await cluster.waitForConvergence();
+    await cluster.stop(victim);
 
-  const records = await readJournal(cluster.dataDirs[victim] ?? '');
-  const damaged = records.find((record) => record.events.includes(`event-${appendCount / 2}`));
-  assert.ok(damaged !== undefined, 'the middle event has a record in the journal');
-  assert.ok(damaged.op < (records.at(-1)?.op ?? 0), 'the damaged record is not the tail');
-  const file = await open(damaged.path, 'r+');
-  try {
-    const at = damaged.position + headerSizeBytes + Math.floor(damaged.bodySizeBytes / 2);
-    const byte = Buffer.alloc(1);
-    await file.read(byte, 0, 1, at);
-    byte[0] = (byte[0] ?? 0) ^ 0xff;
-    await file.write(byte, 0, 1, at);
-  } finally {
-    await file.close();
-  }
-  const before = await cluster.verify(victim);
-  assert.equal(before.ok, false, 'verify sees the flipped byte');
-  assert.match(before.run.stdout, new RegExp(`"op":${damaged.op}`));
-  t.diagnostic(`flipped a byte in op ${damaged.op} of replica ${victim} (${damaged.segment})`);
+    const records = await readJournal(cluster.dataDirs[victim] ?? '');
+    const damaged = records.find((record) => record.events.includes(`event-${appendCount / 2}`));
+    assert.ok(damaged !== undefined, 'the middle event has a record in the journal');
+    assert.ok(damaged.op < (records.at(-1)?.op ?? 0), 'the damaged record is not the tail');
+    const file = await open(damaged.path, 'r+');
+    try {
+      const at = damaged.position + headerSizeBytes + Math.floor(damaged.bodySizeBytes / 2);
+      const byte = Buffer.alloc(1);
+      await file.read(byte, 0, 1, at);
+      byte[0] = (byte[0] ?? 0) ^ 0xff;
+      await file.write(byte, 0, 1, at);
+    } finally {
+      await file.close();
+    }
+    const before = await cluster.verify(victim);
+    assert.equal(before.ok, false, 'verify sees the flipped byte');
+    assert.match(before.run.stdout, new RegExp(`"op":${damaged.op}`));
+    t.diagnostic(`flipped a byte in op ${damaged.op} of replica ${victim} (${damaged.segment})`);
 
-  await cluster.restart(victim);
-  for (let index = 0; index < 5; index++) {
-    const event = `after-${index}`;
-    await db.append({ ...target, events: [event] });
-    acked.push(event);
-  }
-  await cluster.waitForConvergence();
-  // Repair may finish after the replica reports the cluster's op numbers: poll verify (it only
-  // reads, and is safe next to a running server) until the damaged record is mended.
-  const deadline = Date.now() + 30_000;
-  let during = await cluster.verify(victim);
-  while (!during.ok && Date.now() < deadline) {
-    await sleep(250);
-    during = await cluster.verify(victim);
-  }
-  await cluster.stop(victim);
-  const after = await cluster.verify(victim);
-  const output = `${after.run.stdout}${after.run.stderr}`;
-  assert.ok(
-    after.ok,
-    `verify of replica ${victim} after repair:\n${output}\n${cluster.describe(victim)}`,
-  );
-  const peer = await cluster.verify(leader);
-  assert.deepEqual(
-    [after.opMax, after.headChecksum, after.stateDigest],
-    [peer.opMax, peer.headChecksum, peer.stateDigest],
-    'the repaired replica holds the same log head as the leader',
-  );
+    await cluster.restart(victim);
+    for (let index = 0; index < 5; index++) {
+      const event = `after-${index}`;
+      await db.append({ ...target, events: [event] });
+      acked.push(event);
+    }
+    await cluster.waitForConvergence();
+    // Repair may finish after the replica reports the cluster's op numbers: poll verify (it only
+    // reads, and is safe next to a running server) until the damaged record is mended.
+    const deadline = Date.now() + 30_000;
+    let during = await cluster.verify(victim);
+    while (!during.ok && Date.now() < deadline) {
+      await sleep(250);
+      during = await cluster.verify(victim);
+    }
+    await cluster.stop(victim);
+    const after = await cluster.verify(victim);
+    const output = `${after.run.stdout}${after.run.stderr}`;
+    assert.ok(
+      after.ok,
+      `verify of replica ${victim} after repair:\n${output}\n${cluster.describe(victim)}`,
+    );
+    const peer = await cluster.verify(leader);
+    assert.deepEqual(
+      [after.opMax, after.headChecksum, after.stateDigest],
+      [peer.opMax, peer.headChecksum, peer.stateDigest],
+      'the repaired replica holds the same log head as the leader',
+    );
 
-  const page = await db.read({ ...target });
-  assert.deepEqual(
-    page.events.map((event) => Buffer.from(event.data).toString('utf8')),
-    acked,
-  );
-});
+    const page = await db.read({ ...target });
+    assert.deepEqual(
+      page.events.map((event) => Buffer.from(event.data).toString('utf8')),
+      acked,
+    );
+  },
+);

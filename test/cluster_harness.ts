@@ -31,6 +31,11 @@ import type { HistoryOp, StreamInput, StreamOutput } from '../src/testing/linear
 import { sleep } from './harness.js';
 import type { Harness, RunResult, ServerProcess } from './harness.js';
 
+/**
+ * A guard against a hung test (a server that never answers must not stall everyone's `npm
+ * test`): far above what any cluster test takes, and never a verdict on speed.
+ */
+export const hangTimeoutMs = 180_000;
 /** How long a cluster may take to elect a leader or to converge before a test fails. */
 export const clusterWaitMsDefault = 30_000;
 /** How often the waits poll the replicas' status. */

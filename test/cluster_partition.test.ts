@@ -7,7 +7,14 @@ import { test } from 'node:test';
 import { KmbError } from '../src/client/client.js';
 import type { Client } from '../src/client/client.js';
 import { Harness, sleep } from './harness.js';
-import { History, TestCluster, Workload, checkAcked, createStreams } from './cluster_harness.js';
+import {
+  History,
+  TestCluster,
+  Workload,
+  checkAcked,
+  createStreams,
+  hangTimeoutMs,
+} from './cluster_harness.js';
 import type { StreamTarget } from './cluster_harness.js';
 
 /** Every append a client pinned to the old leader tries must fail: it may not acknowledge. */
@@ -35,82 +42,86 @@ async function expectNoAck(
   return codes;
 }
 
-test('a leader partitioned from its backups is replaced; after healing all agree', async (t) => {
-  // Proves VSR's behaviour under partition, end to end: with the leader's links to both backups
-  // cut (proxies refuse and drop every connection), the two backups elect a new leader in a
-  // higher view and serve; the SDK clients, connected straight to every replica, follow it (the
-  // old leader answers NOT_READY or sits on requests; the SDK moves on and follows NOT_LEADER
-  // hints), so acknowledgements resume. The old leader acknowledges nothing: a client pinned to
-  // it only sees failures, and its reads are refused. After healing, all three replicas
-  // converge (normal, same view, same op and commit), and after a graceful stop `verify` is
-  // clean on every data directory and the three hold the same log head (last op, its checksum,
-  // the state digest). No acknowledged append is lost; the clients' history, the pinned
-  // client's included, is linearizable.
-  const h = new Harness(t);
-  const cluster = await TestCluster.start(h, { name: 'partition', proxied: true });
-  const old = await cluster.waitForLeader();
-  const targets = await createStreams(cluster, 'partition', 2);
-  const history = new History();
-  const workload = new Workload(cluster, history, targets, {
-    writersPerStream: 2,
-    readersPerStream: 1,
-  });
-  await workload.start();
-  await workload.waitForAcks(100);
-  const oldLeaderAddress = cluster.addresses[old.leader] ?? '';
-  const pinned = await h.connect({
-    addresses: [oldLeaderAddress],
-    clusterName: cluster.name,
-    requestTimeoutMs: 2_500,
-    attemptTimeoutMs: 2_500,
-  });
+test(
+  'a leader partitioned from its backups is replaced; after healing all agree',
+  { timeout: hangTimeoutMs },
+  async (t) => {
+    // Proves VSR's behaviour under partition, end to end: with the leader's links to both backups
+    // cut (proxies refuse and drop every connection), the two backups elect a new leader in a
+    // higher view and serve; the SDK clients, connected straight to every replica, follow it (the
+    // old leader answers NOT_READY or sits on requests; the SDK moves on and follows NOT_LEADER
+    // hints), so acknowledgements resume. The old leader acknowledges nothing: a client pinned to
+    // it only sees failures, and its reads are refused. After healing, all three replicas
+    // converge (normal, same view, same op and commit), and after a graceful stop `verify` is
+    // clean on every data directory and the three hold the same log head (last op, its checksum,
+    // the state digest). No acknowledged append is lost; the clients' history, the pinned
+    // client's included, is linearizable.
+    const h = new Harness(t);
+    const cluster = await TestCluster.start(h, { name: 'partition', proxied: true });
+    const old = await cluster.waitForLeader();
+    const targets = await createStreams(cluster, 'partition', 2);
+    const history = new History();
+    const workload = new Workload(cluster, history, targets, {
+      writersPerStream: 2,
+      readersPerStream: 1,
+    });
+    await workload.start();
+    await workload.waitForAcks(100);
+    const oldLeaderAddress = cluster.addresses[old.leader] ?? '';
+    const pinned = await h.connect({
+      addresses: [oldLeaderAddress],
+      clusterName: cluster.name,
+      requestTimeoutMs: 2_500,
+      attemptTimeoutMs: 2_500,
+    });
 
-  const cutAtMs = performance.now();
-  cluster.partition(old.leader);
-  const others = [0, 1, 2].filter((id) => id !== old.leader);
-  const next = await cluster.waitForLeader({ among: others, viewAbove: old.view });
-  await workload.waitForAcks(100, cutAtMs);
-  const resumedMs = Math.round(workload.firstAckCalledAfter(cutAtMs) ?? NaN);
-  t.diagnostic(
-    `partitioned replica ${old.leader} (leader of view ${old.view}); replica ${next.leader} ` +
-      `leads view ${next.view}; first acknowledged write ${resumedMs} ms after the cut`,
-  );
+    const cutAtMs = performance.now();
+    cluster.partition(old.leader);
+    const others = [0, 1, 2].filter((id) => id !== old.leader);
+    const next = await cluster.waitForLeader({ among: others, viewAbove: old.view });
+    await workload.waitForAcks(100, cutAtMs);
+    const resumedMs = Math.round(workload.firstAckCalledAfter(cutAtMs) ?? NaN);
+    t.diagnostic(
+      `partitioned replica ${old.leader} (leader of view ${old.view}); replica ${next.leader} ` +
+        `leads view ${next.view}; first acknowledged write ${resumedMs} ms after the cut`,
+    );
 
-  const target = targets[0];
-  assert.ok(target !== undefined);
-  const codes = await expectNoAck(pinned, history, target, 2);
-  t.diagnostic(`appends to the old leader during the partition failed with ${codes.join(', ')}`);
-  await assert.rejects(pinned.read({ ...target }), (error: unknown) => {
-    assert.ok(error instanceof KmbError, String(error));
-    return true;
-  });
-  const stale = await cluster.status(old.leader);
-  t.diagnostic(
-    `the old leader reports status ${stale.status}, view ${stale.view}, ` +
-      `is_leader ${stale.isLeader}, commit ${stale.commitNumber}`,
-  );
+    const target = targets[0];
+    assert.ok(target !== undefined);
+    const codes = await expectNoAck(pinned, history, target, 2);
+    t.diagnostic(`appends to the old leader during the partition failed with ${codes.join(', ')}`);
+    await assert.rejects(pinned.read({ ...target }), (error: unknown) => {
+      assert.ok(error instanceof KmbError, String(error));
+      return true;
+    });
+    const stale = await cluster.status(old.leader);
+    t.diagnostic(
+      `the old leader reports status ${stale.status}, view ${stale.view}, ` +
+        `is_leader ${stale.isLeader}, commit ${stale.commitNumber}`,
+    );
 
-  cluster.heal();
-  await sleep(500); // Load across the heal.
-  await workload.stop();
-  const commit = await cluster.waitForConvergence();
-  t.diagnostic(`after healing all three converged at commit ${commit}`);
+    cluster.heal();
+    await sleep(500); // Load across the heal.
+    await workload.stop();
+    const commit = await cluster.waitForConvergence();
+    t.diagnostic(`after healing all three converged at commit ${commit}`);
 
-  assert.deepEqual(workload.unexpected, []);
-  const reader = await cluster.connect({ requestTimeoutMs: 20_000 });
-  assert.deepEqual(await checkAcked(reader, workload), []);
-  assert.deepEqual(history.check(), []);
-  t.diagnostic(`history: ${history.summary()}`);
-  await reader.close();
-  await pinned.close();
+    assert.deepEqual(workload.unexpected, []);
+    const reader = await cluster.connect({ requestTimeoutMs: 20_000 });
+    assert.deepEqual(await checkAcked(reader, workload), []);
+    assert.deepEqual(history.check(), []);
+    t.diagnostic(`history: ${history.summary()}`);
+    await reader.close();
+    await pinned.close();
 
-  for (let id = 0; id < cluster.size; id++) await cluster.stop(id);
-  const verdicts = await Promise.all([0, 1, 2].map((id) => cluster.verify(id)));
-  for (const [id, verdict] of verdicts.entries()) {
-    const output = `${verdict.run.stdout}${verdict.run.stderr}`;
-    assert.ok(verdict.ok, `verify of replica ${id}:\n${output}\n${cluster.describe(id)}`);
-  }
-  const heads = verdicts.map((v) => [v.opMax, v.headChecksum, v.stateDigest]);
-  assert.deepEqual(heads[1], heads[0], 'replicas 0 and 1 hold the same log head');
-  assert.deepEqual(heads[2], heads[0], 'replicas 0 and 2 hold the same log head');
-});
+    for (let id = 0; id < cluster.size; id++) await cluster.stop(id);
+    const verdicts = await Promise.all([0, 1, 2].map((id) => cluster.verify(id)));
+    for (const [id, verdict] of verdicts.entries()) {
+      const output = `${verdict.run.stdout}${verdict.run.stderr}`;
+      assert.ok(verdict.ok, `verify of replica ${id}:\n${output}\n${cluster.describe(id)}`);
+    }
+    const heads = verdicts.map((v) => [v.opMax, v.headChecksum, v.stateDigest]);
+    assert.deepEqual(heads[1], heads[0], 'replicas 0 and 1 hold the same log head');
+    assert.deepEqual(heads[2], heads[0], 'replicas 0 and 2 hold the same log head');
+  },
+);

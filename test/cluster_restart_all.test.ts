@@ -4,45 +4,56 @@
 import { strict as assert } from 'node:assert';
 import { test } from 'node:test';
 import { Harness, sleep } from './harness.js';
-import { History, TestCluster, Workload, checkAcked, createStreams } from './cluster_harness.js';
+import {
+  History,
+  TestCluster,
+  Workload,
+  checkAcked,
+  createStreams,
+  hangTimeoutMs,
+} from './cluster_harness.js';
 
-test('SIGKILL of every replica at once loses no acknowledged write', async (t) => {
-  // Proves DESIGN §3 "never acknowledge a write that a restart could lose" for the cluster as a
-  // whole: every acknowledgement was backed by a quorum of fsynced journals, so after all three
-  // replicas die together (requests in flight) and start again, the recovery protocol finds a
-  // leader, the same SDK clients reconnect and get acknowledgements again, and a final
-  // linearizable read of each stream holds every acknowledged event at its acknowledged offset,
-  // exactly once. The clients' history across the outage is linearizable.
-  const h = new Harness(t);
-  const cluster = await TestCluster.start(h, { name: 'restart-all' });
-  const first = await cluster.waitForLeader();
-  const targets = await createStreams(cluster, 'restart', 2);
-  const history = new History();
-  const workload = new Workload(cluster, history, targets, {
-    writersPerStream: 2,
-    readersPerStream: 1,
-  });
-  await workload.start();
-  await workload.waitForAcks(100);
-  await sleep(500);
+test(
+  'SIGKILL of every replica at once loses no acknowledged write',
+  { timeout: hangTimeoutMs },
+  async (t) => {
+    // Proves DESIGN §3 "never acknowledge a write that a restart could lose" for the cluster as a
+    // whole: every acknowledgement was backed by a quorum of fsynced journals, so after all three
+    // replicas die together (requests in flight) and start again, the recovery protocol finds a
+    // leader, the same SDK clients reconnect and get acknowledgements again, and a final
+    // linearizable read of each stream holds every acknowledged event at its acknowledged offset,
+    // exactly once. The clients' history across the outage is linearizable.
+    const h = new Harness(t);
+    const cluster = await TestCluster.start(h, { name: 'restart-all' });
+    const first = await cluster.waitForLeader();
+    const targets = await createStreams(cluster, 'restart', 2);
+    const history = new History();
+    const workload = new Workload(cluster, history, targets, {
+      writersPerStream: 2,
+      readersPerStream: 1,
+    });
+    await workload.start();
+    await workload.waitForAcks(100);
+    await sleep(500);
 
-  await Promise.all([0, 1, 2].map((id) => cluster.kill(id)));
-  const ackedBefore = workload.acks.length;
-  const downAtMs = performance.now();
-  await Promise.all([0, 1, 2].map((id) => cluster.restart(id)));
-  const again = await cluster.waitForLeader();
-  await workload.waitForAcks(100, downAtMs);
-  const resumedMs = Math.round(workload.firstAckCalledAfter(downAtMs) ?? NaN);
-  t.diagnostic(
-    `${ackedBefore} appends acknowledged before the crash (leader ${first.leader}, view ` +
-      `${first.view}); after the restart replica ${again.leader} leads view ${again.view}; first ` +
-      `acknowledged write ${resumedMs} ms after the kill (restart included)`,
-  );
-  await workload.stop();
+    await Promise.all([0, 1, 2].map((id) => cluster.kill(id)));
+    const ackedBefore = workload.acks.length;
+    const downAtMs = performance.now();
+    await Promise.all([0, 1, 2].map((id) => cluster.restart(id)));
+    const again = await cluster.waitForLeader();
+    await workload.waitForAcks(100, downAtMs);
+    const resumedMs = Math.round(workload.firstAckCalledAfter(downAtMs) ?? NaN);
+    t.diagnostic(
+      `${ackedBefore} appends acknowledged before the crash (leader ${first.leader}, view ` +
+        `${first.view}); after the restart replica ${again.leader} leads view ${again.view}; first ` +
+        `acknowledged write ${resumedMs} ms after the kill (restart included)`,
+    );
+    await workload.stop();
 
-  assert.deepEqual(workload.unexpected, []);
-  const reader = await cluster.connect({ requestTimeoutMs: 20_000 });
-  assert.deepEqual(await checkAcked(reader, workload), []);
-  assert.deepEqual(history.check(), []);
-  t.diagnostic(`history: ${history.summary()}`);
-});
+    assert.deepEqual(workload.unexpected, []);
+    const reader = await cluster.connect({ requestTimeoutMs: 20_000 });
+    assert.deepEqual(await checkAcked(reader, workload), []);
+    assert.deepEqual(history.check(), []);
+    t.diagnostic(`history: ${history.summary()}`);
+  },
+);
