@@ -43,6 +43,13 @@ function durationOption(value: string): number {
   }
 }
 
+function consistencyOption(value: string): 'linearizable' | 'stale' {
+  if (value !== 'linearizable' && value !== 'stale') {
+    throw new InvalidArgumentError('use linearizable or stale');
+  }
+  return value;
+}
+
 function dataClassOption(value: string): DataClass {
   const found = dataClasses.find((name) => name.toLowerCase() === value.toLowerCase());
   if (found === undefined) {
@@ -234,6 +241,17 @@ function addStreamCommands(program: Command, io: CliIo): void {
       '--limit <n>',
       'print at most this many events (default: to the end)',
       integerOption('--limit', 1),
+    )
+    .option(
+      '--consistency <mode>',
+      'linearizable (the leader only) or stale (any replica within --lag-ops-max)',
+      consistencyOption,
+      'linearizable',
+    )
+    .option(
+      '--lag-ops-max <n>',
+      'with --consistency stale: how many ops the serving replica may trail (default 100)',
+      integerOption('--lag-ops-max', 0),
     )
     .action(withClient(io, (context, command) => commands.streamRead(context, command.opts())));
   stream

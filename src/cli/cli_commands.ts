@@ -9,6 +9,7 @@ import type {
   AuditOptions,
   Client,
   DataClass,
+  ReadOptions,
   StreamSummary,
   TenantSummary,
 } from '../client/client.js';
@@ -204,15 +205,32 @@ async function appendStdin(
   return { firstOffset: first.firstOffset, count, chainHead: last.chainHead };
 }
 
+interface ReadCommandOptions {
+  readonly tenant: string;
+  readonly stream: string;
+  readonly from: number;
+  readonly limit: number | undefined;
+  readonly consistency: 'linearizable' | 'stale';
+  readonly lagOpsMax: number | undefined;
+}
+
 export async function streamRead(
   context: CommandContext,
-  options: { tenant: string; stream: string; from: number; limit: number | undefined },
+  options: ReadCommandOptions,
 ): Promise<void> {
   const { db, io, globals } = context;
+  if (options.lagOpsMax !== undefined && options.consistency !== 'stale') {
+    throw new UsageError('--lag-ops-max goes with --consistency stale');
+  }
   const tenant = await resolveTenant(db, options.tenant);
   const stream = await resolveStream(db, tenant, options.stream);
   const input = { tenantId: tenant.tenantId, streamId: stream.streamId, from: options.from };
-  const scan = db.events(options.limit === undefined ? input : { ...input, count: options.limit });
+  const freshness: ReadOptions = {
+    consistency: options.consistency,
+    ...(options.lagOpsMax === undefined ? {} : { lagOpsMax: options.lagOpsMax }),
+  };
+  const counted = options.limit === undefined ? input : { ...input, count: options.limit };
+  const scan = db.events(counted, freshness);
   for await (const event of scan) {
     await write(io.stdout, globals.json ? eventJsonLine(event) : eventTextLine(event));
   }
