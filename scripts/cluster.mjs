@@ -110,7 +110,8 @@ function pretty(line) {
     .filter(([key]) => key !== 'node_id')
     .map(([key, value]) => `${key}=${typeof value === 'string' ? value : JSON.stringify(value)}`)
     .join(' ');
-  return `${time} ${String(record.level ?? '').padEnd(5)} ${record.message}${fields ? ` ${fields}` : ''}`;
+  const level = String(record.level ?? '').padEnd(5);
+  return `${time} ${level} ${record.message}${fields ? ` ${fields}` : ''}`;
 }
 
 /** Calls `onLine` with every whole line of a stream. */
@@ -233,7 +234,8 @@ function banner() {
   const cluster = addresses.join(',');
   say('');
   say(
-    `kimberlite cluster "${config.clusterName}": ${config.nodes} node${config.nodes === 1 ? '' : 's'} ready`,
+    `kimberlite cluster "${config.clusterName}": ${config.nodes} node` +
+      `${config.nodes === 1 ? '' : 's'} ready`,
   );
   for (const node of nodes) {
     say(

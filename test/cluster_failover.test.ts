@@ -17,7 +17,7 @@ test(
   'SIGKILL of the leader under load: writes resume, nothing acknowledged is lost',
   { timeout: hangTimeoutMs },
   async (t) => {
-    // Proves DESIGN §1/§3 failover: after the leader dies with requests in flight, the two backups
+    // Proves DESIGN §1/§3 failover: after the leader dies with requests in flight, the backups
     // elect a new leader (one with a higher view, which a quorum follows) and the same SDK clients,
     // following NOT_LEADER hints and reconnecting, get acknowledgements again. Afterwards a
     // linearizable read of each stream holds every acknowledged event at the offset it was

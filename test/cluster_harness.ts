@@ -6,8 +6,8 @@
 //     node_status over the client protocol, and waits for a leader or for convergence. With
 //     `proxied`, every replica link runs through a fault-injecting proxy (src/testing/
 //     fault_proxy.ts), one proxy per directed pair: replica i's --cluster-peers lists its own real
-//     address at i and, at j, the proxy i→j that forwards to j's real address. Whichever side of a
-//     pair dials, its link crosses a proxy that a test can partition; clients always connect to
+//     address at i and, at j, the proxy i→j that forwards to j's real address. Whichever side of
+//     a pair dials, its link crosses a proxy that a test can partition; clients always connect to
 //     the replicas' real addresses.
 //   - History records what SDK clients did, as call/return events in real-time order, and checks
 //     each stream's sub-history with the project's linearizability checker
@@ -379,7 +379,8 @@ export class History {
     const appends = all.filter((op) => op.input.kind === 'append');
     const unknown = appends.filter((op) => op.output === null).length;
     const reads = all.length - appends.length;
-    return `${appends.length - unknown} acknowledged appends, ${unknown} with unknown outcome, ${reads} reads`;
+    const acked = appends.length - unknown;
+    return `${acked} acknowledged appends, ${unknown} with unknown outcome, ${reads} reads`;
   }
 
   /** Checks every stream's sub-history; returns the problems (none when linearizable). */

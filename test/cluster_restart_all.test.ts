@@ -45,8 +45,8 @@ test(
     const resumedMs = Math.round(workload.firstAckCalledAfter(downAtMs) ?? NaN);
     t.diagnostic(
       `${ackedBefore} appends acknowledged before the crash (leader ${first.leader}, view ` +
-        `${first.view}); after the restart replica ${again.leader} leads view ${again.view}; first ` +
-        `acknowledged write ${resumedMs} ms after the kill (restart included)`,
+        `${first.view}); after the restart replica ${again.leader} leads view ${again.view}; ` +
+        `first acknowledged write ${resumedMs} ms after the kill (restart included)`,
     );
     await workload.stop();
 

@@ -94,6 +94,11 @@ export async function probeStatuses(context: OperatorContext): Promise<StatusPro
   return [...probes, ...(await Promise.all(more))];
 }
 
+function noSuchReplica(size: number, replicaId: number): KmbError {
+  const known = `the cluster has ${size} replicas (0..${size - 1})`;
+  return kmbError('invalid_argument', `${known}; there is no replica ${replicaId}`);
+}
+
 function dash(value: number | string | null): string {
   return value === null ? '-' : String(value);
 }
@@ -196,8 +201,7 @@ async function probeReplica(context: OperatorContext, replicaId: number): Promis
   const found = probes[replicaId];
   if (found !== undefined) return found;
   const size = clusterSizeOf(probes);
-  const reason = `the cluster has ${size} replicas (0..${size - 1}); there is no replica ${replicaId}`;
-  throw kmbError('invalid_argument', reason);
+  throw noSuchReplica(size, replicaId);
 }
 
 /** Resolves after delayMs, or at once when `signal` aborts. */
@@ -279,8 +283,7 @@ export async function replicationLag(
       : { ...full, replicas: full.replicas.filter((row) => row.replica_id === options.replicaId) };
   if (report.replicas.length === 0) {
     const size = full.replicas.length;
-    const reason = `the cluster has ${size} replicas (0..${size - 1}); there is no replica ${options.replicaId}`;
-    throw kmbError('invalid_argument', reason);
+    throw noSuchReplica(size, options.replicaId ?? -1);
   }
   const { io, globals } = context;
   if (globals.json) await writeJson(io, report);
