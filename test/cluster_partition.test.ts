@@ -51,7 +51,8 @@ test(
     // higher view and serve; the SDK clients, connected straight to every replica, follow it (the
     // old leader answers NOT_READY or sits on requests; the SDK moves on and follows NOT_LEADER
     // hints), so acknowledgements resume. The old leader acknowledges nothing: a client pinned to
-    // it only sees failures, and its reads are refused. After healing, all three replicas
+    // it only sees failures, and its reads are refused; `kimberlite-cli cluster status` names
+    // the new leader and exits 0 (a quorum is normal under it). After healing, all three replicas
     // converge (normal, same view, same op and commit), and after a graceful stop `verify` is
     // clean on every data directory and the three hold the same log head (last op, its checksum,
     // the state digest). No acknowledged append is lost; the clients' history, the pinned
@@ -99,6 +100,12 @@ test(
       `the old leader reports status ${stale.status}, view ${stale.view}, ` +
         `is_leader ${stale.isLeader}, commit ${stale.commitNumber}`,
     );
+    const env = { KMB_CLUSTER: cluster.addresses.join(',') };
+    const during = await h.runCli(['cluster', 'status', '--json'], { env });
+    assert.equal(during.code, 0, `the majority is healthy:\n${during.stdout}${during.stderr}`);
+    const report = JSON.parse(during.stdout) as { leader: number; problems: string[] };
+    assert.equal(report.leader, next.leader, 'cluster status names the new leader');
+    t.diagnostic(`cluster status during the partition: ${report.problems.join('; ') || 'healthy'}`);
 
     cluster.heal();
     await sleep(500); // Load across the heal.
