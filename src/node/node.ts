@@ -165,6 +165,10 @@ export class KimberliteNode {
         Math.round(deps.config.electionTimeoutMs / deps.config.tickMs),
       ),
       tickUs: deps.config.tickMs * 1000,
+      // With peers, prepares carry the time a quorum of clocks agrees on (Marzullo), and a
+      // background scrubber re-verifies the committed journal, repairing from peers.
+      clockSync: deps.config.peers.length > 1,
+      scrubReadsPerTickMax: deps.config.peers.length > 1 ? 1 : 0,
     });
     this.queries = new QueryService(this.state, this.index, journal);
   }
@@ -723,7 +727,11 @@ export class KimberliteNode {
   }
 
   private writeSuperblock(state: { view: View; logView: View; commit: Op }): void {
-    const writing = this.superblock.write(state);
+    // The superblock's commit must be held by this journal (verify checks it); a lower commit
+    // only means a restart learns the rest from the cluster, so clamp rather than claim.
+    const held = Math.min(state.commit, this.journal.durableOpMax);
+    const commit = asOp(Math.max(this.superblock.state.commit, held));
+    const writing = this.superblock.write({ ...state, commit });
     this.superblockWriting = writing.catch(() => undefined);
     writing.then(
       () => this.perform(this.replica.onSuperblockDurable()),
@@ -904,7 +912,10 @@ export class KimberliteNode {
       node_id: this.config.nodeId,
       status: this.shuttingDown ? 'shutting_down' : this.replica.status,
       view: this.replica.view,
-      commit_number: this.replica.commitMax,
+      // Executed (applied) progress: what this replica's state and journal reflect. A replica
+      // catching up may know of later commits (commit_known) that it has not applied yet.
+      commit_number: this.replica.commitMin,
+      commit_known: this.replica.commitMax,
       op_number: this.replica.op,
       is_leader: normal && this.replica.isPrimary,
       leader,
@@ -945,8 +956,11 @@ export class KimberliteNode {
     while (this.barrier !== null) await this.barrier;
     await this.superblockWriting;
     await this.journal.close();
-    const commit = asOp(Math.max(this.replica.commitMax, this.superblock.state.commit));
-    await this.superblock.write({ commit });
+    // Record only a commit number whose ops this journal durably holds: a replica still catching
+    // up may know of commits beyond its journal, and the superblock must never claim those.
+    const commit = Math.min(this.replica.commitMax, this.journal.durableOpMax);
+    if (commit > this.superblock.state.commit)
+      await this.superblock.write({ commit: asOp(commit) });
     await new Promise((resolve) => setImmediate(resolve));
     for (const connection of this.connections) connection.close();
     this.logger.info('Stopped', { op: this.replica.op, commit_number: this.replica.commitMax });
