@@ -185,10 +185,19 @@ export class KimberliteNode {
       dir: config.dataDir,
       cluster,
       segmentSizeBytesMax: config.segmentSizeBytesMax,
+      // With peers, a corrupt record is cut and fetched again from them; alone, refuse to start.
+      onCorruption: config.peers.length > 1 ? 'cut' : 'refuse',
       ...(deps.io === undefined ? {} : { io: deps.io }),
     });
     const truncated = journal.recovery.truncated;
-    if (truncated !== null) {
+    if (truncated !== null && truncated.reason === 'corruption') {
+      logger.error('Journal corruption: cut at the first bad record; repairing from peers', {
+        segment: truncated.segment,
+        position: truncated.position,
+        op: truncated.op,
+        bytes: truncated.bytesTruncated,
+      });
+    } else if (truncated !== null) {
       logger.warn('Truncated torn tail of the journal', {
         segment: truncated.segment,
         position: truncated.position,
@@ -259,10 +268,14 @@ export class KimberliteNode {
     for await (const prepare of this.journal.entries(1)) {
       this.perform(this.replica.onRecoveredPrepare(prepare));
     }
-    // Journal.open verified every record and cut only a torn (never acknowledged) tail, so the
-    // replay held every record this replica ever acknowledged.
+    // Journal.open verified every record and cut a torn (never acknowledged) tail — the replay
+    // then held every record this replica ever acknowledged — or, in a cluster, cut at a corrupt
+    // record: then the journal is not intact and the replica must not vote until repaired.
     this.perform(
-      this.replica.finishRecovery({ journalIntact: true, formatted: this.superblockFormatted }),
+      this.replica.finishRecovery({
+        journalIntact: this.journal.recovery.truncated?.reason !== 'corruption',
+        formatted: this.superblockFormatted,
+      }),
     );
     this.metrics.logSizeBytes.set(this.journal.sizeBytes);
     this.metrics.activeTenants.set(activeTenantCount(this.state));

@@ -82,6 +82,8 @@ export interface JournalOptions {
   readonly io?: FileIO | undefined;
   /** Defaults to constants.journalSegmentSizeBytesMax; tests use tiny segments. */
   readonly segmentSizeBytesMax?: number | undefined;
+  /** Corruption before the tail: refuse to open (default), or cut there (see journal_recover). */
+  readonly onCorruption?: 'refuse' | 'cut' | undefined;
 }
 
 export interface RecoveryReport {
@@ -187,7 +189,13 @@ export class Journal {
     assert(Number.isSafeInteger(segmentSizeBytesMax), 'segment size must be an integer');
     assert(segmentSizeBytesMax >= segmentHeaderSizeBytes + headerSizeBytes, 'segment too small');
     const journalDir = journalDirOf(options.dir);
-    const context = { io, dataDir: options.dir, journalDir, cluster: options.cluster };
+    const context = {
+      io,
+      dataDir: options.dir,
+      journalDir,
+      cluster: options.cluster,
+      onCorruption: options.onCorruption ?? 'refuse',
+    };
     const recovered = await withIoErrors(`opening the journal in ${journalDir}`, () =>
       recoverJournal(context),
     );

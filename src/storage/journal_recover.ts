@@ -25,7 +25,7 @@ export interface TruncatedTail {
   readonly segment: string;
   readonly position: number;
   readonly bytesTruncated: number;
-  readonly reason: TornReason;
+  readonly reason: TornReason | 'corruption';
   /** The op of the torn record, when its header could be read. */
   readonly op: number | null;
 }
@@ -48,6 +48,14 @@ interface RecoverContext {
   readonly dataDir: string;
   readonly journalDir: string;
   readonly cluster: number;
+  /**
+   * What to do with corruption before the tail. `refuse` (a single replica: nothing to repair
+   * from) throws KMB_ERR_STORAGE_CORRUPT. `cut` (a replica with peers) truncates the journal at
+   * the first bad record and drops every later segment, reporting it in `truncated` with reason
+   * 'corruption': the replica then restarts as not intact, votes in no view change, and fetches
+   * the cut ops again from its peers, which hold every committed op.
+   */
+  readonly onCorruption: 'refuse' | 'cut';
 }
 
 export async function recoverJournal(context: RecoverContext): Promise<RecoveredJournal> {
@@ -69,6 +77,14 @@ export async function recoverJournal(context: RecoverContext): Promise<Recovered
   for (const segment of indexes) {
     const isLast = segment === indexes.length - 1;
     const scanned = await scanOne(context, { segment, isLast, index, chain });
+    if (scanned.problem !== null) {
+      syncCount += 2;
+      const { cut, sizeBytes } = await cutAtCorruption(context, indexes, segment, scanned.problem);
+      truncated = cut;
+      if (sizeBytes === null) index.dropEmptyLastSegment();
+      else segmentSizesBytes.push(sizeBytes);
+      break;
+    }
     if (scanned.torn === null) {
       segmentSizesBytes.push(scanned.sizeBytes);
       continue;
@@ -101,7 +117,7 @@ function missingSegment(context: RecoverContext, segment: number): KmbError {
 async function scanOne(
   context: RecoverContext,
   target: { segment: number; isLast: boolean; index: OpIndex; chain: ChainState },
-): Promise<{ sizeBytes: number; torn: TornTail | null }> {
+): Promise<{ sizeBytes: number; torn: TornTail | null; problem: ScanProblem | null }> {
   const { segment, isLast, index } = target;
   const path = segmentPath(context.journalDir, segment);
   const handle = await context.io.open(path, 'read');
@@ -120,9 +136,12 @@ async function scanOne(
       onProblem: (problem) => problems.push(problem),
     });
     const problem = problems[0];
+    if (problem !== undefined && context.onCorruption === 'cut') {
+      return { sizeBytes: fileSizeBytes, torn: null, problem };
+    }
     if (problem !== undefined) throw corruptionError(context.dataDir, { file: path, ...problem });
     if (scan.torn === null) assert(scan.endPosition === fileSizeBytes, 'scan reached the end');
-    return { sizeBytes: fileSizeBytes, torn: scan.torn };
+    return { sizeBytes: fileSizeBytes, torn: scan.torn, problem: null };
   } finally {
     await handle.close();
   }
@@ -149,6 +168,47 @@ async function cutTornTail(
   }
   const { position, bytesTruncated, reason, op } = torn;
   return { segment: segmentFileName(segment), position, bytesTruncated, reason, op };
+}
+
+/**
+ * Cuts the journal at a corrupt record: truncates its segment there (or removes the segment when
+ * its own header is bad) and removes every later segment, each step made durable.
+ */
+async function cutAtCorruption(
+  context: RecoverContext,
+  indexes: readonly number[],
+  segment: number,
+  problem: ScanProblem,
+): Promise<{ cut: TruncatedTail; sizeBytes: number | null }> {
+  const path = segmentPath(context.journalDir, segment);
+  const handle = await context.io.open(path, 'readwrite');
+  const fileSizeBytes = await handle.size();
+  let sizeBytes: number | null = problem.position;
+  try {
+    if (problem.position < segmentHeaderSizeBytes) sizeBytes = null;
+    else {
+      await handle.truncate(problem.position);
+      await handle.datasync();
+    }
+  } finally {
+    await handle.close();
+  }
+  let bytesTruncated = fileSizeBytes - (sizeBytes ?? 0);
+  if (sizeBytes === null) await context.io.unlink(path);
+  for (const later of indexes.filter((i) => i > segment)) {
+    const laterPath = segmentPath(context.journalDir, later);
+    bytesTruncated += (await context.io.stat(laterPath))?.sizeBytes ?? 0;
+    await context.io.unlink(laterPath);
+  }
+  await context.io.fsyncDir(context.journalDir);
+  const cut: TruncatedTail = {
+    segment: segmentFileName(segment),
+    position: problem.position,
+    bytesTruncated,
+    reason: 'corruption',
+    op: problem.op,
+  };
+  return { cut, sizeBytes };
 }
 
 async function openTail(

@@ -449,3 +449,36 @@ describe('journal recovery: corruption', () => {
     });
   });
 });
+
+describe('journal recovery: cutting at corruption (replicas with peers)', () => {
+  it('cuts at the first bad record, drops later segments, and appends continue', async () => {
+    // Proves onCorruption 'cut': the journal keeps exactly the ops before the bad record (in
+    // several segments, removing the later ones), reports the cut with reason 'corruption' and
+    // the op, verifies clean afterwards, and accepts the cut ops again with their checksums.
+    await withTempDir(async (dir) => {
+      const prepares = makeChain(patternBodies(30, 200));
+      const segmentSizeBytesMax = segmentHeaderSizeBytes + 5 * (headerSizeBytes + 200);
+      await writeJournal(dir, prepares, segmentSizeBytesMax);
+      // Op 8 is the third record of the second segment (5 records per segment).
+      const second = segmentFile(dir, '00000001.kjl');
+      const position = segmentHeaderSizeBytes + 2 * (headerSizeBytes + 200);
+      await flipByte(second, position + headerSizeBytes + 9);
+      await assert.rejects(Journal.open({ dir, cluster: testCluster, segmentSizeBytesMax }));
+      const journal = await Journal.open({
+        dir,
+        cluster: testCluster,
+        segmentSizeBytesMax,
+        onCorruption: 'cut',
+      });
+      assert.equal(journal.opMax, 7);
+      assert.equal(journal.recovery.truncated?.reason, 'corruption');
+      assert.equal(journal.recovery.truncated?.op, 8);
+      assert.equal(journal.recovery.truncated?.position, position);
+      for (const prepare of prepares.slice(7)) await journal.append(prepare);
+      await journal.close();
+      const report = await verifyDataDir(dir);
+      assert.equal(report.ok, true, JSON.stringify(report.problems));
+      assert.equal(report.opMax, 30);
+    });
+  });
+});
