@@ -128,6 +128,9 @@ export function sendPrepareOks<Output>(r: ReplicaCore<Output>): void {
 /** The shell finished writing `op`; a backup acknowledges it, a primary counts itself. */
 export function markDurable<Output>(r: ReplicaCore<Output>, op: Op, checksum: Uint8Array): boolean {
   const entry = r.log.get(op);
+  // Appends complete in op order; an executed op's entry is gone, but the report is for it.
+  const ours = entry === undefined ? op <= r.commitMin : checksumEqual(entry.checksum, checksum);
+  if (ours && op <= r.log.journalOp && op > r.journalDurableOp) r.journalDurableOp = op;
   if (entry === undefined || !entry.journaled || !checksumEqual(entry.checksum, checksum)) {
     return false; // Executed already, truncated since, or a repaired old record.
   }

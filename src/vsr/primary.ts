@@ -75,6 +75,14 @@ function admit<Output>(r: ReplicaCore<Output>, request: Request): Problem {
   const pending = r.pendingClients.get(request.clientId);
   if (pending !== undefined && !duplicatesPass) {
     if (pending === request.requestNumber) return 'drop';
+    if (request.requestNumber === pending + 1) {
+      // The client only sends the next request after a reply: the one pending here committed
+      // elsewhere (another view) and is still on its way through this log. Retry shortly.
+      return {
+        code: errorCodes.not_ready,
+        message: `request ${pending} is still being committed here; retry shortly`,
+      };
+    }
     return {
       code: errorCodes.request_gap,
       message: `request ${pending} is still in flight; send one request at a time`,

@@ -47,6 +47,7 @@ export function onRecoveredPrepare<Output>(r: ReplicaCore<Output>, prepare: Prep
   assert(bodyMatches(header, prepare.body), 'replayed body matches its checksum');
   const entry = r.log.appendNext(prepare);
   entry.durable = true;
+  r.journalDurableOp = header.op;
   r.lastTimestampUs = Math.max(r.lastTimestampUs, header.timestampUs);
   if (header.view > r.view) r.view = header.view;
   // A single replica's durable prepare is committed (its own fdatasync is the whole quorum).

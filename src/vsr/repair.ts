@@ -248,6 +248,7 @@ function truncateDiverged<Output>(r: ReplicaCore<Output>, opMax: Op): void {
   const before = r.log.journalOp;
   r.log.truncateJournal(opMax);
   r.emit({ kind: 'journal_truncate', opMax });
+  r.journalTruncated(opMax);
   r.stats.truncatedOpCount += before - opMax;
   r.event({ kind: 'log_truncated', opMax, opMaxBefore: before, reason: 'divergence' });
 }

@@ -128,6 +128,8 @@ export class ReplicaCore<Output> {
   logView: View;
   /** The highest op known to be committed in the cluster (may exceed what this replica holds). */
   commitMax: Op;
+  /** Every op up to here is durable in this replica's journal (as the shell reported). */
+  journalDurableOp: Op = asOp(0);
   /** What the superblock holds durably, and the write in flight (at most one). */
   durable: { view: View; logView: View; commit: Op };
   superblockWriting: { view: View; logView: View; commit: Op } | null = null;
@@ -345,6 +347,11 @@ export class ReplicaCore<Output> {
     this.effects.push({ kind: 'journal_read', op, checksum, context });
   }
 
+  /** The journal was cut back to `opMax` (records after it are gone, durable or not). */
+  journalTruncated(opMax: Op): void {
+    if (this.journalDurableOp > opMax) this.journalDurableOp = opMax;
+  }
+
   /** Asks for the superblock to hold the current view, log view and commit (coalesced). */
   persist(): void {
     this.superblockWanted = true;
@@ -372,7 +379,9 @@ export class ReplicaCore<Output> {
 
   writeSuperblock(): void {
     assert(this.superblockWriting === null, 'one superblock write at a time');
-    const commit = asOp(Math.max(this.durable.commit, this.commitMin));
+    // Only a commit this journal durably holds: the superblock never points past the journal.
+    const held = Math.min(this.commitMin, this.journalDurableOp);
+    const commit = asOp(Math.max(this.durable.commit, held));
     const state = { view: this.view, logView: this.persistableLogView, commit };
     this.superblockWriting = state;
     this.superblockWanted = false;

@@ -304,6 +304,7 @@ function adoptLog<Output>(r: ReplicaCore<Output>, target: TargetLog, from: Repli
   }
   if (result.truncatedTo !== null) {
     r.emit({ kind: 'journal_truncate', opMax: result.truncatedTo });
+    r.journalTruncated(result.truncatedTo);
     r.stats.truncatedOpCount += result.truncatedFrom - result.truncatedTo;
     r.event({
       kind: 'log_truncated',
