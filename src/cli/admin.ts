@@ -11,14 +11,13 @@
 // runAdmin() takes its output streams as arguments so tests run it in-process; main() is what
 // bin/kimberlite-admin.js calls with process.argv.
 
-import { Command, CommanderError } from 'commander';
-import { KmbError } from '../core/errors.js';
+import { Command } from 'commander';
 import { formatVerifyReport, verifyDataDir } from '../storage/verify.js';
 import type { VerifyReport } from '../storage/verify.js';
 import { replayDataDir } from './admin_replay.js';
 import type { ReplayProblem, ReplayReport } from './admin_replay.js';
 import type { CliIo } from './cli_io.js';
-import { UsageError, exitCodes, processIo, reportError, write, writeJson } from './cli_io.js';
+import { exitCodes, processIo, runProgram, write, writeJson } from './cli_io.js';
 
 function formatReplayProblem(problem: ReplayProblem): string {
   const op = problem.op === null ? 'op -' : `op ${problem.op}`;
@@ -101,23 +100,8 @@ function buildProgram(io: CliIo, exit: { code: number }): Command {
 
 /** Runs kimberlite-admin on arguments (without node and script path); resolves with the code. */
 export async function runAdmin(args: readonly string[], io: CliIo): Promise<number> {
-  const json = args.includes('--json');
-  const exit = { code: exitCodes.ok };
-  try {
-    await buildProgram(io, exit).parseAsync([...args], { from: 'user' });
-    return exit.code;
-  } catch (error) {
-    if (error instanceof CommanderError) {
-      if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version') {
-        return exitCodes.ok;
-      }
-      if (error.code === 'commander.help') return exitCodes.usage;
-      const usage = new UsageError(error.message.replace(/^error:\s*/, ''));
-      return reportError(io, usage, json);
-    }
-    if (error instanceof KmbError) return reportError(io, error, json);
-    throw error;
-  }
+  const exit = { code: exitCodes.ok as number };
+  return runProgram(buildProgram(io, exit), exit, args, io);
 }
 
 /** The entry point of bin/kimberlite-admin.js: argv is process.argv. */

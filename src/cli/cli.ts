@@ -8,7 +8,7 @@
 // runCli() does the work with its input and output passed in, so tests run it in-process;
 // main() is what bin/kimberlite-cli.js calls with process.argv.
 
-import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { Command, InvalidArgumentError } from 'commander';
 import { connect, dataClasses } from '../client/client.js';
 import type { DataClass } from '../client/client.js';
 import { formatAddress, parseAddressList } from '../client/address.js';
@@ -20,7 +20,7 @@ import { parseDuration } from './cli_duration.js';
 import { eventsFromDataOption } from './cli_events.js';
 import type { CommandContext, GlobalOptions } from './cli_commands.js';
 import type { CliIo } from './cli_io.js';
-import { UsageError, exitCodes, processIo, reportError } from './cli_io.js';
+import { UsageError, exitCodes, processIo, runProgram } from './cli_io.js';
 
 const clusterDefault = '127.0.0.1:7001';
 const timeoutMsDefault = 10_000;
@@ -295,28 +295,10 @@ export function buildProgram(io: CliIo, exit: { code: number } = { code: exitCod
   return program;
 }
 
-function usageFrom(error: CommanderError): UsageError {
-  return new UsageError(error.message.replace(/^error:\s*/, ''));
-}
-
 /** Runs the CLI on arguments (without node and script path); resolves with the exit code. */
 export async function runCli(args: readonly string[], io: CliIo): Promise<number> {
-  const json = args.includes('--json');
-  const exit = { code: exitCodes.ok };
-  try {
-    await buildProgram(io, exit).parseAsync([...args], { from: 'user' });
-    return exit.code;
-  } catch (error) {
-    if (error instanceof CommanderError) {
-      if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version') {
-        return exitCodes.ok;
-      }
-      if (error.code === 'commander.help') return exitCodes.usage;
-      return reportError(io, usageFrom(error), json);
-    }
-    if (error instanceof KmbError) return reportError(io, error, json);
-    throw error;
-  }
+  const exit = { code: exitCodes.ok as number };
+  return runProgram(buildProgram(io, exit), exit, args, io);
 }
 
 /** The entry point of bin/kimberlite-cli.js: argv is process.argv. */

@@ -4,6 +4,8 @@
 // (exit code 1 and `error: CODE: message` on stderr, or `{"error":{...}}` with --json; usage
 // errors exit with 2).
 
+import { CommanderError } from 'commander';
+import type { Command } from 'commander';
 import type { Readable, Writable } from 'node:stream';
 import { KmbError, errorCodes } from '../core/errors.js';
 
@@ -83,4 +85,33 @@ export async function reportError(io: CliIo, error: KmbError, json: boolean): Pr
     : `error: ${error.code}: ${error.message}\n`;
   await write(io.stderr, text);
   return error instanceof UsageError ? exitCodes.usage : exitCodes.failure;
+}
+
+/**
+ * Runs a commander program on arguments (without node and script path) and turns its outcome
+ * into an exit code: the code the command left in `exit`, 0 for help or version, 2 for a usage
+ * error (reported like any error), 1 for a KmbError. Both binaries run through this.
+ */
+export async function runProgram(
+  program: Command,
+  exit: { code: number },
+  args: readonly string[],
+  io: CliIo,
+): Promise<number> {
+  const json = args.includes('--json');
+  try {
+    await program.parseAsync([...args], { from: 'user' });
+    return exit.code;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version') {
+        return exitCodes.ok;
+      }
+      if (error.code === 'commander.help') return exitCodes.usage;
+      const usage = new UsageError(error.message.replace(/^error:\s*/, ''));
+      return reportError(io, usage, json);
+    }
+    if (error instanceof KmbError) return reportError(io, error, json);
+    throw error;
+  }
 }
