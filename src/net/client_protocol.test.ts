@@ -19,7 +19,7 @@ import {
 } from '../core/types.js';
 import { dataClasses } from '../kernel/command.js';
 import { decodeMessage, encodeMessage, messageKind } from './client_protocol.js';
-import type { ClientMessage } from './client_protocol.js';
+import type { ClientMessage, TraceParent } from './client_protocol.js';
 
 const u32 = fc.nat({ max: 0xffff_ffff });
 const safe = fc.nat({ max: Number.MAX_SAFE_INTEGER });
@@ -199,6 +199,97 @@ describe('client protocol codec', () => {
           } catch (error) {
             assert.ok(error instanceof DecodeError, String(error));
           }
+        },
+      ),
+    );
+  });
+});
+
+const hexId = (sizeBytes: number): fc.Arbitrary<string> =>
+  fc
+    .uint8Array({ minLength: sizeBytes, maxLength: sizeBytes })
+    .filter((b) => b.some((byte) => byte !== 0))
+    .map((b) => Buffer.from(b).toString('hex'));
+const traceParent: fc.Arbitrary<TraceParent> = fc.record({
+  traceId: hexId(16),
+  spanId: hexId(8),
+  flags: fc.nat({ max: 0xff }),
+});
+const traced: fc.Arbitrary<ClientMessage> = fc.oneof(
+  fc.record({ clientId, requestNumber: safe, body: bytes, traceParent }).map((r) => ({
+    kind: 'request' as const,
+    request: {
+      clientId: r.clientId,
+      requestNumber: asRequestNumber(r.requestNumber),
+      operation: 'command' as const,
+      body: r.body,
+      traceParent: r.traceParent,
+    },
+  })),
+  fc.record({ queryId: u32, stale: fc.option(u32), traceParent }).map((q) => ({
+    kind: 'query' as const,
+    query: {
+      queryId: q.queryId,
+      query: { kind: 'list_tenants' as const },
+      ...(q.stale === null ? {} : { consistency: { kind: 'stale' as const, lagOpsMax: q.stale } }),
+      traceParent: q.traceParent,
+    },
+  })),
+);
+
+/** The message without its trace context: what a client predating trace contexts sends. */
+function untraced(m: ClientMessage): ClientMessage {
+  if (m.kind === 'request') {
+    const { traceParent: _dropped, ...request } = m.request;
+    return { kind: 'request', request };
+  }
+  if (m.kind === 'query') {
+    const { traceParent: _dropped, ...query } = m.query;
+    return { kind: 'query', query };
+  }
+  return m;
+}
+
+describe('client protocol trace context', () => {
+  it('round-trips requests and queries that carry a traceparent', () => {
+    // Proves the trailing trace context survives encode/decode next to stale consistency.
+    fc.assert(
+      fc.property(traced, (m) => {
+        const decoded = decodeMessage(messageKind[m.kind], encodeMessage(m));
+        assert.deepEqual(normalise(decoded), normalise(m));
+      }),
+    );
+  });
+
+  it('keeps frames without a trace context byte-identical and decodable', () => {
+    // Proves old frames are unchanged: dropping the context yields a prefix of the traced
+    // encoding (the trailer is appended, 26 bytes), and that prefix decodes without a context.
+    fc.assert(
+      fc.property(traced, (m) => {
+        const plain = encodeMessage(untraced(m));
+        const withContext = encodeMessage(m);
+        assert.equal(withContext.length, plain.length + 26);
+        assert.deepEqual(Buffer.from(withContext.subarray(0, plain.length)), Buffer.from(plain));
+        const decoded = decodeMessage(messageKind[m.kind], plain);
+        assert.deepEqual(normalise(decoded), normalise(untraced(m)));
+      }),
+    );
+  });
+
+  it('rejects zero ids, repeated or unknown trailing items with DecodeError', () => {
+    // Proves a hostile trailer is bad input (KMB_ERR_FRAME_MALFORMED), never an exception.
+    fc.assert(
+      fc.property(
+        traced,
+        fc.constantFrom('zero-trace', 'zero-span', 'repeat', 'unknown'),
+        (m, how) => {
+          const body = Buffer.from(encodeMessage(m));
+          const trailer = body.length - 26;
+          if (how === 'zero-trace') body.fill(0, trailer + 1, trailer + 17);
+          if (how === 'zero-span') body.fill(0, trailer + 17, trailer + 25);
+          const extra = how === 'repeat' ? body.subarray(trailer) : Buffer.from([9]);
+          const bad = how.startsWith('zero') ? body : Buffer.concat([body, extra]);
+          assert.throws(() => decodeMessage(messageKind[m.kind], bad), DecodeError);
         },
       ),
     );

@@ -7,6 +7,11 @@
 // each is answered by a `reply` (committed, carrying the kernel's encoded result) or an `error`
 // (not committed: not leader, backpressure, session problems). Reads are `query`s, answered by
 // `query_result` or `error`, matched by query id.
+//
+// Optional trailing items: a request or query may end with items a tag byte introduces, in
+// ascending tag order, each at most once: 1 = stale consistency (queries only), 2 = a W3C trace
+// context (traceparent). A message without them is the original format, so older frames decode
+// unchanged; an older server refuses a frame that carries a trace context (trailing bytes).
 
 import { DecodeError, Reader, Writer } from '../core/binary.js';
 import { fromHex, sha256SizeBytes, toHex } from '../core/checksum.js';
@@ -66,12 +71,27 @@ export interface HelloOk {
   readonly leader: number;
 }
 
+/**
+ * A W3C trace context (the `traceparent` header's fields): the client's span, which the
+ * server's spans for the request take as their parent. Ids are lowercase hex and never all zero.
+ */
+export interface TraceParent {
+  /** 32 hex digits (16 bytes). */
+  readonly traceId: string;
+  /** 16 hex digits (8 bytes): the client's span. */
+  readonly spanId: string;
+  /** The trace flags byte; bit 0 means sampled. */
+  readonly flags: number;
+}
+
 export interface RequestMessage {
   readonly clientId: ClientId;
   readonly requestNumber: RequestNumber;
   readonly operation: Operation;
   /** For `command`: an encoded kernel command (kernel/command.ts). Empty for `register`. */
   readonly body: Uint8Array;
+  /** The caller's trace context, when it sent one. */
+  readonly traceParent?: TraceParent;
 }
 
 export interface ReplyMessage {
@@ -165,6 +185,8 @@ export interface QueryMessage {
   readonly query: Query;
   /** Absent means linearizable. */
   readonly consistency?: Consistency;
+  /** The caller's trace context, when it sent one. */
+  readonly traceParent?: TraceParent;
 }
 
 export interface QueryResultMessage {
@@ -191,6 +213,9 @@ const queryTag = {
 } as const;
 const operatorJsonBytesMax = 1024 * 1024;
 const scopeTag = { connection: 0, request: 1, query: 2 } as const;
+const trailerTag = { stale: 1, traceParent: 2 } as const;
+const traceIdSizeBytes = 16;
+const spanIdSizeBytes = 8;
 const nameBytesMax = Math.max(constants.tenantNameBytesMax, constants.streamNameBytesMax);
 const listCountMax = constants.streamCountMax;
 
@@ -200,6 +225,56 @@ function writeClientId(writer: Writer, clientId: ClientId): void {
 
 function readClientId(reader: Reader): ClientId {
   return asClientId(toHex(reader.fixed(clientIdSizeBytes)));
+}
+
+const hexPattern = { trace: /^[0-9a-f]{32}$/, span: /^[0-9a-f]{16}$/ } as const;
+
+/** True for ids a trace context may carry: the right length of lowercase hex, not all zero. */
+export function isValidTraceParent(value: TraceParent): boolean {
+  return (
+    hexPattern.trace.test(value.traceId) &&
+    hexPattern.span.test(value.spanId) &&
+    !/^0+$/.test(value.traceId) &&
+    !/^0+$/.test(value.spanId) &&
+    Number.isInteger(value.flags) &&
+    value.flags >= 0 &&
+    value.flags <= 0xff
+  );
+}
+
+function writeTraceParent(writer: Writer, value: TraceParent | undefined): void {
+  if (value === undefined) return;
+  writer.u8(trailerTag.traceParent);
+  writer.fixed(fromHex(value.traceId), traceIdSizeBytes);
+  writer.fixed(fromHex(value.spanId), spanIdSizeBytes).u8(value.flags);
+}
+
+interface Trailer {
+  consistency?: Consistency;
+  traceParent?: TraceParent;
+}
+
+/** Reads the optional trailing items (see the file comment) up to the end of the input. */
+function readTrailer(reader: Reader, consistencyAllowed: boolean): Trailer {
+  const trailer: Trailer = {};
+  let tagLast = 0;
+  while (reader.remaining > 0) {
+    const tag = reader.u8();
+    if (tag <= tagLast) throw new DecodeError(`trailing item ${tag} out of order or repeated`);
+    tagLast = tag;
+    if (tag === trailerTag.stale && consistencyAllowed) {
+      trailer.consistency = { kind: 'stale', lagOpsMax: reader.u32() };
+    } else if (tag === trailerTag.traceParent) {
+      const traceId = toHex(reader.fixed(traceIdSizeBytes));
+      const spanId = toHex(reader.fixed(spanIdSizeBytes));
+      const traceParent = { traceId, spanId, flags: reader.u8() };
+      if (!isValidTraceParent(traceParent)) throw new DecodeError('trace context has a zero id');
+      trailer.traceParent = traceParent;
+    } else {
+      throw new DecodeError(`unknown trailing item ${tag}`);
+    }
+  }
+  return trailer;
 }
 
 function encodeQuery(writer: Writer, query: Query): void {
@@ -344,6 +419,7 @@ export function encodeMessage(message: ClientMessage): Uint8Array {
       const r = message.request;
       writeClientId(writer, r.clientId);
       writer.u64(r.requestNumber).u8(operationCode[r.operation]).bytesField(r.body);
+      writeTraceParent(writer, r.traceParent);
       break;
     }
     case 'reply': {
@@ -366,7 +442,8 @@ export function encodeMessage(message: ClientMessage): Uint8Array {
       encodeQuery(writer, message.query.query);
       const consistency = message.query.consistency;
       // Trailing and optional, so a query without it decodes as linearizable.
-      if (consistency?.kind === 'stale') writer.u8(1).u32(consistency.lagOpsMax);
+      if (consistency?.kind === 'stale') writer.u8(trailerTag.stale).u32(consistency.lagOpsMax);
+      writeTraceParent(writer, message.query.traceParent);
       break;
     }
     case 'query_result':
@@ -408,7 +485,12 @@ function decodeBody(kind: number, reader: Reader): ClientMessage {
       const requestNumber = asRequestNumber(reader.u64());
       const operation = decodeOperation(reader.u8());
       const body = reader.bytesField(constants.requestBodySizeBytesMax);
-      return { kind: 'request', request: { clientId, requestNumber, operation, body } };
+      const { traceParent } = readTrailer(reader, false);
+      const request = { clientId, requestNumber, operation, body };
+      return {
+        kind: 'request',
+        request: traceParent === undefined ? request : { ...request, traceParent },
+      };
     }
     case messageKind.reply: {
       const clientId = readClientId(reader);
@@ -432,10 +514,7 @@ function decodeBody(kind: number, reader: Reader): ClientMessage {
     case messageKind.query: {
       const queryId = reader.u32();
       const query = decodeQuery(reader);
-      if (reader.remaining === 0) return { kind: 'query', query: { queryId, query } };
-      if (reader.u8() !== 1) throw new DecodeError('unknown consistency');
-      const consistency: Consistency = { kind: 'stale', lagOpsMax: reader.u32() };
-      return { kind: 'query', query: { queryId, query, consistency } };
+      return { kind: 'query', query: { queryId, query, ...readTrailer(reader, true) } };
     }
     case messageKind.query_result: {
       const queryId = reader.u32();
