@@ -51,8 +51,9 @@ test(
     // higher view and serve; the SDK clients, connected straight to every replica, follow it (the
     // old leader answers NOT_READY or sits on requests; the SDK moves on and follows NOT_LEADER
     // hints), so acknowledgements resume. The old leader acknowledges nothing: a client pinned to
-    // it only sees failures, and its reads are refused; `kimberlite-cli cluster status` names
-    // the new leader and exits 0 (a quorum is normal under it). After healing, all three replicas
+    // it only sees failures, its reads are refused, its status says it cannot reach a quorum
+    // and /health/ready answers 503; `kimberlite-cli cluster status` names the new leader and
+    // exits 0 (a quorum is normal under it). After healing, all three replicas
     // converge (normal, same view, same op and commit), and after a graceful stop `verify` is
     // clean on every data directory and the three hold the same log head (last op, its checksum,
     // the state digest). No acknowledged append is lost; the clients' history, the pinned
@@ -95,11 +96,26 @@ test(
       assert.ok(error instanceof KmbError, String(error));
       return true;
     });
-    const stale = await cluster.status(old.leader);
+    // The old leader must not present itself as a working leader: once its backups stop
+    // answering it says it cannot reach a quorum (or it has left normal status).
+    let stale = await cluster.status(old.leader);
+    for (let poll = 0; poll < 40 && stale.status === 'normal' && stale.quorumReachable; poll++) {
+      await sleep(100);
+      stale = await cluster.status(old.leader);
+    }
     t.diagnostic(
       `the old leader reports status ${stale.status}, view ${stale.view}, ` +
-        `is_leader ${stale.isLeader}, commit ${stale.commitNumber}`,
+        `is_leader ${stale.isLeader}, quorum_reachable ${stale.quorumReachable}, ` +
+        `commit ${stale.commitNumber}`,
     );
+    assert.ok(
+      stale.status !== 'normal' || stale.quorumReachable === false,
+      'old leader: no quorum',
+    );
+    const oldOps = cluster.nodes[old.leader]?.opsUrl ?? '';
+    const readiness = await fetch(`${oldOps}/health/ready`);
+    assert.equal(readiness.status, 503, 'a leader without a quorum is not ready for traffic');
+    t.diagnostic(`old leader /health/ready: ${readiness.status} ${await readiness.text()}`);
     const env = { KMB_CLUSTER: cluster.addresses.join(',') };
     const during = await h.runCli(['cluster', 'status', '--json'], { env });
     assert.equal(during.code, 0, `the majority is healthy:\n${during.stdout}${during.stderr}`);

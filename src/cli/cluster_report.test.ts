@@ -24,6 +24,7 @@ function status(id: number, fields: Partial<NodeStatus> = {}): NodeStatus {
     leader: 1,
     clusterSize: 3,
     healthyReplicas: 3,
+    quorumReachable: true,
     clusterName: 'local',
     clusterMembers: [],
     commitTimestampUs: 1_000_000,
@@ -49,6 +50,16 @@ describe('cluster status', () => {
     assert.equal(report.reachable_replicas, 3);
     assert.equal(report.normal_replicas, 3);
     assert.deepEqual(report.problems, []);
+  });
+
+  it('is unhealthy when the leader says it cannot reach a quorum', () => {
+    const leader = { isLeader: true, quorumReachable: false };
+    const report = clusterReport([up(0), up(1, leader), up(2)]);
+    assert.equal(report.healthy, false);
+    assert.equal(report.leader, 1);
+    assert.ok(
+      report.problems.includes('replica 1 (h:1) leads but cannot reach a quorum of replicas'),
+    );
   });
 
   it('shows an unreachable replica as a row and stays healthy with a quorum', () => {

@@ -211,7 +211,10 @@ function replicaProblems(probe: StatusProbe, leader: NodeStatus | null): string[
     );
   }
   if (status.status !== 'normal') problems.push(`${name} is ${status.status}`);
-  else if (leader !== null && status.view !== leader.view) {
+  else if (status.quorumReachable === false) {
+    const role = status.isLeader ? 'leads but ' : '';
+    problems.push(`${name} ${role}cannot reach a quorum of replicas`);
+  } else if (leader !== null && status.view !== leader.view) {
     problems.push(`${name} is at view ${status.view}, the leader at view ${leader.view}`);
   }
   return problems;
@@ -234,7 +237,8 @@ export function clusterReport(probes: readonly StatusProbe[]): ClusterReport {
       answer.status.status === 'normal' && leader !== null && answer.status.view === leader.view,
   );
   for (const probe of probes) problems.push(...replicaProblems(probe, leader));
-  const healthy = leader !== null && normal.length >= quorum;
+  // A leader that says it cannot reach a quorum commits nothing, however many replicas answer us.
+  const healthy = leader !== null && normal.length >= quorum && leader.quorumReachable !== false;
   if (leader !== null && !healthy) {
     problems.push(
       `only ${normal.length} of ${clusterSize} replicas are normal; quorum is ${quorum}`,

@@ -39,6 +39,11 @@ export interface NodeStatus {
   readonly leader: number | null;
   readonly clusterSize: number;
   readonly healthyReplicas: number | null;
+  /**
+   * Whether the node reaches a quorum, itself included (a leader: its backups answer; others:
+   * live links); null if the node does not say.
+   */
+  readonly quorumReachable: boolean | null;
   readonly clusterName: string;
   readonly clusterMembers: readonly ClusterMember[];
   /** Timestamp (µs since the epoch) of the prepare at commitNumber; 0 if none, null if unsaid. */
@@ -255,6 +260,7 @@ export function parseNodeStatus(text: string, address: string): NodeStatus {
     leader: fields.countOrNull('leader'),
     clusterSize: fields.countOrNull('cluster_size') ?? Math.max(1, members.length),
     healthyReplicas: fields.countOrNull('healthy_replicas'),
+    quorumReachable: fields.flagOrNull('quorum_reachable'),
     clusterName: fields.textOr('cluster_name', ''),
     clusterMembers: members,
     commitTimestampUs: fields.countOrNull('commit_timestamp_us'),

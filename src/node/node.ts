@@ -97,6 +97,13 @@ interface PendingRequest {
 /** How long a new connection may take to send its first frame (client or replica hello). */
 const handshakeTimeoutMs = 10_000;
 
+/**
+ * A replica that knows of more committed ops than it has applied, by more than this, answers
+ * /health/ready with 503 `catching_up`: its reads would be far behind. Under a steady load a
+ * healthy backup trails by a few pipelines of prepares, far below this.
+ */
+const readyCommitLagOpsMax = 1024;
+
 function defaultRealtimeUs(): number {
   return Math.floor((performance.timeOrigin + performance.now()) * 1000);
 }
@@ -914,7 +921,21 @@ export class KimberliteNode {
     if (this.shuttingDown) return { ready: false, reason: 'shutting_down' };
     if (!this.listening) return { ready: false, reason: 'recovering' };
     if (this.replica.status !== 'normal') return { ready: false, reason: this.replica.status };
+    if (!this.quorumReachableNow()) return { ready: false, reason: 'quorum_unreachable' };
+    if (this.replica.commitMax - this.replica.commitMin > readyCommitLagOpsMax) {
+      return { ready: false, reason: 'catching_up' };
+    }
     return { ready: true, reason: 'ok' };
+  }
+
+  /**
+   * Whether this replica can reach a quorum (itself included) right now. The primary knows from
+   * its backups' answers (primary_quorum events); any other replica judges by its live links.
+   */
+  private quorumReachableNow(): boolean {
+    if (this.replica.isPrimary) return this.quorumReachable;
+    const connectedCount = this.bus?.connectedPeers().length ?? 0;
+    return 1 + connectedCount >= this.replica.quorum;
   }
 
   status(): Record<string, unknown> {
@@ -934,6 +955,7 @@ export class KimberliteNode {
       leader,
       cluster_size: this.replica.replicaCount,
       healthy_replicas: normal ? 1 + connected.size : 0,
+      quorum_reachable: normal && this.quorumReachableNow(),
       cluster_name: this.config.clusterName,
       commit_timestamp_us: this.commitTimestampUs,
       cluster_members: this.config.peers.map((address, nodeId) => {
