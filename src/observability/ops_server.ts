@@ -7,6 +7,8 @@
 //                      503 {"status":"not_ready","reason":…}
 //   GET /status        200 provider.status() as JSON
 //   GET /metrics       200 the Prometheus text exposition
+//   GET /debug/pprof/profile?seconds=N, /debug/pprof/heap   profiles (profiler.ts); 400 for a
+//                      bad query, 429 while another CPU profile runs
 //   other paths        404 {"error":{"code":…,"message":…}}
 //   other methods      405 (HEAD is served like GET without a body, as HTTP requires)
 //
@@ -20,6 +22,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { errorCodes, kmbError } from '../core/errors.js';
 import type { Logger } from './logger.js';
+import { acquireProfiler, profileReply } from './profiler.js';
 
 /** What the node tells the ops endpoint; each method is called once per request. */
 export interface OpsProvider {
@@ -70,7 +73,8 @@ export const opsErrorCodes = {
 interface Reply {
   statusCode: number;
   contentType: string;
-  body: string;
+  body: string | Uint8Array;
+  headers?: Record<string, string>;
 }
 
 const jsonType = 'application/json; charset=utf-8';
@@ -83,7 +87,7 @@ function errorReply(statusCode: number, code: string, message: string): Reply {
   return json(statusCode, { error: { code, message } });
 }
 
-type Route = (provider: OpsProvider) => Reply | Promise<Reply>;
+type Route = (provider: OpsProvider, query: URLSearchParams) => Reply | Promise<Reply>;
 
 const routes: ReadonlyMap<string, Route> = new Map<string, Route>([
   [
@@ -106,6 +110,8 @@ const routes: ReadonlyMap<string, Route> = new Map<string, Route>([
       return { statusCode: 200, contentType, body };
     },
   ],
+  ['/debug/pprof/profile', (_provider, query) => profileReply('cpu', query)],
+  ['/debug/pprof/heap', (_provider, query) => profileReply('heap', query)],
 ]);
 
 function pathOf(url: string | undefined): string {
@@ -114,11 +120,17 @@ function pathOf(url: string | undefined): string {
   return query < 0 ? raw : raw.slice(0, query);
 }
 
+function queryOf(url: string | undefined): string {
+  const query = (url ?? '').indexOf('?');
+  return query < 0 ? '' : (url ?? '').slice(query + 1);
+}
+
 function send(response: ServerResponse, reply: Reply, extraHeaders: Record<string, string> = {}) {
   response.writeHead(reply.statusCode, {
     'content-type': reply.contentType,
     'content-length': String(Buffer.byteLength(reply.body)),
     'cache-control': 'no-store',
+    ...reply.headers,
     ...extraHeaders,
   });
   // For HEAD, node:http drops the body and keeps the headers.
@@ -155,7 +167,7 @@ function handle(request: IncomingMessage, response: ServerResponse, options: Ops
     return;
   }
   Promise.resolve()
-    .then(() => route(options.provider))
+    .then(() => route(options.provider, new URLSearchParams(queryOf(request.url))))
     .then(
       (reply) => send(response, reply),
       (error: unknown) => fail(response, options.logger, { method, path, error }),
@@ -194,10 +206,11 @@ function listen(server: Server, host: string, port: number): Promise<AddressInfo
   });
 }
 
-function closer(server: Server): () => Promise<void> {
+function closer(server: Server, release: () => void): () => Promise<void> {
   let closing: Promise<void> | undefined;
   return () => {
     closing ??= new Promise<void>((resolve) => {
+      release();
       const timer = setTimeout(() => server.closeAllConnections(), opsServerLimits.closeGraceMs);
       timer.unref();
       server.close(() => {
@@ -227,5 +240,6 @@ export async function startOpsServer(options: OpsServerOptions): Promise<OpsServ
   const bound = await listen(server, host, port);
   server.on('error', (error) => logger.error('ops server error', { error }));
   logger.info('ops endpoint listening', { host: bound.address, port: bound.port });
-  return { address: { host: bound.address, port: bound.port }, close: closer(server) };
+  const close = closer(server, acquireProfiler());
+  return { address: { host: bound.address, port: bound.port }, close };
 }
