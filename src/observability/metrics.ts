@@ -1,11 +1,21 @@
-// The node's Prometheus instruments: every `kmb_*` name of the monitoring spec, plus
-// kmb_errors_total and kmb_consensus_is_leader, plus the Node.js process metrics, all in one
-// registry owned by one `Metrics` object per node.
+// The node's Prometheus instruments, one `Metrics` object per node, in two registries:
+//   registry      every `kmb_*` name of the monitoring spec (000), kmb_errors_total,
+//                 kmb_consensus_is_leader, the troubleshooting doc's kmb_checksum_failures_total
+//                 (002), the runbook's `kimberlite_*` names (003), and the Node.js process
+//                 metrics; default label `node_id`.
+//   vsr.registry  the `vsr_*` names of the VSR instrumentation spec (001), vsr_metrics.ts;
+//                 default label `replica_id`.
+// render() is /metrics (both registries, promtool-clean); renderCompat() is /metrics/compat, the
+// spec's original names that promtool rejects, from the same cells (compat_metrics.ts).
 //
-// The node shell feeds these from the events the core emits (HOUSE_RULES §10); this file only
-// defines them. Every series carries the registry-wide label `node_id` (the replica index).
-// Instruments are plain numeric cells (metric_cells.ts): updating one never allocates, and label
-// combinations are looked up in prebuilt tables, never built per call.
+// One set of instruments: where two documents name the same quantity both names read one cell
+// (kimberlite_consensus_commits_total is kmb_consensus_commits_total's cell, vsr_bytes_written_total
+// kmb_log_bytes_total's, vsr_client_latency_seconds kmb_write_duration_seconds', the view-change
+// counters all sum vsr_view_changes_total{reason}, kmb_checksum_failures_total sums
+// vsr_checksum_failures_total{component}). The node shell feeds the cells (node_metrics.ts,
+// HOUSE_RULES §10); this file only defines them. Instruments are plain numeric cells
+// (metric_cells.ts): updating one never allocates, and label combinations are looked up in
+// prebuilt tables, never built per call.
 //
 // kmb_consensus_leader encodes "who leads" so that both the spec's description ("current leader
 // node ID") and its alert (`sum(kmb_consensus_leader) == 0` means no leader) hold while replica
@@ -17,18 +27,36 @@ import { Registry } from 'prom-client';
 import { assert } from '../core/assert.js';
 import { constants } from '../core/constants.js';
 import { errorCodes, type ErrorCode } from '../core/errors.js';
+import { registerNodeCompat, registerVsrCompat } from './compat_metrics.js';
 import {
   CounterFamily,
   GaugeFamily,
   HistogramFamily,
+  SummaryFamily,
+  unionBounds,
   type CounterCell,
   type FamilyOptions,
   type GaugeCell,
   type HistogramCell,
+  type ReadCell,
+  type SummaryCell,
 } from './metric_cells.js';
 import { registerProcessMetrics } from './process_metrics.js';
+import {
+  secondsBuckets,
+  vsrChecksumComponents,
+  vsrViewChangeReasons,
+  VsrMetrics,
+} from './vsr_metrics.js';
+import type { VsrViewChangeReason } from './vsr_metrics.js';
 
-export type { CounterCell, GaugeCell, HistogramCell } from './metric_cells.js';
+export type {
+  CounterCell,
+  GaugeCell,
+  HistogramCell,
+  ReadCell,
+  SummaryCell,
+} from './metric_cells.js';
 
 /** Client request kinds, the `method` label of kmb_requests_total. */
 export const requestMethods = [
@@ -57,8 +85,15 @@ export const durationBucketsSeconds: readonly number[] = [
   5, 10,
 ];
 
+/** Observations kimberlite_consensus_commit_latency_seconds computes its quantiles over. */
+export const commitLatencyWindowCountMax = 4096;
+
+/** The `status` label of kimberlite_cluster_replicas. */
+export const clusterReplicaStatuses = ['healthy', 'unreachable'] as const;
+export type ClusterReplicaStatus = (typeof clusterReplicaStatuses)[number];
+
 export interface MetricsOptions {
-  /** This replica's index; becomes the `node_id` label on every series. */
+  /** This replica's index; becomes the `node_id` (and `replica_id`) label on every series. */
   nodeId: number;
   /** Include the `process_*` / `nodejs_*` metrics (default true). */
   processMetrics?: boolean;
@@ -68,33 +103,46 @@ type RequestCells = Readonly<Record<RequestMethod, Readonly<Record<RequestStatus
 
 export class Metrics {
   readonly nodeId: number;
+  /** kmb_*, kimberlite_* and process metrics (label node_id). */
   readonly registry: Registry;
+  /** The compat names of the kimberlite_* entries (label node_id). */
+  readonly compatRegistry: Registry;
+  /** The vsr_* instruments and their registry (label replica_id). */
+  readonly vsr: VsrMetrics;
+  /** The compat names of the vsr_* entries (label replica_id). */
+  readonly vsrCompatRegistry: Registry;
   readonly contentType: string;
 
   /** kmb_log_entries_total: entries appended to the journal. */
   readonly logEntriesTotal: CounterCell;
-  /** kmb_log_bytes_total: bytes appended to the journal. */
+  /** kmb_log_bytes_total (= vsr_bytes_written_total): bytes appended to the journal. */
   readonly logBytesTotal: CounterCell;
-  /** kmb_log_size_bytes: the journal's current size on disk. */
+  /** kmb_log_size_bytes (= vsr_log_size_bytes): the journal's current size on disk. */
   readonly logSizeBytes: GaugeCell;
-  /** kmb_write_duration_seconds: a write, from receipt to reply. */
+  /** kmb_write_duration_seconds (= vsr_client_latency_seconds): a write, receipt to reply. */
   readonly writeDurationSeconds: HistogramCell;
   /** kmb_query_duration_seconds: a read, from receipt to reply. */
   readonly queryDurationSeconds: HistogramCell;
-  /** kmb_requests_in_flight: client requests received and not yet answered. */
+  /** kmb_requests_in_flight (= vsr_pending_requests): requests not yet answered. */
   readonly requestsInFlight: GaugeCell;
   /** kmb_active_tenants: tenants that exist and are not sealed. */
   readonly activeTenants: GaugeCell;
-  /** kmb_consensus_commits_total: ops committed. */
+  /** kmb_consensus_commits_total (= kimberlite_consensus_commits_total): requests committed. */
   readonly consensusCommitsTotal: CounterCell;
   /** kmb_consensus_view: the view this replica is in. */
   readonly consensusView: GaugeCell;
-  /** kmb_consensus_view_changes_total: view changes this replica took part in. */
-  readonly consensusViewChangesTotal: CounterCell;
   /** kmb_projection_applied_position: the last op applied to the views. */
   readonly projectionAppliedPosition: GaugeCell;
   /** kmb_projection_lag: ops committed but not yet applied to the views. */
   readonly projectionLag: GaugeCell;
+  /** kimberlite_consensus_commit_latency_seconds: prepare to commit, on the leader. */
+  readonly commitLatencySummary: SummaryCell;
+  /** kimberlite_assertion_failures_total: crash records of assertion failures in the data dir. */
+  readonly assertionFailuresTotal: CounterCell;
+  /** kimberlite_storage_disk_usage_percent: used share of the data directory's filesystem. */
+  readonly storageDiskUsagePercent: GaugeCell;
+  /** kimberlite_cluster_replicas{status}: replicas this node sees healthy or unreachable. */
+  readonly clusterReplicas: Readonly<Record<ClusterReplicaStatus, ReadCell>>;
 
   private readonly consensusLeader: GaugeCell;
   private readonly consensusIsLeader: GaugeCell;
@@ -102,12 +150,16 @@ export class Metrics {
   private readonly errorCells: ReadonlyMap<ErrorCode, CounterCell>;
   private readonly tenantFamily: CounterFamily;
   private readonly tenantCells = new Map<number, CounterCell>();
+  private readonly lagFamily: GaugeFamily;
+  private readonly lagCells = new Map<number, ReadCell>();
 
   constructor(options: MetricsOptions) {
     assert(Number.isSafeInteger(options.nodeId) && options.nodeId >= 0, 'node id must be >= 0');
     this.nodeId = options.nodeId;
     this.registry = new Registry();
     this.registry.setDefaultLabels({ node_id: String(options.nodeId) });
+    this.compatRegistry = new Registry();
+    this.compatRegistry.setDefaultLabels({ node_id: String(options.nodeId) });
     this.contentType = this.registry.contentType;
     const counter = (name: string, help: string): CounterCell =>
       new CounterFamily(this.family(name, help)).cell();
@@ -117,7 +169,10 @@ export class Metrics {
     this.logEntriesTotal = counter('kmb_log_entries_total', 'Log entries written.');
     this.logBytesTotal = counter('kmb_log_bytes_total', 'Log bytes written.');
     this.logSizeBytes = gauge('kmb_log_size_bytes', 'Current size of the log in bytes.');
-    this.writeDurationSeconds = this.histogram('kmb_write_duration_seconds', 'Write latency.');
+    this.writeDurationSeconds = new HistogramFamily({
+      ...this.family('kmb_write_duration_seconds', 'Write latency, from receipt to reply.'),
+      upperBounds: durationBucketsSeconds,
+    }).cell({}, unionBounds(durationBucketsSeconds, secondsBuckets('client')));
     this.queryDurationSeconds = this.histogram('kmb_query_duration_seconds', 'Query latency.');
     this.requestCells = this.buildRequestCells();
     this.requestsInFlight = gauge('kmb_requests_in_flight', 'Requests being processed.');
@@ -126,14 +181,20 @@ export class Metrics {
       ...this.family('kmb_tenant_log_entries_total', 'Log entries written, per tenant.'),
       labelNames: ['tenant_id'],
     });
-    this.consensusCommitsTotal = counter('kmb_consensus_commits_total', 'Ops committed.');
+    this.vsr = new VsrMetrics({
+      replicaId: options.nodeId,
+      clientLatency: this.writeDurationSeconds,
+      bytesWritten: this.logBytesTotal,
+      logSizeBytes: this.logSizeBytes,
+      pendingRequests: this.requestsInFlight,
+    });
+    this.consensusCommitsTotal = counter('kmb_consensus_commits_total', 'Requests committed.');
     this.consensusView = gauge('kmb_consensus_view', 'Current consensus view number.');
     this.consensusLeader = gauge(
       'kmb_consensus_leader',
       'Node id of the current leader plus one, as this node sees it; 0 when it knows none.',
     );
     this.consensusIsLeader = gauge('kmb_consensus_is_leader', '1 if this node is the leader.');
-    this.consensusViewChangesTotal = counter('kmb_consensus_view_changes_total', 'View changes.');
     this.projectionAppliedPosition = gauge(
       'kmb_projection_applied_position',
       'Last log position applied to the projections.',
@@ -143,9 +204,54 @@ export class Metrics {
       'Log positions not yet applied (head - applied).',
     );
     this.errorCells = this.buildErrorCells();
+    this.buildSums();
+    new CounterFamily(
+      this.family('kimberlite_consensus_commits_total', 'Requests committed (kmb_ alias).'),
+    ).adopt(this.consensusCommitsTotal);
+    this.commitLatencySummary = new SummaryFamily(
+      this.family(
+        'kimberlite_consensus_commit_latency_seconds',
+        `On the leader: prepare to commit (quorum) per op, over the last ` +
+          `${commitLatencyWindowCountMax} ops.`,
+      ),
+      commitLatencyWindowCountMax,
+    ).cell();
+    this.lagFamily = new GaugeFamily({
+      ...this.family(
+        'kimberlite_replication_lag_seconds',
+        'On the leader, per backup: age of the oldest op this view the backup has not ' +
+          'acknowledged (0 when caught up). NaN on other replicas.',
+      ),
+      labelNames: ['replica_id'],
+    });
+    const replicas = new GaugeFamily({
+      ...this.family(
+        'kimberlite_cluster_replicas',
+        'Replicas as this node sees them: healthy (itself when normal, and peers heard ' +
+          'within an election timeout) or unreachable.',
+      ),
+      labelNames: ['status'],
+    });
+    this.clusterReplicas = {
+      healthy: replicas.reader({ status: 'healthy' }),
+      unreachable: replicas.reader({ status: 'unreachable' }),
+    };
+    this.assertionFailuresTotal = counter(
+      'kimberlite_assertion_failures_total',
+      'Assertion failures that stopped this node, counted from the crash records in its data ' +
+        'directory at start.',
+    );
+    this.storageDiskUsagePercent = gauge(
+      'kimberlite_storage_disk_usage_percent',
+      'Used share of the filesystem holding the data directory (sampled every few seconds).',
+    );
     if (options.processMetrics ?? true) {
       registerProcessMetrics(this.registry);
     }
+    this.vsrCompatRegistry = new Registry();
+    this.vsrCompatRegistry.setDefaultLabels({ replica_id: String(options.nodeId) });
+    registerVsrCompat(this.vsrCompatRegistry, this.vsr);
+    registerNodeCompat(this.compatRegistry, this);
   }
 
   /** The kmb_requests_total cell for one method and outcome; prebuilt, so free to call. */
@@ -171,6 +277,27 @@ export class Metrics {
     return cell;
   }
 
+  /** The view-change counter for one reason (every view-change name reads these). */
+  viewChangesTotal(reason: VsrViewChangeReason): CounterCell {
+    return this.vsr.viewChanges[reason];
+  }
+
+  /** The kimberlite_replication_lag_seconds series of one backup, created on first use. */
+  replicationLagSeconds(replicaId: number): ReadCell {
+    const cached = this.lagCells.get(replicaId);
+    if (cached !== undefined) return cached;
+    assert(Number.isSafeInteger(replicaId) && replicaId >= 0, 'replica id must be >= 0');
+    assert(this.lagCells.size < constants.replicaCountMax, 'more replicas than replicaCountMax');
+    const cell = this.lagFamily.reader({ replica_id: String(replicaId) });
+    this.lagCells.set(replicaId, cell);
+    return cell;
+  }
+
+  /** Every replication-lag series created so far (for the compat exposition). */
+  replicationLagSeries(): ReadonlyMap<number, ReadCell> {
+    return this.lagCells;
+  }
+
   /**
    * Records who leads, as this node sees it: the leader's replica index, or null while it
    * knows of none. Sets kmb_consensus_leader (index + 1, or 0) and kmb_consensus_is_leader.
@@ -186,9 +313,24 @@ export class Metrics {
     this.consensusIsLeader.set(leader === this.nodeId ? 1 : 0);
   }
 
-  /** The Prometheus text exposition of every metric in the registry. */
+  /** Every registry /metrics renders, in order. */
+  get registries(): readonly Registry[] {
+    return [this.registry, this.vsr.registry];
+  }
+
+  /** Every registry /metrics/compat renders, in order. */
+  get compatRegistries(): readonly Registry[] {
+    return [this.compatRegistry, this.vsrCompatRegistry];
+  }
+
+  /** The Prometheus text exposition of /metrics (promtool-clean). */
   async render(): Promise<string> {
-    return this.registry.metrics();
+    return renderAll(this.registries);
+  }
+
+  /** The Prometheus text exposition of /metrics/compat: the spec's names promtool rejects. */
+  async renderCompat(): Promise<string> {
+    return renderAll(this.compatRegistries);
   }
 
   private family(name: string, help: string): FamilyOptions {
@@ -198,6 +340,27 @@ export class Metrics {
   private histogram(name: string, help: string): HistogramCell {
     const upperBounds = durationBucketsSeconds;
     return new HistogramFamily({ ...this.family(name, help), upperBounds }).cell();
+  }
+
+  /** Names that sum a labelled vsr_* counter: one instrument, no separate count. */
+  private buildSums(): void {
+    const viewChanges = (): number =>
+      vsrViewChangeReasons.reduce((sum, reason) => sum + this.vsr.viewChanges[reason].value, 0);
+    for (const name of [
+      'kmb_consensus_view_changes_total',
+      'kimberlite_consensus_view_changes_total',
+    ]) {
+      new CounterFamily(this.family(name, 'View changes (all reasons).'))
+        .reader()
+        .bind(viewChanges);
+    }
+    new CounterFamily(
+      this.family('kmb_checksum_failures_total', 'Checksum failures (journal and superblock).'),
+    )
+      .reader()
+      .bind(() =>
+        vsrChecksumComponents.reduce((sum, c) => sum + this.vsr.checksumFailures[c].value, 0),
+      );
   }
 
   private buildRequestCells(): RequestCells {
@@ -226,4 +389,9 @@ export class Metrics {
     }
     return cells;
   }
+}
+
+async function renderAll(registries: readonly Registry[]): Promise<string> {
+  const texts = await Promise.all(registries.map((registry) => registry.metrics()));
+  return texts.join('');
 }
