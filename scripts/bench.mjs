@@ -1,17 +1,47 @@
 #!/usr/bin/env node
-// `npm run bench`: the simulator benchmark (simulated ticks/s, seeds/min), then the throughput
-// benchmark against a real server. Arguments are passed to the throughput benchmark
-// (--quick, --json, --small); --quick and --small also shorten the simulator run. The throughput
-// benchmark runs last so that with --json its JSON object is the last line printed.
+// `npm run bench`: every benchmark, one after another, on this machine in one run — the
+// simulator (simulated ticks/s, seeds/min), the throughput benchmark against a real server and
+// its disk peer, and failover (leader SIGKILL → first acknowledged write) over 10 trials.
+// Flags: --quick (shorter runs), --small (the tiny run `npm test` uses so nothing rots),
+// --json (each benchmark prints its JSON object as its last line; this script merges them into
+// one object, printed as the very last line).
 import { spawnSync } from 'node:child_process';
 
 const args = process.argv.slice(2);
+const json = args.includes('--json');
 const short = args.includes('--quick') || args.includes('--small');
-const run = (file, extra) => {
-  const result = spawnSync(process.execPath, ['--import', 'tsx', file, ...extra], {
-    stdio: 'inherit',
+const small = args.includes('--small');
+const passed = args.filter((arg) => ['--quick', '--small', '--json'].includes(arg));
+
+/** Each benchmark: its file and the arguments it gets (besides --json). */
+const benchmarks = [
+  { file: 'bench/vopr.bench.ts', extra: short ? ['--small'] : [], json: false },
+  { file: 'bench/run.ts', extra: passed.filter((arg) => arg !== '--json'), json: true },
+  {
+    file: 'bench/failover.ts',
+    extra: small ? ['--small'] : args.includes('--quick') ? ['--trials', '3'] : [],
+    json: true,
+  },
+];
+
+const merged = {};
+for (const bench of benchmarks) {
+  const extra = json && bench.json ? [...bench.extra, '--json'] : bench.extra;
+  const result = spawnSync(process.execPath, ['--import', 'tsx', bench.file, ...extra], {
+    stdio: ['inherit', json && bench.json ? 'pipe' : 'inherit', 'inherit'],
+    encoding: 'utf8',
+    maxBuffer: 64 * 1024 * 1024,
   });
-  if (result.status !== 0) process.exit(result.status ?? 1);
-};
-run('bench/vopr.bench.ts', short ? ['--small'] : []);
-run('bench/run.ts', args);
+  if (json && bench.json) {
+    const lines = (result.stdout ?? '').trimEnd().split('\n');
+    const last = lines.pop() ?? '';
+    if (lines.length > 0) process.stdout.write(`${lines.join('\n')}\n`);
+    if (result.status === 0) Object.assign(merged, JSON.parse(last));
+    else process.stdout.write(`${last}\n`);
+  }
+  if (result.status !== 0) {
+    process.stderr.write(`bench: ${bench.file} failed (exit ${String(result.status)})\n`);
+    process.exit(result.status ?? 1);
+  }
+}
+if (json) process.stdout.write(`${JSON.stringify(merged)}\n`);

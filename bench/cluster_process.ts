@@ -1,0 +1,196 @@
+// Real kimberlite-server processes for benchmarks: one node or a cluster on loopback, each on
+// its own temporary data directory and free ports. A node is started with the same arguments
+// every time, so a node killed with SIGKILL can be started again on its data directory (as a
+// supervisor would). Readiness is the "Node ready" log line; log lines are otherwise dropped
+// (benchmarks print numbers, not logs). Benchmarks only: tests have test/harness.ts.
+
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fetchNodeStatus } from '../src/client/client.js';
+import type { NodeStatus } from '../src/client/client.js';
+
+const readyTimeoutMs = 30_000;
+const stopTimeoutMs = 15_000;
+
+/** A port nobody listens on right now (the kernel's choice for port 0). */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  if (address === null || typeof address === 'string') throw new Error('no port');
+  return address.port;
+}
+
+/** Starts a server with `args` and resolves with the process once it logs "Node ready". */
+export async function startServerProcess(
+  args: readonly string[],
+  env: Readonly<Record<string, string>> = {},
+): Promise<ChildProcess> {
+  const child = spawn(process.execPath, ['bin/kimberlite-server.js', ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...env },
+  });
+  child.stderr?.resume();
+  const lines = createInterface({ input: child.stdout! });
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error('server did not become ready')),
+      readyTimeoutMs,
+    );
+    const onExit = (code: number | null): void => {
+      clearTimeout(timer);
+      reject(new Error(`server exited with ${String(code)} before it was ready`));
+    };
+    lines.on('line', (line) => {
+      if (!line.includes('"Node ready"')) return;
+      clearTimeout(timer);
+      child.off('exit', onExit);
+      resolve();
+    });
+    child.once('exit', onExit);
+  });
+  return child;
+}
+
+async function waitForExit(child: ChildProcess, timeoutMs: number): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, timeoutMs);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
+/** A local cluster of `size` replicas named `name`, data under `root`. */
+export class BenchCluster {
+  private readonly children: Array<ChildProcess | null>;
+
+  private constructor(
+    readonly name: string,
+    readonly addresses: readonly string[],
+    readonly opsAddresses: readonly string[],
+    readonly dataDirs: readonly string[],
+    private readonly env: Readonly<Record<string, string>>,
+  ) {
+    this.children = addresses.map(() => null);
+  }
+
+  static async start(
+    root: string,
+    size: number,
+    options: { name?: string; env?: Readonly<Record<string, string>> } = {},
+  ): Promise<BenchCluster> {
+    const ports: number[] = [];
+    while (ports.length < size * 2) {
+      const port = await freePort();
+      if (!ports.includes(port)) ports.push(port);
+    }
+    const addresses = ports.slice(0, size).map((port) => `127.0.0.1:${port}`);
+    const ops = ports.slice(size).map((port) => `127.0.0.1:${port}`);
+    const dataDirs = addresses.map((_, id) => join(root, `node-${id}`));
+    const env = options.env ?? {};
+    const cluster = new BenchCluster(options.name ?? 'bench', addresses, ops, dataDirs, env);
+    await Promise.all(addresses.map((_, id) => cluster.startNode(id)));
+    return cluster;
+  }
+
+  get size(): number {
+    return this.addresses.length;
+  }
+
+  /** Starts replica `id` (again) on its data directory. */
+  async startNode(id: number): Promise<void> {
+    const args = [
+      '--node-id',
+      String(id),
+      '--address',
+      this.addresses[id] ?? '',
+      '--cluster-peers',
+      this.addresses.join(','),
+      '--metrics-address',
+      this.opsAddresses[id] ?? '',
+      '--data-dir',
+      this.dataDirs[id] ?? '',
+      '--cluster-name',
+      this.name,
+    ];
+    this.children[id] = await startServerProcess(args, this.env);
+  }
+
+  /** SIGKILL: the process dies wherever it is, as in a power cut of one machine. */
+  async kill(id: number): Promise<void> {
+    const child = this.children[id];
+    if (child === null || child === undefined) return;
+    child.kill('SIGKILL');
+    await waitForExit(child, stopTimeoutMs);
+    this.children[id] = null;
+  }
+
+  /** SIGTERM every node (graceful stop), SIGKILL after a grace period. */
+  async stop(): Promise<void> {
+    await Promise.all(
+      this.children.map(async (child) => {
+        if (child === null) return;
+        child.kill('SIGTERM');
+        await waitForExit(child, stopTimeoutMs);
+        if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      }),
+    );
+    this.children.fill(null);
+  }
+
+  /** Replica `id`'s own status, or null if it does not answer. */
+  async status(id: number): Promise<NodeStatus | null> {
+    try {
+      const address = this.addresses[id] ?? '';
+      return await fetchNodeStatus(address, { timeoutMs: 1_000, clusterName: this.name });
+    } catch {
+      return null;
+    }
+  }
+
+  /** Waits until one running replica leads a view a quorum of running replicas is normal in. */
+  async waitForLeader(timeoutMs = 30_000): Promise<{ leader: number; view: number }> {
+    const deadline = performance.now() + timeoutMs;
+    const quorum = Math.floor(this.size / 2) + 1;
+    while (performance.now() < deadline) {
+      const statuses = await Promise.all(this.addresses.map((_, id) => this.status(id)));
+      const leader = statuses.find((s) => s !== null && s.isLeader && s.quorumReachable !== false);
+      if (leader !== undefined && leader !== null) {
+        const normal = statuses.filter(
+          (s) => s !== null && s.status === 'normal' && s.view === leader.view,
+        );
+        if (normal.length >= quorum) return { leader: leader.nodeId, view: leader.view };
+      }
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    throw new Error(`no leader within ${timeoutMs} ms`);
+  }
+
+  /** Waits until every replica is normal in one view with the same commit number. */
+  async waitForConvergence(timeoutMs = 60_000): Promise<number> {
+    const deadline = performance.now() + timeoutMs;
+    while (performance.now() < deadline) {
+      const statuses = await Promise.all(this.addresses.map((_, id) => this.status(id)));
+      const first = statuses[0];
+      const same = statuses.every(
+        (s) =>
+          s !== null &&
+          first !== null &&
+          first !== undefined &&
+          s.status === 'normal' &&
+          s.view === first.view &&
+          s.commitNumber === first.commitNumber,
+      );
+      if (same && first !== null && first !== undefined) return first.commitNumber;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    throw new Error(`replicas did not converge within ${timeoutMs} ms`);
+  }
+}
