@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 // `npm run bench`: every benchmark, one after another, on this machine in one run — the
 // simulator (simulated ticks/s, seeds/min), the throughput benchmark against a real server and
-// its disk peer, and failover (leader SIGKILL → first acknowledged write) over 10 trials.
+// its disk peer, 3 replicas side by side with a 3-member etcd cluster (bench/compare.ts; etcd and
+// wrk from apt, skipped with a printed reason when absent), and failover (leader SIGKILL → first
+// acknowledged write) over 10 trials.
 // Flags: --quick (shorter runs), --small (the tiny run `npm test` uses so nothing rots),
 // --json (each benchmark prints its JSON object as its last line; this script merges them into
 // one object, printed as the very last line).
@@ -17,6 +19,7 @@ const passed = args.filter((arg) => ['--quick', '--small', '--json'].includes(ar
 const benchmarks = [
   { file: 'bench/vopr.bench.ts', extra: short ? ['--small'] : [], json: false },
   { file: 'bench/run.ts', extra: passed.filter((arg) => arg !== '--json'), json: true },
+  { file: 'bench/compare.ts', extra: passed.filter((arg) => arg !== '--json'), json: true },
   {
     file: 'bench/failover.ts',
     extra: small ? ['--small'] : args.includes('--quick') ? ['--trials', '3'] : [],

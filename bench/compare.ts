@@ -1,0 +1,154 @@
+// Three replicas side by side with a peer: our 3-replica cluster and a 3-member etcd cluster,
+// both on loopback on this machine in this run, fsync on, 100-byte writes (events for us, puts
+// of 100-byte values for etcd), one request in flight per session/connection, at 1, 16, 256 and
+// 1024 concurrent requests. Then, for our cluster, the latency at half of its peak throughput
+// (open loop, measured from each request's scheduled time). It prints both tables, the ratio of
+// the peaks, and how much CPU each load generator used next to the servers it drove.
+//
+// It measures and prints; it never passes or fails on time (HOUSE_RULES §9).
+//   node --import tsx bench/compare.ts [--quick | --small] [--json]
+// With --json the last line is one JSON object: cluster3 and etcd3 (each {events_per_s, p50_ms,
+// p99_ms, p999_ms} at its peak), cluster3_half_peak, cluster3_vs_etcd3, and the full tables.
+
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { BenchCluster } from './cluster_process.js';
+import { EtcdCluster, etcdAvailable } from './etcd_peer.js';
+import type { PeerRun } from './etcd_peer.js';
+import { createBenchStream, runLoad, runPacedLoad } from './loader.js';
+import type { LoadResult } from './loader.js';
+
+const argv = process.argv.slice(2);
+const small = argv.includes('--small');
+const quick = argv.includes('--quick');
+const durationMs = small ? 500 : quick ? 2_000 : 5_000;
+const concurrencies = small ? [16] : [1, 16, 256, 1024];
+const eventSizeBytes = 100;
+const connectionCount = 4;
+
+interface Summary {
+  readonly events_per_s: number;
+  readonly p50_ms: number;
+  readonly p99_ms: number;
+  readonly p999_ms: number;
+  readonly concurrency: number;
+}
+
+function summary(run: LoadResult | PeerRun): Summary {
+  const perSecond = 'eventsPerSecond' in run ? run.eventsPerSecond : run.perSecond;
+  const concurrency = 'sessions' in run ? run.sessions : run.concurrency;
+  return {
+    events_per_s: Math.round(perSecond),
+    p50_ms: round(run.p50Ms),
+    p99_ms: round(run.p99Ms),
+    p999_ms: round(run.p999Ms),
+    concurrency,
+  };
+}
+
+function round(value: number): number {
+  return Math.round(value * 100) / 100;
+}
+
+function peak<T extends Summary>(rows: readonly T[]): T {
+  return rows.reduce((a, b) => (b.events_per_s > a.events_per_s ? b : a));
+}
+
+async function measureOurs(root: string): Promise<{ rows: Summary[]; half: Summary; cpu: string }> {
+  const cluster = await BenchCluster.start(join(root, 'kmb'), 3, { name: 'compare' });
+  try {
+    const { leader } = await cluster.waitForLeader();
+    const address = cluster.addresses[leader] ?? '';
+    const stream = await createBenchStream(address);
+    const rows: Summary[] = [];
+    const cpu: string[] = [];
+    for (const sessions of concurrencies) {
+      const spec = { sessions, eventsPerAppend: 1, durationMs, eventSizeBytes, connectionCount };
+      const result = await runLoad(address, spec, stream);
+      rows.push(summary(result));
+      cpu.push(`${sessions}: ${result.loaderCpuSeconds.toFixed(2)} s`);
+    }
+    const top = peak(rows);
+    const rate = Math.max(1, Math.round(top.events_per_s / 2));
+    const pacedSpec = { sessions: 256, eventsPerAppend: 1, durationMs, eventSizeBytes };
+    const paced = await runPacedLoad(
+      address,
+      { ...pacedSpec, connectionCount, eventsPerSecond: rate },
+      stream,
+    );
+    return { rows, half: summary(paced), cpu: cpu.join(', ') };
+  } finally {
+    await cluster.stop();
+  }
+}
+
+async function measureEtcd(root: string): Promise<{ rows: Summary[]; cpu: string } | string> {
+  const missing = etcdAvailable();
+  if (missing !== null) return missing;
+  const etcd = await EtcdCluster.start(join(root, 'etcd'));
+  try {
+    const rows: Summary[] = [];
+    const cpu: string[] = [];
+    for (const concurrency of concurrencies) {
+      const run = await etcd.run(concurrency, Math.max(1, Math.round(durationMs / 1000)));
+      if (run.errors > 0) throw new Error(`etcd answered ${run.errors} errors`);
+      rows.push(summary(run));
+      cpu.push(
+        `${concurrency}: wrk ${run.loaderCpuSeconds.toFixed(2)} s vs etcd ` +
+          `${run.serverCpuSeconds.toFixed(2)} s`,
+      );
+    }
+    return { rows, cpu: cpu.join(', ') };
+  } finally {
+    await etcd.stop();
+  }
+}
+
+function table(title: string, rows: readonly Summary[]): void {
+  console.log(title);
+  console.log('  concurrent   events/s     p50 ms     p99 ms    p999 ms');
+  for (const row of rows) {
+    console.log(
+      `  ${String(row.concurrency).padStart(10)} ${String(row.events_per_s).padStart(10)} ` +
+        `${row.p50_ms.toFixed(2).padStart(10)} ${row.p99_ms.toFixed(2).padStart(10)} ` +
+        `${row.p999_ms.toFixed(2).padStart(10)}`,
+    );
+  }
+}
+
+async function main(): Promise<void> {
+  const root = await mkdtemp(join(tmpdir(), 'kmb-compare-'));
+  try {
+    const ours = await measureOurs(root);
+    const etcd = await measureEtcd(root);
+    table('kimberlite-ts, 3 replicas on loopback, fsync on, 1 event (100 B) per append', ours.rows);
+    console.log(`  loader CPU (our Node load generator): ${ours.cpu}`);
+    const half = ours.half;
+    console.log(
+      `  at half of peak (${half.events_per_s} events/s offered open-loop): p50 ${half.p50_ms} ` +
+        `ms, p99 ${half.p99_ms} ms, p999 ${half.p999_ms} ms`,
+    );
+    const json: Record<string, unknown> = {
+      cluster3: peak(ours.rows),
+      cluster3_by_concurrency: ours.rows,
+      cluster3_half_peak: half,
+    };
+    if (typeof etcd === 'string') {
+      console.log(`etcd peer skipped: ${etcd}`);
+    } else {
+      table('etcd 3.4, 3 members on loopback, fsync on, put of a 100-byte value', etcd.rows);
+      console.log(`  load generator vs server CPU: ${etcd.cpu}`);
+      const ratio = peak(ours.rows).events_per_s / peak(etcd.rows).events_per_s;
+      console.log(`peak throughput, ours / etcd: ${ratio.toFixed(2)}`);
+      json['etcd3'] = peak(etcd.rows);
+      json['etcd3_by_concurrency'] = etcd.rows;
+      json['cluster3_vs_etcd3'] = round(ratio);
+    }
+    if (argv.includes('--json')) console.log(JSON.stringify(json));
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
+}
+
+await main();

@@ -1,0 +1,183 @@
+// The closed-loop load generator the throughput benchmarks share: `sessions` client sessions
+// multiplexed over a few TCP connections to one server address, each with exactly one append in
+// flight (the protocol's exactly-once rule), for `durationMs`. Every request's latency is
+// recorded from send to reply; the loader's own CPU time is measured so a report can show
+// whether the generator, not the server, was the limit.
+
+import { asStreamId, asTenantId } from '../src/core/types.js';
+import { RawClient, newClientId } from '../src/testing/raw_client.js';
+
+export interface LoadSpec {
+  readonly sessions: number;
+  readonly eventsPerAppend: number;
+  readonly durationMs: number;
+  readonly eventSizeBytes: number;
+  readonly connectionCount: number;
+}
+
+export interface LoadResult {
+  readonly sessions: number;
+  readonly eventsPerAppend: number;
+  readonly events: number;
+  readonly seconds: number;
+  readonly eventsPerSecond: number;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  readonly p999Ms: number;
+  /** CPU seconds this (loader) process used during the run. */
+  readonly loaderCpuSeconds: number;
+}
+
+export const benchAudit = { actor: 'bench', reason: 'benchmark', correlationId: null };
+
+export function percentile(sorted: Float64Array, p: number): number {
+  if (sorted.length === 0) return 0;
+  const index = Math.min(sorted.length - 1, Math.floor(p * sorted.length));
+  return sorted[index] ?? 0;
+}
+
+/** Creates tenant "bench" and stream "events" (ids 1 and 1 on a fresh cluster). */
+export async function createBenchStream(address: string): Promise<[number, number]> {
+  const setup = await RawClient.connect(address);
+  const admin = newClientId();
+  await setup.request(admin, 0, null);
+  const tenant = await setup.request(admin, 1, {
+    kind: 'create_tenant',
+    name: 'bench',
+    audit: benchAudit,
+  });
+  if (tenant.kind !== 'reply') throw new Error(`create_tenant: ${JSON.stringify(tenant)}`);
+  const stream = await setup.request(admin, 2, {
+    kind: 'create_stream',
+    tenantId: asTenantId(1),
+    name: 'events',
+    dataClass: 'Public',
+    audit: benchAudit,
+  });
+  if (stream.kind !== 'reply') throw new Error(`create_stream: ${JSON.stringify(stream)}`);
+  setup.close();
+  return [1, 1];
+}
+
+/** Runs one closed-loop load against `address`, appending to stream `tenantStream`. */
+export async function runLoad(
+  address: string,
+  spec: LoadSpec,
+  tenantStream: readonly [number, number],
+): Promise<LoadResult> {
+  const clients = await Promise.all(
+    Array.from({ length: spec.connectionCount }, () => RawClient.connect(address)),
+  );
+  const sessions = Array.from({ length: spec.sessions }, (_, i) => ({
+    id: newClientId(),
+    client: clients[i % spec.connectionCount]!,
+    requestNumber: 0,
+  }));
+  await Promise.all(sessions.map((s) => s.client.request(s.id, s.requestNumber++, null)));
+  const payload = new Uint8Array(spec.eventSizeBytes).fill(0x61);
+  const events = Array.from({ length: spec.eventsPerAppend }, () => payload);
+  const command = {
+    kind: 'append' as const,
+    tenantId: asTenantId(tenantStream[0]),
+    streamId: asStreamId(tenantStream[1]),
+    expectedOffset: null,
+    events,
+    audit: benchAudit,
+  };
+  const latencies: number[] = [];
+  let appended = 0;
+  const cpuBefore = process.cpuUsage();
+  const started = performance.now();
+  const deadline = started + spec.durationMs;
+  await Promise.all(
+    sessions.map(async (session) => {
+      while (performance.now() < deadline) {
+        const sent = performance.now();
+        const answer = await session.client.request(session.id, session.requestNumber++, command);
+        if (answer.kind !== 'reply') throw new Error(`append failed: ${JSON.stringify(answer)}`);
+        latencies.push(performance.now() - sent);
+        appended += spec.eventsPerAppend;
+      }
+    }),
+  );
+  const seconds = (performance.now() - started) / 1000;
+  const cpu = process.cpuUsage(cpuBefore);
+  for (const client of clients) client.close();
+  const sorted = Float64Array.from(latencies).sort();
+  return {
+    sessions: spec.sessions,
+    eventsPerAppend: spec.eventsPerAppend,
+    events: appended,
+    seconds,
+    eventsPerSecond: appended / seconds,
+    p50Ms: percentile(sorted, 0.5),
+    p99Ms: percentile(sorted, 0.99),
+    p999Ms: percentile(sorted, 0.999),
+    loaderCpuSeconds: (cpu.user + cpu.system) / 1e6,
+  };
+}
+
+/**
+ * Open-loop load at a fixed rate: `sessions` sessions each send on a schedule (together
+ * `eventsPerSecond` single-event appends per second). Latency is measured from each request's
+ * scheduled time, not from when it was sent, so a stall is charged to every request it delays
+ * (no coordinated omission). This is the latency an SLA at that rate would see.
+ */
+export async function runPacedLoad(
+  address: string,
+  spec: LoadSpec & { readonly eventsPerSecond: number },
+  tenantStream: readonly [number, number],
+): Promise<LoadResult> {
+  const clients = await Promise.all(
+    Array.from({ length: spec.connectionCount }, () => RawClient.connect(address)),
+  );
+  const sessions = Array.from({ length: spec.sessions }, (_, i) => ({
+    id: newClientId(),
+    client: clients[i % spec.connectionCount]!,
+    requestNumber: 0,
+  }));
+  await Promise.all(sessions.map((s) => s.client.request(s.id, s.requestNumber++, null)));
+  const payload = new Uint8Array(spec.eventSizeBytes).fill(0x61);
+  const command = {
+    kind: 'append' as const,
+    tenantId: asTenantId(tenantStream[0]),
+    streamId: asStreamId(tenantStream[1]),
+    expectedOffset: null,
+    events: [payload],
+    audit: benchAudit,
+  };
+  const intervalMs = (1000 * spec.sessions) / spec.eventsPerSecond;
+  const latencies: number[] = [];
+  const cpuBefore = process.cpuUsage();
+  const started = performance.now();
+  const deadline = started + spec.durationMs;
+  await Promise.all(
+    sessions.map(async (session, index) => {
+      // Sessions start spread over one interval so the sends are even in time.
+      for (let k = 0; ; k++) {
+        const scheduled = started + (index / spec.sessions + k) * intervalMs;
+        if (scheduled >= deadline) return;
+        const waitMs = scheduled - performance.now();
+        if (waitMs > 1) await new Promise((resolve) => setTimeout(resolve, waitMs));
+        const answer = await session.client.request(session.id, session.requestNumber++, command);
+        if (answer.kind !== 'reply') throw new Error(`append failed: ${JSON.stringify(answer)}`);
+        latencies.push(performance.now() - scheduled);
+      }
+    }),
+  );
+  const seconds = (performance.now() - started) / 1000;
+  const cpu = process.cpuUsage(cpuBefore);
+  for (const client of clients) client.close();
+  const sorted = Float64Array.from(latencies).sort();
+  return {
+    sessions: spec.sessions,
+    eventsPerAppend: 1,
+    events: latencies.length,
+    seconds,
+    eventsPerSecond: latencies.length / seconds,
+    p50Ms: percentile(sorted, 0.5),
+    p99Ms: percentile(sorted, 0.99),
+    p999Ms: percentile(sorted, 0.999),
+    loaderCpuSeconds: (cpu.user + cpu.system) / 1e6,
+  };
+}
