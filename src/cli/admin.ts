@@ -8,12 +8,15 @@
 // get far. Exit 0 when both are clean, 1 when anything is wrong (every problem names its file,
 // byte position, op and what is wrong), 2 for a usage mistake.
 //
+// `audit export|verify` live in admin_audit.ts and `diagnostics` in admin_diagnostics.ts.
+//
 // runAdmin() takes its output streams as arguments so tests run it in-process; main() is what
 // bin/kimberlite-admin.js calls with process.argv.
 
 import { Command } from 'commander';
 import { formatVerifyReport, verifyDataDir } from '../storage/verify.js';
 import type { VerifyReport } from '../storage/verify.js';
+import { addAuditCommands } from './admin_audit.js';
 import { replayDataDir } from './admin_replay.js';
 import type { ReplayProblem, ReplayReport } from './admin_replay.js';
 import type { CliIo } from './cli_io.js';
@@ -95,6 +98,7 @@ function buildProgram(io: CliIo, exit: { code: number }): Command {
     .action(async (options: { dataDir: string; json?: boolean }) => {
       exit.code = await verify(io, options.dataDir, options.json === true);
     });
+  addAuditCommands(program, io, exit);
   return program;
 }
 

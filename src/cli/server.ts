@@ -14,6 +14,8 @@ import { mkdir } from 'node:fs/promises';
 import { lockDataDir } from '../node/data_dir_lock.js';
 import { KimberliteNode } from '../node/node.js';
 import type { NodeConfig } from '../node/node.js';
+import { tracingConfigOf } from '../node/node_tracing.js';
+import { startTelemetryExport } from '../node/telemetry_export.js';
 import { createLogger } from '../observability/logger.js';
 import type { Logger } from '../observability/logger.js';
 import { Metrics } from '../observability/metrics.js';
@@ -41,6 +43,7 @@ function toNodeConfig(config: Config): NodeConfig {
     clientSessionCountMax: config.consensus.client_sessions_max,
     connectionCountMax: config.server.max_connections,
     shutdownTimeoutMs: config.server.shutdown_timeout_ms,
+    tracing: tracingConfigOf(config.telemetry),
   };
 }
 
@@ -163,6 +166,13 @@ async function run(config: Config): Promise<void> {
     onFatal: () => process.exit(exitCodes.failure),
   }).catch(startFailed);
   const started = node;
+  const pushed = startTelemetryExport({
+    telemetry: config.telemetry,
+    nodeId: nodeConfig.nodeId,
+    registries: () => metrics.registries,
+    errorRegistry: metrics.registry,
+    logger,
+  });
   logger.info('Node ready', {
     address: started.address,
     metrics_address: ops === null ? null : `${ops.address.host}:${ops.address.port}`,
@@ -173,6 +183,7 @@ async function run(config: Config): Promise<void> {
     stopping = true;
     logger.info('Received signal', { signal });
     await started.stop();
+    await pushed.stop();
     await lock.release();
     await ops?.close();
     process.exit(exitCodes.ok);

@@ -17,7 +17,7 @@ import { asOffset, asStreamId, asTenantId } from '../core/types.js';
 import type { ClientId } from '../core/types.js';
 import { encodeCommand, isDataClass } from '../kernel/command.js';
 import type { Audit, Command, DataClass } from '../kernel/command.js';
-import type { Consistency, Query, QueryResult } from '../net/client_protocol.js';
+import type { Consistency, Query, QueryResult, TraceParent } from '../net/client_protocol.js';
 import { formatAddress, parseAddress } from './address.js';
 import { verifyStreamChain } from './chain_verify.js';
 import type { ChainVerdict } from './chain_verify.js';
@@ -42,6 +42,8 @@ import { exchangeWithRetry } from './retry.js';
 import type { RetryContext } from './retry.js';
 import { Session } from './session.js';
 import type { OkResult } from './session.js';
+import { ClientTracing } from './tracing.js';
+import type { TraceOptions } from './tracing.js';
 
 export { verifyStreamChain } from './chain_verify.js';
 export type { ChainEvent, ChainInput, ChainVerdict } from './chain_verify.js';
@@ -65,6 +67,7 @@ export type {
   StreamSummary,
   TenantSummary,
 } from './results.js';
+export type { TraceOptions } from './tracing.js';
 export { KmbError, errorCodes, isRetryableCode } from '../core/errors.js';
 export type { ErrorCode } from '../core/errors.js';
 export type { ClientId, Offset, StreamId, TenantId, TimestampUs } from '../core/types.js';
@@ -111,11 +114,14 @@ export interface NodeQueryCallOptions {
  * connected to, as long as that replica's applied log trails the commit it knows of by at most
  * lagOpsMax ops; it may miss recent writes, but it keeps reads off the leader.
  */
-export interface ReadOptions {
+export interface ReadOptions extends TraceOptions {
   readonly consistency?: 'linearizable' | 'stale';
   /** For 'stale': the most ops the serving replica may trail by. Default 100. */
   readonly lagOpsMax?: number;
 }
+
+/** Options of a write: its audit fields and the trace it belongs to. */
+export interface WriteOptions extends AuditOptions, TraceOptions {}
 
 /** The default bound on a stale read's lag, in ops. */
 export const staleReadLagOpsMaxDefault = 100;
@@ -165,6 +171,7 @@ function eventBytes(events: ReadonlyArray<Uint8Array | string>): Uint8Array[] {
 export class Client {
   private readonly session: Session;
   private readonly context: RetryContext;
+  private readonly tracing: ClientTracing;
   private queryIdNext = 1;
   private queriesInFlight = 0;
 
@@ -185,6 +192,7 @@ export class Client {
       requestTimeoutMs: options.requestTimeoutMs,
       requestQueueCountMax: clientLimits.requestQueueCountMax,
     });
+    this.tracing = new ClientTracing(options.tracer);
   }
 
   /** The actor recorded with this client's commands. */
@@ -198,15 +206,16 @@ export class Client {
   }
 
   /** Creates a tenant; throws KMB_ERR_TENANT_EXISTS if the name is taken. */
-  async createTenant(name: string, audit?: AuditOptions): Promise<CreatedTenant> {
+  async createTenant(name: string, audit?: WriteOptions): Promise<CreatedTenant> {
     text(name, constants.tenantNameBytesMax, 'tenant name');
-    const result = await this.command({ kind: 'create_tenant', name, audit: this.audit(audit) });
+    const command: Command = { kind: 'create_tenant', name, audit: this.audit(audit) };
+    const result = await this.command(command, audit);
     if (result.kind !== 'create_tenant') throw mismatched('create_tenant', result.kind);
     return results.createdTenant(result);
   }
 
   /** Creates a stream in a tenant; throws KMB_ERR_STREAM_EXISTS if the name is taken there. */
-  async createStream(input: CreateStreamInput, audit?: AuditOptions): Promise<CreatedStream> {
+  async createStream(input: CreateStreamInput, audit?: WriteOptions): Promise<CreatedStream> {
     const tenantId = asTenantId(u53(input.tenantId, 'tenantId'));
     const name = text(input.name, constants.streamNameBytesMax, 'stream name');
     const dataClass = input.dataClass ?? 'Public';
@@ -221,7 +230,7 @@ export class Client {
       dataClass,
       audit: auditFields,
     };
-    const result = await this.command(command);
+    const result = await this.command(command, audit, { tenant_id: tenantId });
     if (result.kind !== 'create_stream') throw mismatched('create_stream', result.kind);
     return results.createdStream(result);
   }
@@ -230,7 +239,7 @@ export class Client {
    * Appends events to a stream, all or none. With expectedOffset, the append happens only if
    * the stream's next offset equals it, else KMB_ERR_OFFSET_MISMATCH.
    */
-  async append(input: AppendInput, audit?: AuditOptions): Promise<AppendResult> {
+  async append(input: AppendInput, audit?: WriteOptions): Promise<AppendResult> {
     const tenantId = asTenantId(u53(input.tenantId, 'tenantId'));
     const streamId = asStreamId(u53(input.streamId, 'streamId'));
     const expectedOffset =
@@ -246,7 +255,8 @@ export class Client {
       events,
       audit: this.audit(audit),
     };
-    const result = await this.command(command);
+    const ids = { tenant_id: tenantId, stream_id: streamId, event_count: events.length };
+    const result = await this.command(command, audit, ids);
     if (result.kind !== 'append') throw mismatched('append', result.kind);
     return results.appendResult(result);
   }
@@ -266,7 +276,7 @@ export class Client {
       throw kmbError('invalid_argument', `limit must be an integer from 1 to ${max}`);
     }
     const query: Query = { kind: 'read_stream', tenantId, streamId, fromOffset, limit };
-    const result = await this.query(query, consistency);
+    const result = await this.query(query, consistency, options);
     if (result.kind !== 'read_stream') throw mismatched('read_stream', result.kind);
     const events = result.events.map(results.streamEvent);
     const last = events[events.length - 1];
@@ -381,7 +391,11 @@ export class Client {
     return { actor: this.options.actor, reason, correlationId };
   }
 
-  private async command(command: Command): Promise<OkResult> {
+  private async command(
+    command: Command,
+    trace: TraceOptions | undefined,
+    attributes: Record<string, number> = {},
+  ): Promise<OkResult> {
     if (this.cluster.isClosed) throw kmbError('connection_lost', 'the client is closed');
     const body = encodeCommand(command);
     if (body.length > constants.requestBodySizeBytesMax) {
@@ -389,15 +403,36 @@ export class Client {
       const detail = `${command.kind} of ${body.length} bytes exceeds the request limit of ${max}`;
       throw kmbError('limit_exceeded', `${detail}; split it into smaller appends`);
     }
-    return this.session.submit(command.kind, body);
+    return this.tracing.run(command.kind, attributes, trace, (traceParent) =>
+      this.session.submit(command.kind, body, traceParent),
+    );
   }
 
-  private async query(query: Query, consistency?: Consistency): Promise<QueryResult> {
+  private async query(
+    query: Query,
+    consistency?: Consistency,
+    trace?: TraceOptions,
+  ): Promise<QueryResult> {
     if (this.cluster.isClosed) throw kmbError('connection_lost', 'the client is closed');
     if (this.queriesInFlight >= clientLimits.queryInFlightCountMax) {
       const max = clientLimits.queryInFlightCountMax;
       throw kmbError('backpressure', `${max} queries are already in flight`);
     }
+    this.queriesInFlight += 1;
+    try {
+      return await this.tracing.run(query.kind, {}, trace, (traceParent) =>
+        this.exchangeQuery(query, consistency, traceParent),
+      );
+    } finally {
+      this.queriesInFlight -= 1;
+    }
+  }
+
+  private async exchangeQuery(
+    query: Query,
+    consistency: Consistency | undefined,
+    traceParent: TraceParent | undefined,
+  ): Promise<QueryResult> {
     const queryId = this.queryIdNext;
     this.queryIdNext = queryId >= 0xffff_ffff ? 1 : queryId + 1;
     const exchange = {
@@ -405,18 +440,18 @@ export class Client {
       key: queryKey(queryId),
       message: {
         kind: 'query' as const,
-        query: { queryId, query, ...(consistency === undefined ? {} : { consistency }) },
+        query: {
+          queryId,
+          query,
+          ...(consistency === undefined ? {} : { consistency }),
+          ...(traceParent === undefined ? {} : { traceParent }),
+        },
       },
     };
-    this.queriesInFlight += 1;
-    try {
-      const deadlineMs = Date.now() + this.options.requestTimeoutMs;
-      const answer = await exchangeWithRetry(this.context, exchange, deadlineMs);
-      if (answer.kind !== 'query_result') throw mismatched(query.kind, answer.kind);
-      return answer.queryResult.result;
-    } finally {
-      this.queriesInFlight -= 1;
-    }
+    const deadlineMs = Date.now() + this.options.requestTimeoutMs;
+    const answer = await exchangeWithRetry(this.context, exchange, deadlineMs);
+    if (answer.kind !== 'query_result') throw mismatched(query.kind, answer.kind);
+    return answer.queryResult.result;
   }
 }
 

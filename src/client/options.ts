@@ -3,6 +3,7 @@
 // with KMB_ERR_INVALID_ARGUMENT.
 
 import { userInfo } from 'node:os';
+import type { Tracer } from '@opentelemetry/api';
 import { kmbError } from '../core/errors.js';
 import type { Address } from './address.js';
 import { parseAddress } from './address.js';
@@ -26,6 +27,11 @@ export interface ConnectOptions {
    * that node and resends it elsewhere (same request number). Default 5000.
    */
   readonly attemptTimeoutMs?: number;
+  /**
+   * An OpenTelemetry tracer: each call then gets a client span (`kmb.client.<operation>`) whose
+   * context is sent to the server. Without one, only the caller's own span is sent (if any).
+   */
+  readonly tracer?: Tracer;
 }
 
 /** The SDK's defaults and bounds (HOUSE_RULES §7): every queue and list it keeps has a max. */
@@ -51,6 +57,7 @@ export interface ResolvedOptions {
   readonly attemptTimeoutMs: number;
   readonly backoff: BackoffPolicy;
   readonly random: () => number;
+  readonly tracer: Tracer | undefined;
 }
 
 /** The name of the user running this process, or "unknown" when the system cannot tell. */
@@ -101,5 +108,6 @@ export function resolveOptions(options: ConnectOptions): ResolvedOptions {
     ),
     backoff: defaultBackoff,
     random: Math.random,
+    tracer: options.tracer,
   };
 }

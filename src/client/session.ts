@@ -15,10 +15,10 @@ import { randomId, toHex } from '../core/checksum.js';
 import { DecodeError } from '../core/binary.js';
 import { KmbError, kmbError } from '../core/errors.js';
 import { asClientId, asRequestNumber } from '../core/types.js';
-import type { ClientId, Op, RequestNumber, TimestampUs } from '../core/types.js';
+import type { ClientId, Op, TimestampUs } from '../core/types.js';
 import { decodeResult } from '../kernel/command.js';
 import type { CommandResult } from '../kernel/command.js';
-import type { Operation } from '../net/client_protocol.js';
+import type { RequestMessage, TraceParent } from '../net/client_protocol.js';
 import { requestKey } from './connection.js';
 import { exchangeWithRetry } from './retry.js';
 import type { RetryContext } from './retry.js';
@@ -66,32 +66,38 @@ export class Session {
    * Queues an encoded command; resolves with its committed result, or rejects with a KmbError:
    * the kernel's code when the command was committed but rejected, else the delivery failure.
    */
-  submit(what: string, body: Uint8Array): Promise<OkResult> {
+  submit(what: string, body: Uint8Array, traceParent?: TraceParent): Promise<OkResult> {
     if (this.queuedCount >= this.options.requestQueueCountMax) {
       const max = this.options.requestQueueCountMax;
       return Promise.reject(kmbError('backpressure', `${max} commands already wait to be sent`));
     }
     const deadlineMs = Date.now() + this.options.requestTimeoutMs;
     this.queuedCount += 1;
-    const run = this.tail.then(() => this.run(what, body, deadlineMs));
+    const run = this.tail.then(() => this.run(what, body, deadlineMs, traceParent));
     this.tail = run.catch(() => undefined);
     return run.finally(() => {
       this.queuedCount -= 1;
     });
   }
 
-  private async run(what: string, body: Uint8Array, deadlineMs: number): Promise<OkResult> {
+  private async run(
+    what: string,
+    body: Uint8Array,
+    deadlineMs: number,
+    traceParent: TraceParent | undefined,
+  ): Promise<OkResult> {
     if (Date.now() >= deadlineMs) {
       const ms = this.options.requestTimeoutMs;
       throw kmbError('timeout', `${what} waited in the queue for ${ms} ms and was not sent`);
     }
-    const clientId = await this.register(deadlineMs);
+    const clientId = await this.register(deadlineMs, traceParent);
     const requestNumber = asRequestNumber(this.requestNumberNext);
     this.requestNumberNext += 1;
     let committed: Committed;
     try {
       const label = `${what} (request ${requestNumber} of client ${clientId})`;
-      committed = await this.send(label, clientId, requestNumber, 'command', body, deadlineMs);
+      const request = { clientId, requestNumber, operation: 'command' as const, body };
+      committed = await this.send(label, withTrace(request, traceParent), deadlineMs);
     } catch (error) {
       this.abandon();
       throw error;
@@ -100,19 +106,16 @@ export class Session {
   }
 
   /** Registers a session unless one is registered; returns its client id. */
-  private async register(deadlineMs: number): Promise<ClientId> {
+  private async register(
+    deadlineMs: number,
+    traceParent: TraceParent | undefined,
+  ): Promise<ClientId> {
     if (this.clientIdCurrent !== null) return this.clientIdCurrent;
     const clientId = asClientId(toHex(randomId(clientIdSizeBytes)));
     const requestNumber = asRequestNumber(0);
     const what = `register (client ${clientId})`;
-    const reply = await this.send(
-      what,
-      clientId,
-      requestNumber,
-      'register',
-      new Uint8Array(0),
-      deadlineMs,
-    );
+    const request = { clientId, requestNumber, operation: 'register' as const, body: empty };
+    const reply = await this.send(what, withTrace(request, traceParent), deadlineMs);
     this.clientIdCurrent = clientId;
     this.sessionOp = reply.op;
     this.requestNumberNext = 1;
@@ -121,17 +124,11 @@ export class Session {
 
   private async send(
     what: string,
-    clientId: ClientId,
-    requestNumber: RequestNumber,
-    operation: Operation,
-    body: Uint8Array,
+    request: RequestMessage,
     deadlineMs: number,
   ): Promise<Committed> {
-    const message = {
-      kind: 'request' as const,
-      request: { clientId, requestNumber, operation, body },
-    };
-    const key = requestKey(clientId, requestNumber);
+    const message = { kind: 'request' as const, request };
+    const key = requestKey(request.clientId, request.requestNumber);
     const answer = await exchangeWithRetry(
       this.options.context,
       { what, key, message },
@@ -148,6 +145,16 @@ export class Session {
     this.sessionOp = null;
     this.requestNumberNext = 1;
   }
+}
+
+const empty = new Uint8Array(0);
+
+/** The request with the caller's trace context, when there is one. */
+function withTrace(
+  request: Omit<RequestMessage, 'traceParent'>,
+  traceParent: TraceParent | undefined,
+): RequestMessage {
+  return traceParent === undefined ? request : { ...request, traceParent };
 }
 
 /** Decodes a committed result: ok results are returned, kernel errors thrown with their code. */

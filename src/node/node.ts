@@ -38,6 +38,7 @@ import type {
   Query,
   QueryResult,
   RequestMessage,
+  TraceParent,
 } from '../net/client_protocol.js';
 import type { Logger } from '../observability/logger.js';
 import { Metrics } from '../observability/metrics.js';
@@ -52,6 +53,11 @@ import type { KernelOutput } from './kernel_state_machine.js';
 import { QueryService } from './query_service.js';
 import { StreamIndex } from './stream_index.js';
 import { ViewChangeHistory } from './view_change_history.js';
+import { NodeMetrics } from './node_metrics.js';
+import { NodeEventLog } from './node_event_log.js';
+import { createNodeTracing } from './node_tracing.js';
+import type { NodeTracing, NodeTracingConfig } from './node_tracing.js';
+import type { Tracing } from '../observability/tracing.js';
 import type { ViewChangeRecord } from './view_change_history.js';
 import { parseHostPort } from './config.js';
 
@@ -73,6 +79,8 @@ export interface NodeConfig {
   readonly clientSessionCountMax: number;
   readonly connectionCountMax: number;
   readonly shutdownTimeoutMs: number;
+  /** Where spans go ([telemetry] tracing_*); absent or null: tracing off. */
+  readonly tracing?: NodeTracingConfig | null;
 }
 
 export interface NodeDependencies {
@@ -86,6 +94,8 @@ export interface NodeDependencies {
   readonly onFatal?: (error: unknown) => void;
   /** Observes each reply just before it is written to the client (tests record ordering). */
   readonly onReply?: (clientId: ClientId, requestNumber: number, op: number | null) => void;
+  /** A tracer to use instead of one built from config.tracing (tests). */
+  readonly tracing?: Tracing;
 }
 
 interface PendingRequest {
@@ -104,6 +114,11 @@ const handshakeTimeoutMs = 10_000;
  */
 const readyCommitLagOpsMax = 1024;
 
+/** What a client-error log line says about the request it answers. */
+function clientErrorFields(request: RequestMessage): Record<string, unknown> {
+  return { client_id: request.clientId, request: request.requestNumber };
+}
+
 function defaultRealtimeUs(): number {
   return Math.floor((performance.timeOrigin + performance.now()) * 1000);
 }
@@ -118,6 +133,11 @@ export class KimberliteNode {
   private readonly viewChanges = new ViewChangeHistory();
   private readonly replica: Replica<KernelOutput>;
   private readonly queries: QueryService;
+  /** Replica events, effects and sockets → vsr_* / kimberlite_* instruments. */
+  private readonly nodeMetrics: NodeMetrics;
+  private readonly eventLog: NodeEventLog;
+  /** Null when tracing is off: every tracing call is behind this one check. */
+  private readonly tracing: NodeTracing | null;
   private readonly clients = new Map<ClientId, Connection>();
   private readonly pending = new Map<ClientId, PendingRequest>();
   private readonly connections = new Set<Connection>();
@@ -178,6 +198,22 @@ export class KimberliteNode {
       scrubReadsPerTickMax: deps.config.peers.length > 1 ? 1 : 0,
     });
     this.queries = new QueryService(this.state, this.index, journal);
+    this.nodeMetrics = new NodeMetrics({
+      metrics: deps.metrics,
+      nodeId: deps.config.nodeId,
+      replicaCount: deps.config.peers.length,
+      dataDir: deps.config.dataDir,
+    });
+    this.nodeMetrics.onStorageOpened(superblock.report, journal.recovery.truncated);
+    this.nodeMetrics.bind(this.replica);
+    this.eventLog = new NodeEventLog(deps.logger, () => this.replica);
+    this.tracing = createNodeTracing({
+      config: deps.config.tracing,
+      tracing: deps.tracing,
+      nodeId: deps.config.nodeId,
+      logger: deps.logger,
+      view: () => this.replica.view,
+    });
   }
 
   /** Opens storage, replays the journal and starts serving clients. */
@@ -284,14 +320,12 @@ export class KimberliteNode {
         formatted: this.superblockFormatted,
       }),
     );
+    this.nodeMetrics.replayFinished();
     this.metrics.logSizeBytes.set(this.journal.sizeBytes);
     this.metrics.activeTenants.set(activeTenantCount(this.state));
     this.updateConsensusGauges();
     if (this.replica.status === 'normal' && this.replica.isPrimary) {
-      this.logger.info('Became leader', {
-        view: this.replica.view,
-        commit_index: this.replica.commitMax,
-      });
+      this.eventLog.becameLeader(this.replica.view, this.replica.op, this.replica.commitMax);
     }
   }
 
@@ -338,6 +372,7 @@ export class KimberliteNode {
           this.logger.info(up ? 'Replica link up' : 'Replica link down', { peer }),
         onRejected: (remote, reason) => {
           this.metrics.errorsTotal(errorCodes.cluster_mismatch).inc();
+          this.nodeMetrics.onRejected('handshake_rejected');
           this.logger.warnRateLimited(`peer:${remote}:${reason}`, 10_000, 'Peer rejected', {
             remote,
             reason,
@@ -355,13 +390,16 @@ export class KimberliteNode {
       message = decodeReplicaMessage(tag, body);
     } catch (error) {
       if (!(error instanceof DecodeError)) throw error;
+      this.nodeMetrics.onUndecodable(body.length);
       this.logger.warnRateLimited(`replica-decode:${from}`, 10_000, 'Malformed replica message', {
         peer: from,
         reason: error.message,
       });
       return;
     }
+    this.nodeMetrics.onReceive(message, body.length);
     if (message.replica !== from) {
+      this.nodeMetrics.onRejected('sender_mismatch');
       this.logger.warnRateLimited(`replica-spoof:${from}`, 10_000, 'Replica message sender', {
         peer: from,
         claimed: message.replica,
@@ -414,6 +452,7 @@ export class KimberliteNode {
     socket: Socket,
     adopted: { decoder: FrameDecoder; frames: readonly Frame[] },
   ): void {
+    this.nodeMetrics.trackSocket(socket);
     const connection = new Connection(
       socket,
       {
@@ -459,6 +498,7 @@ export class KimberliteNode {
         message.query.queryId,
         message.query.query,
         message.query.consistency ?? { kind: 'linearizable' },
+        message.query.traceParent,
       );
     else connection.fail(errorCodes.frame_malformed, `unexpected ${message.kind} from a client`);
   }
@@ -525,6 +565,7 @@ export class KimberliteNode {
     if (pending === undefined || pending.requestNumber !== requestNumber) {
       this.pending.set(clientId, { requestNumber, method, startNs: process.hrtime.bigint() });
     }
+    if (this.tracing !== null) this.tracing.onRequest(request, method);
     this.perform(this.replica.onRequest({ ...request }));
   }
 
@@ -535,6 +576,7 @@ export class KimberliteNode {
     message: string,
   ): void {
     this.metrics.errorsTotal(code).inc();
+    this.eventLog.clientError(code, clientErrorFields(request));
     const method: RequestMethod = request.operation === 'register' ? 'register' : 'append';
     this.metrics.requestsTotal(method, 'error').inc();
     connection.send({
@@ -610,8 +652,12 @@ export class KimberliteNode {
     queryId: number,
     query: Query,
     consistency: Consistency,
+    traceParent?: TraceParent,
   ): Promise<void> {
     const startNs = process.hrtime.bigint();
+    const span =
+      this.tracing === null ? null : this.tracing.startQuery(query, traceParent, consistency.kind);
+    let errorCode: ErrorCode | null = null;
     const method: RequestMethod = query.kind === 'read_stream' ? 'read' : query.kind;
     try {
       const result = await this.runQuery(query, consistency);
@@ -619,6 +665,8 @@ export class KimberliteNode {
       connection.send({ kind: 'query_result', queryResult: { queryId, result } });
     } catch (error) {
       if (!(error instanceof KmbError)) throw error;
+      errorCode = error.code;
+      this.eventLog.clientError(error.code, { query_id: queryId, query: query.kind });
       this.metrics.requestsTotal(method, 'error').inc();
       this.metrics.errorsTotal(error.code).inc();
       connection.send({
@@ -632,6 +680,7 @@ export class KimberliteNode {
       });
     } finally {
       this.metrics.queryDurationSeconds.observe(Number(process.hrtime.bigint() - startNs) / 1e9);
+      if (span !== null && this.tracing !== null) this.tracing.endQuery(span, errorCode);
     }
   }
 
@@ -663,7 +712,8 @@ export class KimberliteNode {
         }
         case 'send': {
           const { tag, body } = encodeReplicaMessage(effect.message);
-          this.bus?.send(effect.target, tag, body);
+          const sent = this.bus?.send(effect.target, tag, body) ?? false;
+          this.nodeMetrics.onSend(effect.message, body.length, sent);
           break;
         }
         case 'reply':
@@ -703,6 +753,7 @@ export class KimberliteNode {
           this.onReplicaEvent(effect.event);
           break;
       }
+      if (this.tracing !== null) this.tracing.onEffect(effect);
     }
     this.metrics.requestsInFlight.set(this.replica.pendingRequestCount);
   }
@@ -795,6 +846,8 @@ export class KimberliteNode {
     }
     this.metrics.requestsTotal(method, resultStatus).inc();
     if (code !== null) this.metrics.errorsTotal(code).inc();
+    if (code !== null)
+      this.eventLog.clientError(code, { client_id: clientId, request: requestNumber });
     const connection = this.clients.get(clientId);
     if (connection === undefined || connection.closed) return;
     this.deps.onReply?.(
@@ -806,6 +859,8 @@ export class KimberliteNode {
   }
 
   private onReplicaEvent(event: ReplicaEvent<KernelOutput>): void {
+    this.eventLog.onEvent(event);
+    this.nodeMetrics.onEvent(event);
     switch (event.kind) {
       case 'committed':
         this.commitTimestampUs = event.timestampUs;
@@ -816,66 +871,34 @@ export class KimberliteNode {
       case 'applied':
         if (event.output !== null) this.onApplied(event.output);
         break;
-      case 'session_evicted':
-        this.logger.info('Client session evicted', { client_id: event.clientId });
-        break;
       case 'status_changed':
-        this.logger.info('Replica status changed', { status: event.status, view: event.view });
         this.updateConsensusGauges();
         break;
       case 'view_change_started':
         this.viewChanges.started(event.oldView, event.view, event.reason);
-        this.metrics.consensusViewChangesTotal.inc();
-        this.logger.info('View change started', {
-          view: event.view,
-          old_view: event.oldView,
-          reason: event.reason,
-        });
         break;
       case 'view_change_finished':
         this.viewChanges.finished(event.oldView, event.view, event.primary);
-        this.logger.info('View change finished', {
-          view: event.view,
-          old_view: event.oldView,
-          leader: event.primary,
-          op: event.op,
-          commit_index: event.commit,
-        });
         this.updateConsensusGauges();
         break;
       case 'became_primary':
         this.readableFromOp = event.op;
         this.quorumReachable = true;
-        this.logger.info('Became leader', { view: event.view, commit_index: event.commit });
         break;
       case 'primary_quorum':
         this.quorumReachable = event.reachable;
-        this.logger.warn(event.reachable ? 'Quorum reachable again' : 'Leader lost its quorum', {
-          view: event.view,
-        });
         break;
+      case 'session_evicted':
       case 'checksum_failure':
-        this.logger.warn('Checksum failure', { op: event.op, source: event.source });
-        break;
       case 'log_truncated':
-        this.logger.warn('Truncated uncommitted ops', {
-          op: event.opMax,
-          op_before: event.opMaxBefore,
-          reason: event.reason,
-        });
-        break;
       case 'log_divergence':
-        this.logger.error('A view log contradicts committed ops: refusing it', {
-          op: event.op,
-          from: event.from,
-        });
-        break;
       case 'repair_requested':
       case 'repair_completed':
       case 'clock_offset':
       case 'scrub_progress':
       case 'prepared':
       case 'session_registered':
+      case 'message_rejected':
         break;
     }
   }
@@ -987,10 +1010,12 @@ export class KimberliteNode {
       await new Promise((resolve) => setTimeout(resolve, 5));
     }
     if (this.tickTimer !== null) clearInterval(this.tickTimer);
+    this.nodeMetrics.stop();
     await this.bus?.close();
     while (this.barrier !== null) await this.barrier;
     await this.superblockWriting;
     await this.journal.close();
+    if (this.tracing !== null) await this.tracing.shutdown();
     // Record only a commit number whose ops this journal durably holds: a replica still catching
     // up may know of commits beyond its journal, and the superblock must never claim those.
     const commit = Math.min(this.replica.commitMax, this.journal.durableOpMax);

@@ -167,3 +167,22 @@ test('warnRateLimited writes the first, then one per interval with a suppressed 
     { node_id: 0, peer: 2, suppressed: 2 },
   ]);
 });
+
+test('rateLimited honours the level threshold before spending a rate-limit slot', () => {
+  // Proves a disabled level neither writes nor counts (the key stays fresh for when the level
+  // is enabled), and an enabled one is limited like warnRateLimited, at its own level.
+  const out = capture({ directives: 'kimberlite=info,kimberlite_vsr=debug' });
+  const root = createLogger(out.options);
+  const quiet = root.child({}, 'kimberlite_storage');
+  const loud = root.child({}, 'kimberlite_vsr');
+  quiet.rateLimited('debug', 'repair', 1000, 'Repair requested');
+  loud.rateLimited('debug', 'repair', 1000, 'Repair requested', { op: 1 });
+  loud.rateLimited('debug', 'repair', 1000, 'Repair requested', { op: 2 });
+  out.advance(1000);
+  loud.rateLimited('error', 'repair', 1000, 'Checksum mismatch', { op: 3 });
+  const got = records(out.lines).map((r) => [r['level'], r['target'], r['fields']]);
+  assert.deepEqual(got, [
+    ['DEBUG', 'kmb_consensus', { op: 1, suppressed: 0 }],
+    ['ERROR', 'kmb_consensus', { op: 3, suppressed: 1 }],
+  ]);
+});

@@ -250,10 +250,21 @@ export class Logger {
    * Keys are shared by every logger of one root; make them name the condition.
    */
   warnRateLimited(key: string, intervalMs: number, message: string, fields?: LogFields): void {
-    if (this.threshold < 2) return;
+    this.rateLimited('warn', key, intervalMs, message, fields);
+  }
+
+  /** As warnRateLimited, at any level: for events that are routine one at a time but can storm. */
+  rateLimited(
+    level: LogLevel,
+    key: string,
+    intervalMs: number,
+    message: string,
+    fields?: LogFields,
+  ): void {
+    if (logLevelRank[level] > this.threshold) return;
     const suppressedCount = this.core.rateLimiter.admit(key, intervalMs, this.core.monotonicMs());
     if (suppressedCount === suppressed) return;
-    this.write('warn', message, { ...fields, suppressed: suppressedCount });
+    this.write(level, message, { ...fields, suppressed: suppressedCount });
   }
 
   private write(level: LogLevel, message: string, fields: LogFields | undefined): void {
