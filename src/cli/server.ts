@@ -220,6 +220,10 @@ async function startOps(
           healthy_replicas: 0,
         },
       metrics: async () => ({ contentType: metrics.contentType, body: await metrics.render() }),
+      compatMetrics: async () => ({
+        contentType: metrics.contentType,
+        body: await metrics.renderCompat(),
+      }),
     },
   });
 }
