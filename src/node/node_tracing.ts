@@ -231,11 +231,13 @@ export class NodeTracing {
   private onQuorum(op: number): void {
     const open = this.ops.get(op);
     if (open === undefined || open.prepare === null) return;
-    open.prepare.end();
+    const nowMs = epochMs();
+    open.prepare.end(nowMs);
     open.prepare = null;
     open.commit = this.tracing.startSpan('kmb.consensus.commit', {
       parent: open.parent,
       links: open.links,
+      startTime: nowMs,
       attributes: { view: this.view(), op, request_count: open.clients.length },
     });
   }
@@ -257,13 +259,15 @@ export class NodeTracing {
     const open = this.ops.get(op);
     if (open === undefined) return;
     this.ops.delete(op);
-    open.prepare?.end();
-    open.commit?.end();
+    // One time for all: each span reads its own clock anchor, which may differ by a millisecond.
+    const nowMs = epochMs();
+    open.prepare?.end(nowMs);
+    open.commit?.end(nowMs);
     for (const clientId of open.clients) {
       const write = this.writes.get(clientId);
       if (write === undefined || write.repliedOp !== op) continue;
       this.writes.delete(clientId);
-      write.span.end();
+      write.span.end(nowMs);
     }
   }
 
@@ -419,6 +423,11 @@ function failSpan(span: Span, code: string): void {
 function endSpan(span: Span, outcome: string): void {
   span.setAttribute('outcome', outcome);
   span.end();
+}
+
+/** Wall-clock epoch milliseconds with sub-millisecond precision. */
+function epochMs(): number {
+  return performance.timeOrigin + performance.now();
 }
 
 /** Map.set with a bound: past it the oldest entry is removed and returned. */

@@ -115,6 +115,8 @@ export interface StartSpanOptions {
   readonly parent?: Span | SpanContext | null;
   readonly attributes?: Attributes;
   readonly links?: readonly Link[];
+  /** Epoch milliseconds; default now. Pass the end time of the span this one follows. */
+  readonly startTime?: number;
 }
 
 /** One node's tracer and export pipeline. Exists only when tracing is enabled. */
@@ -164,6 +166,7 @@ export class Tracing {
         kind: options.kind ?? SpanKind.INTERNAL,
         attributes: { node_id: this.nodeId, ...options.attributes },
         ...(options.links === undefined ? {} : { links: [...options.links] }),
+        ...(options.startTime === undefined ? {} : { startTime: options.startTime }),
       },
       context,
     );
