@@ -3,7 +3,7 @@
 // simulator (simulated ticks/s, seeds/min), the throughput benchmark against a real server and
 // its disk peer, 3 replicas side by side with a 3-member etcd cluster (bench/compare.ts; etcd and
 // wrk from apt, skipped with a printed reason when absent), and failover (leader SIGKILL → first
-// acknowledged write) over 10 trials.
+// acknowledged write) over 10 trials, and restart time with 100K and 1M events.
 // Flags: --quick (shorter runs), --small (the tiny run `npm test` uses so nothing rots),
 // --json (each benchmark prints its JSON object as its last line; this script merges them into
 // one object, printed as the very last line).
@@ -20,6 +20,7 @@ const benchmarks = [
   { file: 'bench/vopr.bench.ts', extra: short ? ['--small'] : [], json: false },
   { file: 'bench/run.ts', extra: passed.filter((arg) => arg !== '--json'), json: true },
   { file: 'bench/compare.ts', extra: passed.filter((arg) => arg !== '--json'), json: true },
+  { file: 'bench/restart.ts', extra: small ? ['--small'] : [], json: true },
   {
     file: 'bench/failover.ts',
     extra: small ? ['--small'] : args.includes('--quick') ? ['--trials', '3'] : [],
