@@ -96,7 +96,12 @@ export class BenchCluster {
     const dataDirs = addresses.map((_, id) => join(root, `node-${id}`));
     const env = options.env ?? {};
     const cluster = new BenchCluster(options.name ?? 'bench', addresses, ops, dataDirs, env);
-    await Promise.all(addresses.map((_, id) => cluster.startNode(id)));
+    const started = await Promise.allSettled(addresses.map((_, id) => cluster.startNode(id)));
+    const failed = started.find((outcome) => outcome.status === 'rejected');
+    if (failed !== undefined) {
+      await cluster.stop(); // Never leave the replicas that did start running.
+      throw failed.reason;
+    }
     return cluster;
   }
 
