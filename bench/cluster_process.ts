@@ -37,10 +37,10 @@ export async function startServerProcess(
   child.stderr?.resume();
   const lines = createInterface({ input: child.stdout! });
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(
-      () => reject(new Error('server did not become ready')),
-      readyTimeoutMs,
-    );
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL'); // A server that never became ready must not outlive the benchmark.
+      reject(new Error('server did not become ready'));
+    }, readyTimeoutMs);
     const onExit = (code: number | null): void => {
       clearTimeout(timer);
       reject(new Error(`server exited with ${String(code)} before it was ready`));
