@@ -17,6 +17,7 @@ import { Command } from 'commander';
 import { formatVerifyReport, verifyDataDir } from '../storage/verify.js';
 import type { VerifyReport } from '../storage/verify.js';
 import { addAuditCommands } from './admin_audit.js';
+import { addDiagnosticsCommand } from './admin_diagnostics.js';
 import { replayDataDir } from './admin_replay.js';
 import type { ReplayProblem, ReplayReport } from './admin_replay.js';
 import type { CliIo } from './cli_io.js';
@@ -99,6 +100,7 @@ function buildProgram(io: CliIo, exit: { code: number }): Command {
       exit.code = await verify(io, options.dataDir, options.json === true);
     });
   addAuditCommands(program, io, exit);
+  addDiagnosticsCommand(program, io, exit);
   return program;
 }
 

@@ -34,6 +34,7 @@ import {
   type LogFields,
   type LogFormat,
 } from './log_format.js';
+import { recentLogTee } from './log_ring.js';
 import { RateLimiter, suppressed } from './rate_limiter.js';
 
 export { parseLogDirectives } from './log_directives.js';
@@ -154,7 +155,7 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   const core: LoggerCore = {
     directives: config.directives,
     format: config.format,
-    destination: options.destination ?? process.stdout,
+    destination: options.destination ?? recentLogTee(process.stdout),
     wallClockMs: options.wallClockMs ?? Date.now,
     monotonicMs: options.monotonicMs ?? (() => performance.now()),
     rateLimiter: new RateLimiter(),

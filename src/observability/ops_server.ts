@@ -6,9 +6,13 @@
 //   GET /health/ready  200 {"status":"ready","reason":…}
 //                      503 {"status":"not_ready","reason":…}
 //   GET /status        200 provider.status() as JSON
-//   GET /metrics       200 the Prometheus text exposition
+//   GET /metrics       200 the Prometheus text exposition (promtool-clean names)
+//   GET /metrics/compat 200 the spec's original names promtool rejects (vsr_*_ms, *_per_sec,
+//                      *_count gauges, kimberlite_replication_lag_ms, ...) from the same
+//                      instruments (compat_metrics.ts); 404 when the provider has none
 //   GET /debug/pprof/profile?seconds=N, /debug/pprof/heap   profiles (profiler.ts); 400 for a
 //                      bad query, 429 while another CPU profile runs
+//   GET /debug/logs[?lines=N]  200 the process's newest log lines as text (log_ring.ts)
 //   other paths        404 {"error":{"code":…,"message":…}}
 //   other methods      405 (HEAD is served like GET without a body, as HTTP requires)
 //
@@ -22,6 +26,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { errorCodes, kmbError } from '../core/errors.js';
 import type { Logger } from './logger.js';
+import { recentLogReply } from './log_ring.js';
 import { acquireProfiler, profileReply } from './profiler.js';
 
 /** What the node tells the ops endpoint; each method is called once per request. */
@@ -34,6 +39,8 @@ export interface OpsProvider {
   status(): Record<string, unknown>;
   /** The Prometheus exposition and its content type. */
   metrics(): Promise<{ contentType: string; body: string }>;
+  /** The compat exposition (the spec's names that promtool rejects), if the node serves one. */
+  compatMetrics?(): Promise<{ contentType: string; body: string }>;
 }
 
 export interface OpsServerOptions {
@@ -110,8 +117,19 @@ const routes: ReadonlyMap<string, Route> = new Map<string, Route>([
       return { statusCode: 200, contentType, body };
     },
   ],
+  [
+    '/metrics/compat',
+    async (provider) => {
+      if (provider.compatMetrics === undefined) {
+        return errorReply(404, opsErrorCodes.not_found, 'this node serves no compat metrics');
+      }
+      const { contentType, body } = await provider.compatMetrics();
+      return { statusCode: 200, contentType, body };
+    },
+  ],
   ['/debug/pprof/profile', (_provider, query) => profileReply('cpu', query)],
   ['/debug/pprof/heap', (_provider, query) => profileReply('heap', query)],
+  ['/debug/logs', (_provider, query) => recentLogReply(query)],
 ]);
 
 function pathOf(url: string | undefined): string {
