@@ -6,6 +6,10 @@
 // t.after(), pass or fail: processes are killed by their own pid, SDK clients closed, proxies
 // closed, temp directories removed.
 //
+// Every line a server writes (stdout, and stderr once it has started) must be a log line in the
+// monitoring spec's JSON shape (checkLogShape): a test that made a server write anything else
+// fails in its cleanup, naming the lines.
+//
 // Children get a clean environment (no KMB_*, RUST_LOG* or node:test variables from the caller)
 // and, unless a test says otherwise, a fresh temp directory as their working directory, so no
 // stray config.toml or ./data can leak in.
@@ -78,6 +82,33 @@ function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
+const logLevelsUpper = new Set(['ERROR', 'WARN', 'INFO', 'DEBUG', 'TRACE']);
+const isoTimestamp = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
+const logKeys = 'timestamp,level,target,message,fields';
+
+/**
+ * Why `text` is not a log line in the spec's JSON shape (exactly the keys timestamp, level,
+ * target, message, fields, in that order, with an ISO timestamp, an upper-case level, a
+ * non-empty target, a string message and an object of fields), or null when it is one.
+ */
+export function logShapeProblem(text: string): string | null {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return 'not JSON';
+  }
+  if (!isRecord(value)) return 'not a JSON object';
+  if (Object.keys(value).join(',') !== logKeys) return `keys are not ${logKeys}`;
+  const { timestamp, level, target, message, fields } = value;
+  if (typeof timestamp !== 'string' || !isoTimestamp.test(timestamp)) return 'bad timestamp';
+  if (typeof level !== 'string' || !logLevelsUpper.has(level)) return 'bad level';
+  if (typeof target !== 'string' || target === '') return 'bad target';
+  if (typeof message !== 'string') return 'message is not a string';
+  if (!isRecord(fields)) return 'fields is not an object';
+  return null;
+}
+
 /** Parses one stdout line as a log line, or null when it is not one. */
 export function parseLogLine(text: string): LogLine | null {
   let value: unknown;
@@ -113,18 +144,34 @@ class Captured {
   readonly exited: Promise<ExitStatus>;
   private status: ExitStatus | null = null;
   private partialLine = '';
+  private partialErrLine = '';
   private readonly lineWaiters = new Set<() => void>();
+  /** Lines that are not spec-shaped log lines (the first few), when checked. */
+  readonly badLines: string[] = [];
 
-  constructor(readonly child: ChildProcess) {
+  /**
+   * `checkLogShape`: 'all' checks stdout and stderr, 'stdout' only stdout (a server expected
+   * to refuse to start writes its exit message to stderr), 'none' checks nothing (CLI tools).
+   */
+  constructor(
+    readonly child: ChildProcess,
+    private readonly checkLogShape: 'all' | 'stdout' | 'none' = 'none',
+  ) {
     child.stdout?.setEncoding('utf8');
     child.stderr?.setEncoding('utf8');
     child.stdout?.on('data', (text: string) => this.onStdout(text));
     child.stderr?.on('data', (text: string) => {
       this.stderr = clip(this.stderr + text);
+      if (this.checkLogShape !== 'all') return;
+      const parts = (this.partialErrLine + text).split('\n');
+      this.partialErrLine = parts.pop() ?? '';
+      for (const part of parts) this.checkLine('stderr', part);
     });
     this.exited = new Promise((resolve) => {
       // 'close', not 'exit': it comes after stdout and stderr are drained, so output is whole.
       child.on('close', (code, signal) => {
+        this.checkLine('stdout', this.partialLine);
+        if (this.checkLogShape === 'all') this.checkLine('stderr', this.partialErrLine);
         this.status = { code, signal };
         this.wake();
         resolve(this.status);
@@ -186,8 +233,15 @@ class Captured {
     for (const part of parts) {
       const line = parseLogLine(part);
       if (line !== null) this.lines.push(line);
+      this.checkLine('stdout', part);
     }
     this.wake();
+  }
+
+  private checkLine(stream: string, text: string): void {
+    if (this.checkLogShape === 'none' || text === '' || this.badLines.length >= 10) return;
+    const problem = logShapeProblem(text);
+    if (problem !== null) this.badLines.push(`${stream} (${problem}): ${text.slice(0, 300)}`);
   }
 
   private wake(): void {
@@ -230,6 +284,8 @@ export interface ServerOptions {
   /** Working directory; default a fresh temp directory. */
   readonly cwd?: string;
   readonly readyTimeoutMs?: number;
+  /** false: the test makes the server write other lines on purpose (e.g. text format). */
+  readonly logShapeCheck?: boolean;
 }
 
 /** A running kimberlite-server process. */
@@ -313,6 +369,8 @@ export class Harness {
   private readonly clients = new Set<Client>();
   private readonly proxies = new Set<FaultProxy>();
   private readonly dirs = new Set<string>();
+  /** Every server process started, for the log-shape check at cleanup. */
+  private readonly servers: Captured[] = [];
 
   constructor(t: TestContext) {
     t.after(() => this.cleanup());
@@ -329,7 +387,7 @@ export class Harness {
   async startServer(given: ServerOptions): Promise<ServerProcess> {
     // The working directory is fixed now, so that a restart finds a default ./data again.
     const options = { ...given, cwd: given.cwd ?? (await this.tempDir('kmb-cwd-')) };
-    const captured = this.spawnServer(options);
+    const captured = this.spawnServer(options, 'all');
     const timeoutMs = options.readyTimeoutMs ?? readyTimeoutMsDefault;
     try {
       const ready = await captured.waitForLine(
@@ -354,7 +412,7 @@ export class Harness {
   /** Runs a server that is expected to exit by itself (e.g. refusing to start). */
   async runServerToExit(given: ServerOptions): Promise<RunResult> {
     const options = { ...given, cwd: given.cwd ?? (await this.tempDir('kmb-cwd-')) };
-    const captured = this.spawnServer(options);
+    const captured = this.spawnServer(options, 'stdout');
     const timeoutMs = options.readyTimeoutMs ?? readyTimeoutMsDefault;
     const exitOrReady = Promise.race([
       captured.exited,
@@ -400,7 +458,10 @@ export class Harness {
     return proxy;
   }
 
-  private spawnServer(options: ServerOptions & { readonly cwd: string }): Captured {
+  private spawnServer(
+    options: ServerOptions & { readonly cwd: string },
+    checkLogShape: 'all' | 'stdout',
+  ): Captured {
     const args = [
       serverBin,
       '--address',
@@ -410,16 +471,24 @@ export class Harness {
       ...(options.dataDir === undefined ? [] : ['--data-dir', options.dataDir]),
       ...(options.args ?? []),
     ];
-    return this.spawn(args, options.cwd, cleanEnv(options.env));
+    const check = options.logShapeCheck === false ? 'none' : checkLogShape;
+    const captured = this.spawn(args, options.cwd, cleanEnv(options.env), check);
+    this.servers.push(captured);
+    return captured;
   }
 
-  private spawn(args: readonly string[], cwd: string, env: NodeJS.ProcessEnv): Captured {
+  private spawn(
+    args: readonly string[],
+    cwd: string,
+    env: NodeJS.ProcessEnv,
+    checkLogShape: 'all' | 'stdout' | 'none' = 'none',
+  ): Captured {
     const child = spawn(process.execPath, [...args], {
       cwd,
       env,
       stdio: ['pipe', 'pipe', 'pipe'],
     });
-    const captured = new Captured(child);
+    const captured = new Captured(child, checkLogShape);
     this.processes.add(captured);
     liveChildren.add(child);
     void captured.exited.then(() => {
@@ -453,6 +522,10 @@ export class Harness {
       await captured.exited;
     }
     for (const dir of this.dirs) await rm(dir, { recursive: true, force: true });
+    const bad = this.servers.flatMap((captured) => captured.badLines);
+    if (bad.length > 0) {
+      throw new Error(`a server wrote lines that are not JSON log lines:\n${bad.join('\n')}`);
+    }
   }
 }
 
