@@ -20,6 +20,11 @@ import { createLogger } from '../observability/logger.js';
 import type { Logger } from '../observability/logger.js';
 import { Metrics } from '../observability/metrics.js';
 import { startOpsServer } from '../observability/ops_server.js';
+import {
+  installAssertionRecorder,
+  isAssertionFailure,
+  recordAssertionFailureSync,
+} from '../observability/assertion_records.js';
 import type { OpsServer } from '../observability/ops_server.js';
 
 export const exitCodes = { ok: 0, failure: 1, usage: 2, config: 78 } as const;
@@ -133,6 +138,8 @@ async function run(config: Config): Promise<void> {
     throw error;
   }
   const metrics = new Metrics({ nodeId: nodeConfig.nodeId });
+  // kimberlite_assertion_failures_total: failures recorded by earlier runs, and this run's.
+  metrics.assertionFailuresTotal.inc(installAssertionRecorder(nodeConfig.dataDir));
   let node: KimberliteNode | null = null;
   let stopping = false;
   logger.info('Starting node', {
@@ -142,6 +149,7 @@ async function run(config: Config): Promise<void> {
     cluster_size: nodeConfig.peers.length,
   });
   const startFailed = (error: unknown): never => {
+    if (isAssertionFailure(error)) recordAssertionFailureSync(nodeConfig.dataDir, error);
     const message = error instanceof Error ? error.message : String(error);
     const code = error instanceof KmbError ? error.code : errorCodes.internal;
     logger.error('Node failed to start', { code, error: message });

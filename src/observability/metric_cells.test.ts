@@ -1,12 +1,20 @@
-// Proves that the cell families render what their cells hold: counters flush only their growth
-// at each scrape (so repeated scrapes never double-count), gauges report their latest value,
-// and histograms count a value equal to a bound into that bound's bucket, render cumulative
-// buckets with +Inf, _sum and _count per label combination, and refuse non-finite values.
+// Proves that the cell families render what their cells hold: counters report their total at
+// each scrape (repeated scrapes never double-count) and never go backwards even when a read
+// source does, gauges report their latest value, histograms count a value equal to a bound into
+// that bound's bucket, render cumulative buckets with +Inf, _sum and _count per label
+// combination, refuse non-finite values, and render one cell exactly at another family's bounds
+// and scale; summaries report nearest-rank quantiles of a sliding window.
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Registry } from 'prom-client';
-import { CounterFamily, GaugeFamily, HistogramFamily } from './metric_cells.js';
+import {
+  CounterFamily,
+  GaugeFamily,
+  HistogramFamily,
+  SummaryFamily,
+  unionBounds,
+} from './metric_cells.js';
 
 function lines(text: string): string[] {
   return text.split('\n').filter((line) => line !== '' && !line.startsWith('#'));
@@ -54,4 +62,68 @@ test('histograms bucket inclusively and render cumulative counts', async () => {
   assert.throws(() => cell.observe(Number.NaN), /finite/);
   const json = await registry.getMetricsAsJSON();
   assert.equal(json[0]?.type, 'histogram');
+});
+
+test('a read counter never reports less than before; read gauges follow their source', async () => {
+  const registry = new Registry();
+  let source = 5;
+  new CounterFamily({ registry, name: 'r_total', help: 'h' }).reader().bind(() => source);
+  new GaugeFamily({ registry, name: 'r', help: 'h' }).reader().bind(() => source);
+  assert.deepEqual(lines(await registry.metrics()), ['r_total 5', 'r 5']);
+  source = 2;
+  assert.deepEqual(lines(await registry.metrics()), ['r_total 5', 'r 2']);
+  source = 7;
+  assert.deepEqual(lines(await registry.metrics()), ['r_total 7', 'r 7']);
+});
+
+test("one histogram cell renders at two families' bounds, one of them scaled", async () => {
+  const registry = new Registry();
+  const seconds = [0.001, 0.01];
+  const other = [0.005, 0.01, 0.1];
+  const cell = new HistogramFamily({
+    registry,
+    name: 'a_seconds',
+    help: 'h',
+    upperBounds: seconds,
+  }).cell({}, unionBounds(seconds, other));
+  new HistogramFamily({
+    registry,
+    name: 'b_ms',
+    help: 'h',
+    upperBounds: other,
+    scale: 1000,
+    renderedBounds: [5, 10, 100],
+  }).adopt(cell);
+  for (const value of [0.0005, 0.003, 0.008, 0.05]) cell.observe(value);
+  assert.deepEqual(lines(await registry.metrics()), [
+    'a_seconds_bucket{le="0.001"} 1',
+    'a_seconds_bucket{le="0.01"} 3',
+    'a_seconds_bucket{le="+Inf"} 4',
+    'a_seconds_sum 0.0615',
+    'a_seconds_count 4',
+    'b_ms_bucket{le="5"} 2',
+    'b_ms_bucket{le="10"} 3',
+    'b_ms_bucket{le="100"} 4',
+    'b_ms_bucket{le="+Inf"} 4',
+    'b_ms_sum 61.5',
+    'b_ms_count 4',
+  ]);
+  const lone = new HistogramFamily({ registry, name: 'c', help: 'h', upperBounds: [1] }).cell();
+  const family = new HistogramFamily({ registry, name: 'd', help: 'h', upperBounds: [2] });
+  assert.throws(() => family.adopt(lone), /no bucket at 2/);
+});
+
+test('summaries report nearest-rank quantiles of the last observations', async () => {
+  const registry = new Registry();
+  const cell = new SummaryFamily({ registry, name: 's_seconds', help: 'h' }, 4).cell();
+  for (const value of [100, 1, 2, 3, 4]) cell.observe(value);
+  const rendered = lines(await registry.metrics());
+  assert.deepEqual(rendered, [
+    's_seconds{quantile="0.5"} 2',
+    's_seconds{quantile="0.9"} 4',
+    's_seconds{quantile="0.99"} 4',
+    's_seconds{quantile="0.999"} 4',
+    's_seconds_sum 110',
+    's_seconds_count 5',
+  ]);
 });

@@ -305,6 +305,12 @@ export type ReplicaEvent<Output> =
    * log. Only a safety violation elsewhere (or a canary) can cause it.
    */
   | { readonly kind: 'log_divergence'; readonly op: Op; readonly from: ReplicaIndex }
+  /** A peer message refused before any protocol handling: its sender index or view is invalid. */
+  | {
+      readonly kind: 'message_rejected';
+      readonly reason: 'invalid_sender' | 'invalid_view';
+      readonly messageKind: ReplicaMessageKind;
+    }
   | {
       readonly kind: 'log_truncated';
       readonly opMax: Op;

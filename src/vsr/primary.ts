@@ -74,7 +74,10 @@ function admit<Output>(r: ReplicaCore<Output>, request: Request): Problem {
   const duplicatesPass = r.canary === 'no_duplicate_detection';
   const pending = r.pendingClients.get(request.clientId);
   if (pending !== undefined && !duplicatesPass) {
-    if (pending === request.requestNumber) return 'drop';
+    if (pending === request.requestNumber) {
+      r.stats.duplicateRequestCount += 1;
+      return 'drop';
+    }
     if (request.requestNumber === pending + 1) {
       // The client only sends the next request after a reply: the one pending here committed
       // elsewhere (another view) and is still on its way through this log. Retry shortly.
@@ -97,6 +100,7 @@ function admit<Output>(r: ReplicaCore<Output>, request: Request): Problem {
     };
   }
   if (request.requestNumber === session.requestNumber && !duplicatesPass) {
+    r.stats.duplicateRequestCount += 1;
     r.emit({ kind: 'reply', reply: session.reply });
     return 'drop';
   }
@@ -124,6 +128,7 @@ function admitRegister<Output>(
     if (cached.requestNumber !== 0) {
       return { code: errorCodes.request_stale, message: 'session is already registered' };
     }
+    r.stats.duplicateRequestCount += 1;
     r.emit({ kind: 'reply', reply: cached });
     return 'drop';
   }
@@ -212,6 +217,7 @@ export function commitPipeline<Output>(r: ReplicaCore<Output>): void {
     const oks = r.pipelineOks.get(next);
     assert(oks !== undefined, 'every pipeline op is counted');
     if (oks.size < quorum || !oks.has(r.replica)) break;
+    r.lastCommitVotes = oks.size;
     r.pipelineOks.delete(next);
     r.commitMax = asOp(next);
   }
@@ -265,6 +271,8 @@ export function startPipeline<Output>(r: ReplicaCore<Output>): void {
   assert(r.pipelineOks.size <= constants.viewChangeSuffixCountMax, 'pipeline bound');
   r.quorumReachable = true;
   r.heardTick.fill(r.ticks);
+  r.ackedOp.fill(0);
+  r.lastCommitVotes = null;
   if (r.pipelineOks.size > 0) r.prepareTimeout.start();
 }
 

@@ -36,6 +36,7 @@ import {
 } from './backup.js';
 import type { Request } from './batch.js';
 import type { ClientTable } from './client_table.js';
+import type { ClockMetrics } from './clock.js';
 import type { Effect, JournalReadContext, ReplicaMessage, ReplicaStatus } from './message.js';
 import { onPing, onPong, tick } from './maintenance.js';
 import { acknowledge, onRequest } from './primary.js';
@@ -48,9 +49,11 @@ import {
   onRequestPrepare,
   onRequestPrepares,
 } from './repair.js';
+import type { RepairBudgetMetrics } from './repair_budget.js';
 import { ReplicaCore } from './replica_core.js';
 import type { ReplicaStats } from './replica_core.js';
 import type { ReplicaOptions } from './replica_options.js';
+import type { ScrubberMetrics } from './scrubber.js';
 import {
   maybeFinishPrimaryViewChange,
   maybeSendDoViewChange,
@@ -159,6 +162,49 @@ export class Replica<Output> {
     return this.r.repair.faulty.size;
   }
 
+  // ----- read-only views for metrics (the shell samples them; none changes state) -----
+
+  /**
+   * At a normal primary, the PrepareOk votes (itself included) of the oldest uncommitted op, or
+   * those the last op committed in this view had; null elsewhere or before any such op.
+   */
+  get prepareOkVotes(): number | null {
+    const r = this.r;
+    if (r.status !== 'normal' || !r.isPrimary) return null;
+    return r.pipelineOks.get(r.commitMax + 1)?.size ?? r.lastCommitVotes;
+  }
+
+  /** The highest op `replica` acknowledged to this primary in the current view (0: none). */
+  ackedOp(replica: ReplicaIndex): number {
+    return this.r.ackedOp[replica] ?? 0;
+  }
+
+  /** The highest op a prepare from this view's primary carried (backups). */
+  get primaryOpSeen(): Op {
+    return this.r.primaryOpSeen;
+  }
+
+  /** Whether `replica` was heard from, in this view, within an election timeout. */
+  heardRecently(replica: ReplicaIndex): boolean {
+    const r = this.r;
+    return r.ticks - (r.heardTick[replica] ?? 0) <= r.tuning.electionTimeoutTicks;
+  }
+
+  /** Clock synchronisation counters and estimate; null without clock sync. */
+  clockMetrics(): ClockMetrics | null {
+    return this.r.clock?.metrics() ?? null;
+  }
+
+  /** The repair budget's counters and per-peer latency. */
+  repairBudgetMetrics(): RepairBudgetMetrics {
+    return this.r.repair.budget.metrics();
+  }
+
+  /** The scrubber's counters; null while there is no scrubber. */
+  scrubberMetrics(): ScrubberMetrics | null {
+    return this.r.scrubber?.metrics() ?? null;
+  }
+
   /** Replays one durable prepare from the journal at start-up, in op order. */
   onRecoveredPrepare(prepare: Prepare): Effect<Output>[] {
     onRecoveredPrepare(this.r, prepare);
@@ -180,9 +226,12 @@ export class Replica<Output> {
     const r = this.r;
     const from = message.replica;
     const valid = Number.isInteger(from) && from >= 0 && from < r.replicaCount;
-    if (!valid || from === r.replica || r.replaying || !Number.isSafeInteger(message.view)) {
+    if (!valid || from === r.replica || !Number.isSafeInteger(message.view)) {
+      const reason = Number.isSafeInteger(message.view) ? 'invalid_sender' : 'invalid_view';
+      r.event({ kind: 'message_rejected', reason, messageKind: message.kind });
       return this.done();
     }
+    if (r.replaying) return this.done();
     if (message.view === r.view) r.heardTick[from] = r.ticks;
     dispatch(r, message);
     return this.done();
@@ -261,7 +310,9 @@ function dispatch<Output>(r: ReplicaCore<Output>, message: ReplicaMessage): void
     case 'prepare':
       return onPrepareMessage(r, message);
     case 'prepare_ok':
-      if (message.view === r.view) acknowledge(r, message.op, message.checksum, message.replica);
+      if (message.view !== r.view) return;
+      r.ackedOp[message.replica] = Math.max(r.ackedOp[message.replica] ?? 0, message.op);
+      acknowledge(r, message.op, message.checksum, message.replica);
       return;
     case 'commit':
       return onCommitMessage(r, message);

@@ -99,6 +99,8 @@ export interface ReplicaStats {
   viewChangeCount: number;
   truncatedOpCount: number;
   journalReadCount: number;
+  /** Client requests the primary recognised as duplicates (vsr_duplicate_requests_total). */
+  duplicateRequestCount: number;
 }
 
 export class ReplicaCore<Output> {
@@ -121,6 +123,7 @@ export class ReplicaCore<Output> {
     viewChangeCount: 0,
     truncatedOpCount: 0,
     journalReadCount: 0,
+    duplicateRequestCount: 0,
   };
 
   status: ReplicaStatus = 'recovering';
@@ -146,6 +149,10 @@ export class ReplicaCore<Output> {
   quorumReachable = true;
   /** The tick each replica was last heard from in the current view. */
   readonly heardTick: number[];
+  /** The highest op each replica acknowledged (prepare_ok) in the current view, for metrics. */
+  readonly ackedOp: number[];
+  /** PrepareOk votes the last op committed in this view had at its commit; null before one. */
+  lastCommitVotes: number | null = null;
 
   // Backup.
   /** The highest op a prepare from this view's primary carried. */
@@ -193,6 +200,7 @@ export class ReplicaCore<Output> {
     this.log = new LogSuffix(options.rootChecksum);
     this.clientTable = new ClientTable(this.tuning.clientSessionCountMax);
     this.heardTick = new Array<number>(options.replicaCount).fill(0);
+    this.ackedOp = new Array<number>(options.replicaCount).fill(0);
     this.vc = {
       svcView: this.view,
       svcFrom: new Set(),
