@@ -21,6 +21,8 @@ const benchmarks = [
   { file: 'bench/run.ts', extra: passed.filter((arg) => arg !== '--json'), json: true },
   { file: 'bench/compare.ts', extra: passed.filter((arg) => arg !== '--json'), json: true },
   { file: 'bench/restart.ts', extra: small ? ['--small'] : [], json: true },
+  // telemetry on vs off; its JSON adds telemetry_overhead_ratio (events/s on / off).
+  { file: 'bench/telemetry_overhead.ts', extra: passed.filter((a) => a !== '--json'), json: true },
   {
     file: 'bench/failover.ts',
     extra: small ? ['--small'] : args.includes('--quick') ? ['--trials', '3'] : [],

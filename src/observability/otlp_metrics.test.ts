@@ -143,7 +143,7 @@ test('an endpoint that never answers cannot hold up stop or pile up exports', as
 
 test('the export loop makes one final export on stop', async () => {
   // Proves the shutdown flush: a loop whose timer never fired still exports once when stopped,
-  // then closes its exporter.
+  // then closes its exporter; and the metrics URL is the endpoint plus /v1/metrics, once.
   const calls: string[] = [];
   const exporter: PushExporter = {
     name: 'fake',
@@ -166,4 +166,6 @@ test('the export loop makes one final export on stop', async () => {
   await loop.stop();
   assert.deepEqual(calls, ['export', 'close']);
   assert.equal(otlpMetricsUrl('http://collector:4318/'), 'http://collector:4318/v1/metrics');
+  const full = 'http://collector:4318/v1/metrics';
+  assert.equal(otlpMetricsUrl(full), full);
 });

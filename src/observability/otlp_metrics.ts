@@ -47,9 +47,13 @@ export interface ResourceMetricsTimes {
 /** The OTLP instrumentation scope of every exported metric. */
 export const otlpScopeName = 'kimberlite';
 
-/** The URL metrics are posted to, for a collector base URL with or without a trailing slash. */
+/**
+ * The URL metrics are posted to: `${endpoint}/v1/metrics` for a collector's base URL (with or
+ * without a trailing slash); an endpoint that already ends in /v1/metrics is used as it is.
+ */
 export function otlpMetricsUrl(endpoint: string): string {
-  return `${endpoint.replace(/\/+$/, '')}/v1/metrics`;
+  const base = endpoint.replace(/\/+$/, '');
+  return base.endsWith('/v1/metrics') ? base : `${base}/v1/metrics`;
 }
 
 function metricData(snapshot: MetricSnapshot, times: ResourceMetricsTimes): MetricData | null {
