@@ -233,15 +233,16 @@ export class KimberliteNode {
       ...(deps.io === undefined ? {} : { io: deps.io }),
     });
     const truncated = journal.recovery.truncated;
+    const storageLog = logger.child({}, 'kimberlite_storage');
     if (truncated !== null && truncated.reason === 'corruption') {
-      logger.error('Journal corruption: cut at the first bad record; repairing from peers', {
+      storageLog.error('Journal corruption: cut at the first bad record; repairing from peers', {
         segment: truncated.segment,
         position: truncated.position,
         op: truncated.op,
         bytes: truncated.bytesTruncated,
       });
     } else if (truncated !== null) {
-      logger.warn('Truncated torn tail of the journal', {
+      storageLog.warn('Truncated torn tail of the journal', {
         segment: truncated.segment,
         position: truncated.position,
         bytes: truncated.bytesTruncated,
@@ -251,7 +252,7 @@ export class KimberliteNode {
     const node = new KimberliteNode(deps, superblock, journal, formatted);
     await node.replay();
     const replaySeconds = Number(process.hrtime.bigint() - startedNs) / 1e9;
-    logger.info('Recovered journal', {
+    storageLog.info('Recovered journal', {
       op: node.replica.op,
       commit_number: node.replica.commitMax,
       records: journal.recovery.recordCount,
