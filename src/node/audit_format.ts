@@ -161,7 +161,8 @@ function canonicalJson(value: unknown): string {
   const entries = Object.entries(value as Record<string, unknown>).sort(([a], [b]) =>
     a < b ? -1 : a > b ? 1 : 0,
   );
-  return `{${entries.map(([key, item]) => `${JSON.stringify(key)}:${canonicalJson(item)}`).join(',')}}`;
+  const members = entries.map(([key, item]) => `${JSON.stringify(key)}:${canonicalJson(item)}`);
+  return `{${members.join(',')}}`;
 }
 
 /** The digest of a document: SHA-256 of its canonical JSON without the `digest` key. */
@@ -170,8 +171,10 @@ export function auditDigest(document: object): string {
   return toHex(sha256(new TextEncoder().encode(canonicalJson(content))));
 }
 
-const isoPattern =
-  /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,6}))?)?(Z|[+-]\d{2}:?\d{2})?)?$/;
+// date [T time [.fraction] [offset]]: 2024-01-31, 2024-01-31T10:00, 2024-01-31 10:00:00.5+02:00
+const isoDate = String.raw`(\d{4})-(\d{2})-(\d{2})`;
+const isoTime = String.raw`(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,6}))?)?(Z|[+-]\d{2}:?\d{2})?`;
+const isoPattern = new RegExp(`^${isoDate}(?:[T ]${isoTime})?$`);
 
 /**
  * Microseconds since the epoch for an ISO-8601 date or date-time. A time without an offset is
