@@ -15,7 +15,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { asStreamId, asTenantId } from '../core/types.js';
+import { asOffset, asStreamId, asTenantId } from '../core/types.js';
 import { Metrics } from '../observability/metrics.js';
 import { silentLogger } from '../observability/logger.js';
 import { RawClient, newClientId } from '../testing/raw_client.js';
@@ -72,7 +72,7 @@ async function writes(node: KimberliteNode): Promise<void> {
         kind: 'append',
         tenantId: asTenantId(1),
         streamId: asStreamId(1),
-        expectedOffset,
+        expectedOffset: expectedOffset === null ? null : asOffset(expectedOffset),
         events: [new TextEncoder().encode(`event ${n}`)],
         audit,
       });
