@@ -1,6 +1,7 @@
 // Push telemetry from a real kimberlite-server process: OTLP metrics to a loopback OTLP/HTTP
-// receiver and StatsD lines to a loopback UDP socket, configured through [telemetry] (KMB_TELEMETRY_*
-// variables), checked against the writes the test made and against the node's own /metrics.
+// receiver and StatsD lines to a loopback UDP socket, configured through [telemetry]
+// (KMB_TELEMETRY_* variables), checked against the writes the test made and against the node's
+// own /metrics.
 
 import { strict as assert } from 'node:assert';
 import { createServer } from 'node:net';
@@ -46,7 +47,7 @@ async function deadPort(): Promise<number> {
   return port;
 }
 
-test('OTLP metrics and StatsD lines carry the spec names and the values of the writes', async (t) => {
+test('OTLP metrics and StatsD lines carry spec names and the values of the writes', async (t) => {
   // Proves both pushes from a real server: after 1 register + 1 tenant + 1 stream + 12 appends,
   // OTLP's kmb_log_entries_total (a monotonic cumulative sum, node_id "0") reaches exactly 15;
   // vsr_operations_total{status="success"} and the vsr_prepare_latency_ms histogram (the spec's

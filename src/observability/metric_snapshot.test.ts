@@ -15,7 +15,7 @@ test('the push names are exactly the compat names of the naming decision', () =>
   assert.deepEqual(pushed, compatNames);
 });
 
-test("a real node's registries read back under the spec's names, ms buckets and units", async () => {
+test("a node's registries read back under the spec's names, ms buckets, units", async () => {
   // Proves the read of the node's own instruments: no lint-clean alias (vsr_*_seconds,
   // vsr_log_entries, ...) leaks into a push export, each spec latency histogram is present as
   // vsr_<kind>_latency_ms with exactly the spec's ms bucket bounds, counters and histograms carry

@@ -90,7 +90,7 @@ export function unitOf(name: string): string {
   return '1';
 }
 
-/** Scales a bound or a value, rounding away binary noise (0.0001 × 1000 → 0.1, not 0.1000…01). */
+/** Scales a bound or a value, rounding away binary noise (0.0001 × 1000 is 0.1, exactly). */
 function scaled(value: number, scale: number): number {
   if (scale === 1 || !Number.isFinite(value)) return value;
   return Number((value * scale).toPrecision(12));

@@ -87,7 +87,7 @@ test('OTLP push carries counters, gauges and histograms under the spec names', a
   assert.equal(count?.value, 1);
 });
 
-test('a failing collector makes the export reject; the loop counts it and keeps going', async (t) => {
+test('a failing collector: the export rejects, the loop counts it and goes on', async (t) => {
   // Proves failure handling: with the receiver answering 503 an export rejects, the loop counts
   // one failure per tick (onFailure sees 'otlp'), and once the receiver recovers the next tick
   // succeeds. The loop never throws to its caller.
