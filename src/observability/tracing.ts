@@ -172,13 +172,25 @@ export class Tracing {
     );
   }
 
-  /** Sends every ended span now (tests; the processor otherwise sends on its schedule). */
+  /**
+   * Sends every ended span now (the processor otherwise sends on its schedule). Never rejects:
+   * a failed export was already logged by the reporting exporter.
+   */
   forceFlush(): Promise<void> {
-    return this.provider.forceFlush();
+    return this.provider.forceFlush().catch(() => undefined);
   }
 
-  /** Flushes and stops the pipeline; spans ended afterwards are dropped. */
-  shutdown(): Promise<void> {
-    return this.provider.shutdown();
+  /**
+   * Flushes and stops the pipeline, waiting at most flushTimeoutMs (a collector that does not
+   * answer must not hold up a stop); spans ended afterwards are dropped. Never rejects.
+   */
+  async shutdown(): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const limit = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, tracingLimits.flushTimeoutMs);
+      timer.unref();
+    });
+    await Promise.race([this.provider.shutdown().catch(() => undefined), limit]);
+    clearTimeout(timer);
   }
 }
