@@ -314,6 +314,7 @@ test(
     t.diagnostic(await checkRatesAndLatencies(prom, load, leader));
     await checkAtRest(prom, leader);
     await checkRules(t, prom);
+    t.diagnostic(await checkDashboards(prom));
     await checkCompat(prom, leader);
 
     await cluster.kill(leader);
@@ -492,4 +493,34 @@ async function checkCompat(prom: Prometheus, leader: number): Promise<void> {
     [['kimberlite-compat', String(leader)]],
     'the spec-named client latency histogram counted requests on the leader',
   );
+}
+
+interface DashboardPanel {
+  readonly type: string;
+  readonly title: string;
+  readonly targets?: ReadonlyArray<{ readonly expr: string }>;
+}
+
+/**
+ * Every target of both dashboards evaluates in this Prometheus (with Grafana's variables filled
+ * in), and every panel of the overview shows data for the loaded cluster.
+ */
+async function checkDashboards(prom: Prometheus): Promise<string> {
+  let evaluated = 0;
+  for (const name of ['kimberlite_overview.json', 'kimberlite_vsr.json']) {
+    const path = join(repoRoot, 'deploy', 'grafana', name);
+    const { panels } = JSON.parse(readFileSync(path, 'utf8')) as { panels: DashboardPanel[] };
+    for (const panel of panels.filter((p) => p.type !== 'row')) {
+      let withData = 0;
+      for (const target of panel.targets ?? []) {
+        const expr = target.expr
+          .replaceAll('$__rate_interval', '5s')
+          .replaceAll('$job', 'kimberlite');
+        if ((await prom.query(expr)).length > 0) withData++;
+        evaluated++;
+      }
+      if (name === 'kimberlite_overview.json') assert.ok(withData > 0, `${panel.title}: data`);
+    }
+  }
+  return `${evaluated} dashboard queries evaluated`;
 }
