@@ -844,6 +844,10 @@ export class KimberliteNode {
     let resultStatus = status;
     if (message.kind === 'reply' && message.reply.result[0] === 0 && method !== 'register') {
       resultStatus = 'error'; // A committed kernel error (result tag 0).
+      this.eventLog.committedError(message.reply.result, {
+        client_id: clientId,
+        op: message.reply.op,
+      });
     }
     this.metrics.requestsTotal(method, resultStatus).inc();
     if (code !== null) this.metrics.errorsTotal(code).inc();

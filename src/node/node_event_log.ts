@@ -15,6 +15,7 @@
 // A request or query answered with an error code ("client error") is DEBUG: most are routine
 // (not leader, retry later) and are counted by kmb_errors_total; a client bug shows up there.
 
+import { decodeResult } from '../kernel/command.js';
 import type { Logger } from '../observability/logger.js';
 import type { ReplicaEvent } from '../vsr/message.js';
 
@@ -87,6 +88,19 @@ export class NodeEventLog {
   clientError(code: string, fields: Readonly<Record<string, unknown>>): void {
     if (!this.net.enabled('debug')) return;
     this.net.debug('Client request failed', { ...this.at(), code, ...fields });
+  }
+
+  /** A command that committed but that the kernel refused (its result carries the code). */
+  committedError(result: Uint8Array, fields: Readonly<Record<string, unknown>>): void {
+    if (!this.net.enabled('debug')) return;
+    let code = 'KMB_ERR_INTERNAL';
+    try {
+      const decoded = decodeResult(result);
+      if (decoded.status === 'error') code = decoded.code;
+    } catch {
+      // An undecodable result is the kernel's bug, not the client's; report it as internal.
+    }
+    this.net.debug('Client request failed', { ...this.at(), code, committed: true, ...fields });
   }
 
   private onProblemEvent(event: ReplicaEvent<unknown>): void {
