@@ -1,0 +1,172 @@
+// The metrics of a real 3-replica cluster (separate kimberlite-server processes), checked
+// against what the test did to it: writes, then a SIGKILL of the leader and more writes.
+
+import { strict as assert } from 'node:assert';
+import { spawnSync } from 'node:child_process';
+import { test } from 'node:test';
+import type { TestContext } from 'node:test';
+import {
+  declaredTypes,
+  missingSpecNames,
+  specDir,
+  specMetricNames,
+} from '../src/observability/spec_names.test-support.js';
+import { fetchOps, parseMetrics, sampleValue } from './harness.js';
+import { Harness } from './harness.js';
+import type { Sample } from './harness.js';
+import { TestCluster, hangTimeoutMs } from './cluster_harness.js';
+
+interface Scrape {
+  readonly text: string;
+  readonly samples: Sample[];
+}
+
+async function scrape(cluster: TestCluster, id: number, path = '/metrics'): Promise<Scrape> {
+  const response = await fetchOps(cluster.node(id), path);
+  assert.equal(response.status, 200, `${path} of replica ${id}: ${response.text}`);
+  return { text: response.text, samples: parseMetrics(response.text) };
+}
+
+/** A vsr_* value of replica `id` (label replica_id), failing when the series is absent. */
+function vsr(s: Scrape, id: number, name: string, labels: Record<string, string> = {}): number {
+  const found = sampleValue(s.samples, name, { replica_id: String(id), ...labels });
+  assert.ok(found !== undefined, `${name}${JSON.stringify(labels)} on replica ${id}`);
+  return found;
+}
+
+/** A kmb_* / kimberlite_* value of node `id` (label node_id). */
+function node(s: Scrape, id: number, name: string, labels: Record<string, string> = {}): number {
+  const found = sampleValue(s.samples, name, { node_id: String(id), ...labels });
+  assert.ok(found !== undefined, `${name}${JSON.stringify(labels)} on node ${id}`);
+  return found;
+}
+
+function sum(s: Scrape, name: string): number {
+  return s.samples.filter((x) => x.name === name).reduce((total, x) => total + x.value, 0);
+}
+
+/** Runs promtool check metrics on the text; false (with a diagnostic) when promtool is absent. */
+function promtool(t: TestContext, text: string, what: string): void {
+  const probe = spawnSync('promtool', ['--version'], { encoding: 'utf8' });
+  if (probe.error !== undefined || probe.status !== 0) {
+    t.diagnostic(`promtool not installed: lint of ${what} skipped`);
+    return;
+  }
+  const check = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
+  assert.equal(check.status, 0, `promtool on ${what}:\n${check.stdout}${check.stderr}`);
+}
+
+async function appendEach(cluster: TestCluster, count: number, tag: string): Promise<void> {
+  const db = await cluster.connect({ requestTimeoutMs: 20_000 });
+  try {
+    const tenant = await db.createTenant(`metrics-${tag}`);
+    const stream = await db.createStream({ tenantId: tenant.tenantId, name: 's' });
+    for (let index = 0; index < count; index++) {
+      await db.append({ tenantId: tenant.tenantId, streamId: stream.streamId, events: [tag] });
+    }
+  } finally {
+    await db.close();
+  }
+}
+
+test(
+  'every replica reports what the cluster did, and passes promtool',
+  { timeout: hangTimeoutMs },
+  async (t) => {
+    // Proves, on real processes: after writes, vsr_operations_total{status="success"} on every
+    // replica equals the committed op count; only the leader times prepares (its
+    // vsr_prepare_latency_seconds count equals the ops it prepared, the backups' is 0) and
+    // commit broadcasts; prepares and PrepareOks show up by message_type as sent by one side and
+    // received by the other (every op needed at least one backup's PrepareOk); the leader counts
+    // a quorum of votes and no replication lag, the backups report both as NaN (unknown); all
+    // replicas see 3 healthy replicas; every spec name is declared on /metrics or
+    // /metrics/compat. After the leader is SIGKILLed and more writes commit, the survivors count
+    // and time the view change (kmb_ and kimberlite_ view-change names equal the vsr_ sum), the
+    // new leader's prepare count grows by exactly the new ops, it reports the dead replica
+    // unreachable and lagging, and every survivor's /metrics still passes promtool.
+    const h = new Harness(t);
+    const cluster = await TestCluster.start(h, { name: 'metrics' });
+    const first = await cluster.waitForLeader();
+    await appendEach(cluster, 10, 'a');
+    const committed = await cluster.waitForConvergence();
+    const backups = [0, 1, 2].filter((id) => id !== first.leader);
+
+    const before = await Promise.all([0, 1, 2].map((id) => scrape(cluster, id)));
+    for (const id of [0, 1, 2]) {
+      const s = before[id] as Scrape;
+      promtool(t, s.text, `/metrics of replica ${id}`);
+      assert.equal(vsr(s, id, 'vsr_operations_total', { status: 'success' }), committed);
+      assert.equal(node(s, id, 'kimberlite_cluster_replicas', { status: 'healthy' }), 3);
+      const prepares = vsr(s, id, 'vsr_prepare_latency_seconds_count');
+      assert.equal(prepares, id === first.leader ? committed : 0, `prepares timed on ${id}`);
+    }
+    const leader = before[first.leader] as Scrape;
+    const sentBy = (s: Scrape, id: number, type: string) =>
+      vsr(s, id, 'vsr_messages_sent_total', { message_type: type });
+    const receivedBy = (s: Scrape, id: number, type: string) =>
+      vsr(s, id, 'vsr_messages_received_total', { message_type: type });
+    assert.ok(sentBy(leader, first.leader, 'prepare') >= 2 * committed);
+    assert.ok(receivedBy(leader, first.leader, 'prepare_ok') >= committed);
+    assert.equal(vsr(leader, first.leader, 'vsr_commit_latency_seconds_count'), committed);
+    assert.ok(vsr(leader, first.leader, 'vsr_prepare_ok_votes') >= cluster.quorum);
+    // Each op needs one backup's PrepareOk for a quorum of 2 (a backup that executes an op
+    // before its own write is durable does not acknowledge it, so one alone may send fewer).
+    const oks = backups.map((id) => sentBy(before[id] as Scrape, id, 'prepare_ok'));
+    assert.ok((oks[0] ?? 0) + (oks[1] ?? 0) >= committed, `PrepareOks sent: ${oks.join(', ')}`);
+    for (const id of backups) {
+      const s = before[id] as Scrape;
+      assert.ok(receivedBy(s, id, 'prepare') >= committed);
+      assert.equal(sentBy(s, id, 'prepare'), 0);
+      assert.equal(vsr(s, id, 'vsr_commit_latency_seconds_count'), 0);
+      assert.ok(Number.isNaN(vsr(s, id, 'vsr_prepare_ok_votes')));
+      const lag = 'kimberlite_replication_lag_seconds';
+      assert.equal(node(leader, first.leader, lag, { replica_id: String(id) }), 0);
+      const other = backups.find((b) => b !== id) ?? 0;
+      assert.ok(Number.isNaN(node(s, id, lag, { replica_id: String(other) })));
+    }
+    const names = specMetricNames();
+    if (names === null)
+      t.diagnostic(`spec documents not found in ${specDir()}: name check skipped`);
+    else {
+      const compat = await scrape(cluster, first.leader, '/metrics/compat');
+      assert.deepEqual(missingSpecNames(names, leader.text, compat.text), []);
+      assert.equal(declaredTypes(compat.text).get('vsr_prepare_latency_ms'), 'histogram');
+    }
+
+    await cluster.kill(first.leader);
+    const second = await cluster.waitForLeader({
+      excluding: [first.leader],
+      viewAbove: first.view,
+    });
+    await appendEach(cluster, 5, 'b');
+    const after = await cluster.waitForConvergence(backups);
+    const newOps = after - committed;
+    assert.ok(newOps >= 7, `${newOps} ops after the view change`);
+    const dead = String(first.leader);
+    const seen = await cluster.waitFor('the dead replica reported unreachable', async () => {
+      const s = await scrape(cluster, second.leader);
+      const unreachable = node(s, second.leader, 'kimberlite_cluster_replicas', {
+        status: 'unreachable',
+      });
+      return unreachable >= 1 ? s : null;
+    });
+    const lag = node(seen, second.leader, 'kimberlite_replication_lag_seconds', {
+      replica_id: dead,
+    });
+    assert.ok(lag > 0, `the dead replica's lag is ${lag}`);
+    for (const id of backups) {
+      const s = id === second.leader ? seen : await scrape(cluster, id);
+      promtool(t, s.text, `/metrics of replica ${id} after the view change`);
+      const changes = sum(s, 'vsr_view_changes_total');
+      assert.ok(changes >= 1, `view changes on ${id}`);
+      assert.equal(node(s, id, 'kmb_consensus_view_changes_total'), changes);
+      assert.equal(node(s, id, 'kimberlite_consensus_view_changes_total'), changes);
+      assert.ok(vsr(s, id, 'vsr_view_change_latency_seconds_count') >= 1);
+      assert.equal(vsr(s, id, 'vsr_operations_total', { status: 'success' }), after);
+      const prepares = vsr(s, id, 'vsr_prepare_latency_seconds_count');
+      // The new leader re-prepares nothing it did not time: exactly the ops written in its view.
+      if (id === second.leader) assert.equal(prepares, newOps);
+      else assert.equal(prepares, 0);
+    }
+  },
+);
