@@ -85,7 +85,7 @@ test('kmb_* and kimberlite_* samples carry node_id, vsr_* samples replica_id onl
   }
 });
 
-test('every metric name of spec documents 000-003 is declared where the naming decision says', async (t) => {
+test('every metric name of spec documents 000-003 is declared where names.md says', async (t) => {
   const names = specMetricNames();
   if (names === null) {
     t.skip(`spec documents not found in ${specDir()}`);
@@ -169,7 +169,7 @@ test('the commit latency summary reports quantiles of its window', async () => {
   assert.equal(sample(text, `${name}_count`, '{node_id="0"}'), 100);
 });
 
-test('honest placeholders: no state transfer, reconfiguration or standbys in this build', async () => {
+test('honest placeholders: no state transfer, reconfiguration or standbys here', async () => {
   const text = await new Metrics({ nodeId: 0, processMetrics: false }).render();
   const vsr = '{replica_id="0"}';
   assert.equal(sample(text, 'vsr_state_transfer_latency_seconds_count', vsr), 0);

@@ -9,11 +9,11 @@
 // spec's original names that promtool rejects, from the same cells (compat_metrics.ts).
 //
 // One set of instruments: where two documents name the same quantity both names read one cell
-// (kimberlite_consensus_commits_total is kmb_consensus_commits_total's cell, vsr_bytes_written_total
-// kmb_log_bytes_total's, vsr_client_latency_seconds kmb_write_duration_seconds', the view-change
-// counters all sum vsr_view_changes_total{reason}, kmb_checksum_failures_total sums
-// vsr_checksum_failures_total{component}). The node shell feeds the cells (node_metrics.ts,
-// HOUSE_RULES §10); this file only defines them. Instruments are plain numeric cells
+// (kimberlite_consensus_commits_total is kmb_consensus_commits_total's cell,
+// vsr_bytes_written_total kmb_log_bytes_total's, vsr_client_latency_seconds
+// kmb_write_duration_seconds', the view-change counters all sum vsr_view_changes_total{reason},
+// kmb_checksum_failures_total sums vsr_checksum_failures_total{component}). The node shell
+// feeds the cells (node_metrics.ts, HOUSE_RULES §10); this file only defines them. Instruments are plain numeric cells
 // (metric_cells.ts): updating one never allocates, and label combinations are looked up in
 // prebuilt tables, never built per call.
 //

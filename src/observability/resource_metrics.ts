@@ -1,5 +1,6 @@
 // Samples the process' resource use on a timer (every second by default, unref'd so it never
-// keeps the process alive) into the vsr_* resource gauges and kimberlite_storage_disk_usage_percent:
+// keeps the process alive) into the vsr_* resource gauges and
+// kimberlite_storage_disk_usage_percent:
 //   vsr_memory_used_bytes                    process.memoryUsage().rss
 //   vsr_cpu_utilization_percent              process.cpuUsage() (user + system) over wall time
 //   vsr_disk_iops                            /proc/self/io syscr + syscw, per second
