@@ -13,9 +13,9 @@
 // vsr_bytes_written_total kmb_log_bytes_total's, vsr_client_latency_seconds
 // kmb_write_duration_seconds', the view-change counters all sum vsr_view_changes_total{reason},
 // kmb_checksum_failures_total sums vsr_checksum_failures_total{component}). The node shell
-// feeds the cells (node_metrics.ts, HOUSE_RULES §10); this file only defines them. Instruments are plain numeric cells
-// (metric_cells.ts): updating one never allocates, and label combinations are looked up in
-// prebuilt tables, never built per call.
+// feeds the cells (node_metrics.ts, HOUSE_RULES §10); this file only defines them.
+// Instruments are plain numeric cells (metric_cells.ts): updating one never allocates, and
+// label combinations are looked up in prebuilt tables, never built per call.
 //
 // kmb_consensus_leader encodes "who leads" so that both the spec's description ("current leader
 // node ID") and its alert (`sum(kmb_consensus_leader) == 0` means no leader) hold while replica
