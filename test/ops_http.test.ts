@@ -173,3 +173,41 @@ test('the /metrics exposition is well-formed and /health/ready is JSON', async (
   const ready = await fetchOps(server, '/health/ready');
   assert.deepEqual((JSON.parse(ready.text) as Record<string, unknown>)['status'], 'ready');
 });
+
+test('/metrics/compat serves the spec names promtool rejects, from the same instruments', async (t) => {
+  // Proves the second exposition of the naming decision: /metrics/compat answers 200 in the
+  // Prometheus text format with exactly the spec's original names of the mapped entries (ms
+  // histograms with the spec's ms buckets, *_count and *_per_sec gauges), none of which is on
+  // /metrics; after writes its vsr_client_latency_ms count equals /metrics'
+  // vsr_client_latency_seconds count (one instrument), and vsr_* samples carry replica_id.
+  const h = new Harness(t);
+  const server = await h.startServer({ dataDir: await h.tempDir() });
+  const db = await h.connect({ addresses: [server.address] });
+  await db.createTenant('compat');
+  const compat = await fetchOps(server, '/metrics/compat');
+  assert.equal(compat.status, 200, compat.text);
+  assert.match(compat.contentType, /^text\/plain/);
+  const main = await fetchOps(server, '/metrics');
+  const declared = (text: string) => [...text.matchAll(/^# TYPE (\S+) /gm)].map((m) => m[1]);
+  const names = declared(compat.text);
+  for (const name of [
+    'vsr_prepare_latency_ms',
+    'vsr_log_entry_count',
+    'kimberlite_replication_lag_ms',
+  ]) {
+    assert.ok(names.includes(name), `${name} on /metrics/compat`);
+  }
+  const onMain = new Set(declared(main.text));
+  for (const name of names) assert.ok(!onMain.has(name ?? ''), `${String(name)} only on compat`);
+  const buckets = [...compat.text.matchAll(/^vsr_client_latency_ms_bucket\{le="([^"]+)"/gm)];
+  assert.deepEqual(
+    buckets.map((m) => m[1]),
+    ['1', '5', '10', '25', '50', '100', '250', '500', '1000', '+Inf'],
+  );
+  const count = (text: string, name: string) =>
+    sampleValue(parseMetrics(text), name, { replica_id: '0' });
+  const writes = count(compat.text, 'vsr_client_latency_ms_count');
+  assert.ok(writes !== undefined && writes >= 2, `client latency count ${String(writes)}`);
+  const again = await fetchOps(server, '/metrics');
+  assert.equal(count(again.text, 'vsr_client_latency_seconds_count'), writes);
+});
