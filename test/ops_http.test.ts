@@ -174,7 +174,7 @@ test('the /metrics exposition is well-formed and /health/ready is JSON', async (
   assert.deepEqual((JSON.parse(ready.text) as Record<string, unknown>)['status'], 'ready');
 });
 
-test('/metrics/compat serves the spec names promtool rejects, from the same instruments', async (t) => {
+test('/metrics/compat serves the spec names promtool rejects, from one instrument', async (t) => {
   // Proves the second exposition of the naming decision: /metrics/compat answers 200 in the
   // Prometheus text format with exactly the spec's original names of the mapped entries (ms
   // histograms with the spec's ms buckets, *_count and *_per_sec gauges), none of which is on
