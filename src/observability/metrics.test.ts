@@ -5,7 +5,8 @@
 // the rendered values (and are not double-counted across scrapes); that names documented twice
 // read one cell (aliases, sums, ms renderings of second histograms); that kmb_consensus_leader
 // follows its documented encoding; and that the whole exposition, process metrics included,
-// passes `promtool check metrics` (skipped, with the reason printed, where promtool is absent).
+// passes `promtool check metrics` (skipped, with the reason printed, where promtool is absent);
+// and that docs/metrics.md names every metric both expositions declare.
 
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -280,4 +281,15 @@ test('the exposition passes promtool check metrics', async (t) => {
     encoding: 'utf8',
   });
   assert.equal(check.status, 0, `promtool said:\n${check.stdout}${check.stderr}`);
+});
+
+test('docs/metrics.md documents every name both expositions declare', async () => {
+  const doc = readFileSync('docs/metrics.md', 'utf8');
+  const metrics = new Metrics({ nodeId: 0, processMetrics: false });
+  const names = [
+    ...declaredTypes(await metrics.render()).keys(),
+    ...declaredTypes(await metrics.renderCompat()).keys(),
+  ];
+  const missing = names.filter((name) => !doc.includes(`\`${name}\``));
+  assert.deepEqual(missing, []);
 });
