@@ -88,7 +88,7 @@ const specAlerts = [
   ...['KimberliteDiskUsageCritical', 'KimberliteClockOffsetHigh', 'KimberliteCommitLatencyHigh'],
 ];
 
-test('every alert has labels, spec and runbook annotations, docs, and a firing and a silent test', () => {
+test('every alert has a severity, spec and runbook annotations, a firing and a silent test', () => {
   // Proves the rule files cover the spec's alert list, and that each alert is tied to the spec
   // (a `spec` annotation), to docs/alerts.md (a `runbook` anchor that exists there) and has a
   // unit test that expects it to fire and one that expects silence.
