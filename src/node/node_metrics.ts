@@ -214,25 +214,25 @@ export class NodeMetrics {
     this.metrics.vsr.byzantineRejections[reason].inc();
   }
 
+  /** One event; the clock is read only by the kinds that time something. */
   onEvent(event: ReplicaEvent<KernelOutput>): void {
-    const now = nowSeconds();
     switch (event.kind) {
       case 'prepared':
         if (this.viewFirstPreparedOp < 0) this.viewFirstPreparedOp = event.op;
-        this.prepared.set(event.op, now);
+        this.prepared.set(event.op, nowSeconds());
         return;
       case 'committed':
-        if (!event.replay) this.onCommitted(event.op, now);
+        if (!event.replay) this.onCommitted(event.op);
         return;
       case 'applied':
         if (!this.replaying) this.onApplied(event.output);
         return;
       case 'status_changed':
-        this.onStatus(event.status, now);
+        this.onStatus(event.status, nowSeconds());
         return;
       case 'view_change_started':
         this.metrics.viewChangesTotal(event.reason).inc();
-        if (this.viewChangeStartedSeconds < 0) this.viewChangeStartedSeconds = now;
+        if (this.viewChangeStartedSeconds < 0) this.viewChangeStartedSeconds = nowSeconds();
         this.resetView();
         return;
       case 'became_primary':
@@ -240,7 +240,7 @@ export class NodeMetrics {
         this.broadcastOp = event.commit;
         return;
       default:
-        this.onRareEvent(event, now);
+        this.onRareEvent(event, nowSeconds());
     }
   }
 
@@ -276,11 +276,12 @@ export class NodeMetrics {
     }
   }
 
-  private onCommitted(op: number, now: number): void {
+  private onCommitted(op: number): void {
     const replica = this.replica;
     if (replica === null || replica.status !== 'normal' || !replica.isPrimary) return;
     const preparedAt = this.prepared.get(op);
     if (preparedAt < 0) return;
+    const now = nowSeconds();
     const seconds = now - preparedAt;
     this.metrics.vsr.prepareLatency.observe(seconds);
     this.metrics.commitLatencySummary.observe(seconds);
