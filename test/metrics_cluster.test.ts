@@ -1,8 +1,11 @@
 // The metrics of a real 3-replica cluster (separate kimberlite-server processes), checked
-// against what the test did to it: writes, then a SIGKILL of the leader and more writes.
+// against what the tests did to it: writes, a SIGKILL of the leader and more writes; a corrupted
+// journal record repaired from peers; a peer from another cluster.
 
 import { strict as assert } from 'node:assert';
 import { spawnSync } from 'node:child_process';
+import { open } from 'node:fs/promises';
+import { connect as netConnect } from 'node:net';
 import { test } from 'node:test';
 import type { TestContext } from 'node:test';
 import {
@@ -11,7 +14,15 @@ import {
   specDir,
   specMetricNames,
 } from '../src/observability/spec_names.test-support.js';
+import { clusterIdFromName, headerSizeBytes } from '../src/core/header.js';
+import { encodeFrame } from '../src/net/frame.js';
+import {
+  encodeReplicaHello,
+  replicaFrameKind,
+  replicaProtocolVersion,
+} from '../src/net/replica_bus.js';
 import { fetchOps, parseMetrics, sampleValue } from './harness.js';
+import { readJournal } from './journal_files.js';
 import { Harness } from './harness.js';
 import type { Sample } from './harness.js';
 import { TestCluster, hangTimeoutMs } from './cluster_harness.js';
@@ -168,5 +179,89 @@ test(
       if (id === second.leader) assert.equal(prepares, newOps);
       else assert.equal(prepares, 0);
     }
+  },
+);
+
+/** Flips one byte in the body of the record holding `event` (a committed, non-tail record). */
+async function corruptRecord(dataDir: string, event: string): Promise<number> {
+  const records = await readJournal(dataDir);
+  const damaged = records.find((record) => record.events.includes(event));
+  assert.ok(damaged !== undefined, `${event} has a record in the journal`);
+  assert.ok(damaged.op < (records.at(-1)?.op ?? 0), 'the damaged record is not the tail');
+  const file = await open(damaged.path, 'r+');
+  try {
+    const at = damaged.position + headerSizeBytes + Math.floor(damaged.bodySizeBytes / 2);
+    const byte = Buffer.alloc(1);
+    await file.read(byte, 0, 1, at);
+    byte[0] = (byte[0] ?? 0) ^ 0xff;
+    await file.write(byte, 0, 1, at);
+  } finally {
+    await file.close();
+  }
+  return damaged.op;
+}
+
+/** Introduces itself on `address` as a replica of another cluster, and hangs up. */
+async function foreignHello(address: string): Promise<void> {
+  const at = address.lastIndexOf(':');
+  const socket = netConnect({ host: address.slice(0, at), port: Number(address.slice(at + 1)) });
+  socket.on('error', () => undefined);
+  socket.resume();
+  await new Promise<void>((resolve, reject) => {
+    socket.once('connect', resolve);
+    socket.once('error', reject);
+  });
+  const hello = encodeReplicaHello({
+    protocolVersion: replicaProtocolVersion,
+    clusterName: 'elsewhere',
+    cluster: clusterIdFromName('elsewhere'),
+    replica: 0,
+    replicaCount: 3,
+  });
+  socket.end(encodeFrame(replicaFrameKind.hello, hello));
+}
+
+test(
+  'corruption, its repair and a foreign peer show in the metrics',
+  { timeout: hangTimeoutMs },
+  async (t) => {
+    // Proves the storage and peer-input metrics on real processes: a byte of a committed record
+    // is flipped in a stopped backup's journal; after it restarts and catches up, its
+    // vsr_checksum_failures_total{component="log"} is at least 1 and kmb_checksum_failures_total
+    // equals the vsr_ sum, it repaired ops from peers (vsr_repairs_total{status="success"} and
+    // the repair latency count are positive) and timed its recovery once. A connection that
+    // introduces itself as a replica of another cluster is counted in
+    // vsr_byzantine_rejections_total{reason="handshake_rejected"}. /metrics passes promtool.
+    const h = new Harness(t);
+    const cluster = await TestCluster.start(h, { name: 'metrics-repair' });
+    const { leader } = await cluster.waitForLeader();
+    const victim = (leader + 1) % cluster.size;
+    await appendEach(cluster, 20, 'c');
+    await cluster.waitForConvergence();
+    await cluster.stop(victim);
+    const op = await corruptRecord(cluster.dataDirs[victim] ?? '', 'c');
+    t.diagnostic(`flipped a byte in op ${op} of replica ${victim}`);
+    await cluster.restart(victim);
+    await appendEach(cluster, 3, 'd');
+    await cluster.waitForConvergence();
+    const s = await scrape(cluster, victim);
+    promtool(t, s.text, `/metrics of replica ${victim} after its repair`);
+    const log = vsr(s, victim, 'vsr_checksum_failures_total', { component: 'log' });
+    const superblock = vsr(s, victim, 'vsr_checksum_failures_total', { component: 'superblock' });
+    assert.ok(log >= 1, `log checksum failures ${log}`);
+    assert.equal(node(s, victim, 'kmb_checksum_failures_total'), log + superblock);
+    assert.ok(vsr(s, victim, 'vsr_repairs_total', { status: 'success' }) >= 1);
+    assert.ok(vsr(s, victim, 'vsr_repair_latency_seconds_count') >= 1);
+    assert.equal(vsr(s, victim, 'vsr_recovery_latency_seconds_count'), 1);
+
+    const target = (victim + 1) % cluster.size;
+    await foreignHello(cluster.addresses[target] ?? '');
+    await cluster.waitFor('the foreign hello counted', async () => {
+      const after = await scrape(cluster, target);
+      const rejected = vsr(after, target, 'vsr_byzantine_rejections_total', {
+        reason: 'handshake_rejected',
+      });
+      return rejected >= 1 ? rejected : null;
+    });
   },
 );
