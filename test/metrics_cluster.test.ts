@@ -232,6 +232,7 @@ test(
     // the repair latency count are positive) and timed its recovery once. A connection that
     // introduces itself as a replica of another cluster is counted in
     // vsr_byzantine_rejections_total{reason="handshake_rejected"}. /metrics passes promtool.
+    // Scrub tours and clock samples are counted, and the clock offset is a finite estimate.
     const h = new Harness(t);
     const cluster = await TestCluster.start(h, { name: 'metrics-repair' });
     const { leader } = await cluster.waitForLeader();
@@ -263,5 +264,16 @@ test(
       });
       return rejected >= 1 ? rejected : null;
     });
+
+    // The background phases are live too: the scrubber completes tours, clocks are sampled and
+    // agree (one machine, so the offset is far below a second).
+    const live = await cluster.waitFor('a scrub tour and a clock estimate', async () => {
+      const m = await scrape(cluster, target);
+      const tours = vsr(m, target, 'vsr_scrub_tours_completed_total');
+      const samples = vsr(m, target, 'vsr_clock_samples_total');
+      const offset = vsr(m, target, 'vsr_clock_offset_seconds');
+      return tours >= 1 && samples >= 1 && Number.isFinite(offset) ? m : null;
+    });
+    assert.ok(Math.abs(vsr(live, target, 'vsr_clock_offset_seconds')) < 1);
   },
 );
