@@ -76,6 +76,11 @@ export interface TelemetryConfig {
   readonly tracing_enabled: boolean;
   /** Where spans are sent (OTLP over HTTP); required when tracing is enabled. */
   readonly tracing_endpoint?: string;
+  /**
+   * Share (0..1) of requests traced when their caller sent no sampled trace context; a caller's
+   * sampled context is always followed.
+   */
+  readonly tracing_sample_ratio: number;
   /** Where metrics are pushed (OTLP over HTTP); unset means no OTLP metrics push. */
   readonly otlp_endpoint?: string;
   /** Period of the push exporters (OTLP metrics, StatsD). */
@@ -249,6 +254,11 @@ function intIn(min: number, max: number) {
 
 const booleanSchema = z.boolean({ error: 'must be true or false' });
 
+function ratioSchema() {
+  const message = 'must be a number from 0 to 1 (a share: 0.01 is 1%)';
+  return z.number({ error: message }).min(0, { error: message }).max(1, { error: message });
+}
+
 /** A string whose content `problemOf` judges; its complaint is followed by what is accepted. */
 function checkedString(accepted: string, problemOf: (text: string) => string | undefined) {
   return z.string({ error: `must be ${accepted}` }).superRefine((text, ctx) => {
@@ -370,6 +380,7 @@ const shapes = {
     metrics_enabled: booleanSchema,
     tracing_enabled: booleanSchema,
     tracing_endpoint: checkedString(httpUrlAccepted, httpUrlProblem).exactOptional(),
+    tracing_sample_ratio: ratioSchema(),
     otlp_endpoint: checkedString(httpUrlAccepted, httpUrlProblem).exactOptional(),
     export_interval_secs: intIn(1, 3600),
     statsd_address: hostPortSchema().exactOptional(),
@@ -523,6 +534,7 @@ export function defaultConfig(): Config {
       log_format: 'json',
       metrics_enabled: true,
       tracing_enabled: false,
+      tracing_sample_ratio: 0.01,
       export_interval_secs: 10,
       statsd_prefix: 'kimberlite',
       service_name: 'kimberlite',
@@ -671,7 +683,9 @@ type Layer = Map<ConfigKey, Setting>;
 function fromText(key: ConfigKey, text: string): unknown {
   const example = optionalKeys.has(key) ? '' : valueAt(defaultConfig(), key);
   if (Array.isArray(example)) return text.split(',').map((part) => part.trim());
-  if (typeof example === 'number') return /^[+-]?[0-9]+$/.test(text.trim()) ? Number(text) : text;
+  if (typeof example === 'number') {
+    return /^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)$/.test(text.trim()) ? Number(text) : text;
+  }
   if (typeof example === 'boolean') {
     const lower = text.trim().toLowerCase();
     if (lower === 'true' || lower === '1') return true;

@@ -4,7 +4,9 @@
 // reads give kmb.query under the client's span; every write that committed is covered by
 // exactly one prepare span, as its parent or one of its links (the batch rule); failed writes
 // carry their error code. And that with tracing off the node never starts a span: a global
-// tracer provider that counts every span started anywhere in the process sees none.
+// tracer provider that counts every span started anywhere in the process sees none. Sampling:
+// with tracing_sample_ratio 0 a request is traced only when its caller sent a sampled trace
+// context; an unsampled context or none makes no server span at all, not even a prepare span.
 
 import { strict as assert } from 'node:assert';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -46,10 +48,14 @@ function config(dataDir: string): NodeConfig {
   };
 }
 
-async function startNode(tracing: Tracing | undefined) {
+async function startNode(tracing: Tracing | undefined, sampleRatio?: number) {
   const dataDir = await mkdtemp(join(tmpdir(), 'kmb-trace-'));
+  const sampling =
+    sampleRatio === undefined
+      ? {}
+      : { tracing: { endpoint: 'http://127.0.0.1:9/unused', serviceName: 'k', sampleRatio } };
   const node = await KimberliteNode.start({
-    config: config(dataDir),
+    config: { ...config(dataDir), ...sampling },
     logger: silentLogger(),
     metrics: new Metrics({ nodeId: 0 }),
     ...(tracing === undefined ? {} : { tracing }),
@@ -236,6 +242,38 @@ describe('node tracing', () => {
       trace.disable();
     }
     assert.equal(started, 0, 'no span was started by the node or the SDK');
+  });
+  it('traces only sampled callers when the sample ratio is 0', async () => {
+    const serverSpans = new KeepingExporter();
+    const tracing = new Tracing({
+      endpoint: 'http://127.0.0.1:9/unused',
+      serviceName: 'kimberlite-test',
+      nodeId: 0,
+      logger: silentLogger(),
+      exporter: serverSpans,
+    });
+    const { node, cleanup } = await startNode(tracing, 0);
+    const client = await connect({ addresses: [node.address] });
+    const traceId = 'ab'.repeat(16);
+    const context = (traceFlags: number) =>
+      trace.setSpanContext(ROOT_CONTEXT, { traceId, spanId: 'cd'.repeat(8), traceFlags });
+    try {
+      const tenant = await client.createTenant('t');
+      const stream = await client.createStream({ tenantId: tenant.tenantId, name: 's' });
+      const input = { tenantId: tenant.tenantId, streamId: stream.streamId, events: ['e'] };
+      for (let i = 0; i < 5; i++) await client.append(input);
+      for (let i = 0; i < 3; i++) await client.append(input, { traceContext: context(0) });
+      await client.append(input, { traceContext: context(1) });
+      await client.read({ tenantId: tenant.tenantId, streamId: stream.streamId });
+    } finally {
+      await client.close();
+      await node.stop();
+      await cleanup();
+    }
+    const spans = serverSpans.getFinishedSpans();
+    const names = spans.map((span) => span.name).sort();
+    assert.deepEqual(names, ['kmb.consensus.commit', 'kmb.consensus.prepare', 'kmb.write']);
+    for (const span of spans) assert.equal(span.spanContext().traceId, traceId);
   });
 });
 

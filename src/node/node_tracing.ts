@@ -41,12 +41,21 @@ import type { Effect, ReplicaEvent, Reply } from '../vsr/message.js';
 export interface NodeTracingConfig {
   readonly endpoint: string;
   readonly serviceName: string;
+  /**
+   * Share of requests without a sampled trace context from their caller that are traced
+   * (0..1). A request whose SDK caller sends a sampled context is always traced.
+   */
+  readonly sampleRatio: number;
 }
 
 /** The tracing part of a node's configuration: null unless enabled with an endpoint. */
 export function tracingConfigOf(telemetry: TelemetryConfig): NodeTracingConfig | null {
   if (!telemetry.tracing_enabled || telemetry.tracing_endpoint === undefined) return null;
-  return { endpoint: telemetry.tracing_endpoint, serviceName: telemetry.service_name };
+  return {
+    endpoint: telemetry.tracing_endpoint,
+    serviceName: telemetry.service_name,
+    sampleRatio: telemetry.tracing_sample_ratio,
+  };
 }
 
 export const nodeTracingLimits = {
@@ -96,13 +105,30 @@ export class NodeTracing {
   constructor(
     readonly tracing: Tracing,
     private readonly view: () => number,
+    private readonly sampleRatio = 1,
+    private readonly random: () => number = Math.random,
   ) {}
+
+  /**
+   * Whether to trace a request or query: the caller's decision when it sent a trace context
+   * (W3C flags bit 0), otherwise `sampleRatio` of them at random. An unsampled request creates
+   * no span at all, and neither does a prepare none of whose requests is traced, so the cost
+   * of tracing scales with the ratio.
+   */
+  private sampled(traceParent: TraceParent | undefined): boolean {
+    if (traceParent !== undefined) return (traceParent.flags & 1) === 1;
+    return this.sampleRatio >= 1 || this.random() < this.sampleRatio;
+  }
 
   /** A client request reached this node (after decoding, before the replica sees it). */
   onRequest(request: RequestMessage, method: string): void {
     const open = this.writes.get(request.clientId);
     if (open !== undefined && open.requestNumber === request.requestNumber) return; // a resend
-    if (open !== undefined) endSpan(open.span, 'superseded');
+    if (open !== undefined) {
+      this.writes.delete(request.clientId);
+      endSpan(open.span, 'superseded');
+    }
+    if (!this.sampled(request.traceParent)) return;
     const attributes: Attributes = {
       view: this.view(),
       client_id: request.clientId,
@@ -121,7 +147,8 @@ export class NodeTracing {
   }
 
   /** A query reached this node; end the span with endQuery. */
-  startQuery(query: Query, traceParent: TraceParent | undefined, consistency: string): Span {
+  startQuery(query: Query, traceParent: TraceParent | undefined, consistency: string): Span | null {
+    if (!this.sampled(traceParent)) return null;
     const attributes: Attributes = { view: this.view(), 'kmb.query': query.kind, consistency };
     if (query.kind === 'read_stream') {
       attributes['tenant_id'] = query.tenantId;
@@ -199,6 +226,7 @@ export class NodeTracing {
     const prepare = this.lastAppend;
     this.lastAppend = null;
     if (prepare === null || prepare.header.op !== op) return;
+    if (this.writes.size === 0) return; // No traced write can be in this batch.
     let parent: Span | null = null;
     const links: Link[] = [];
     const clients: ClientId[] = [];
@@ -210,6 +238,7 @@ export class NodeTracing {
       if (parent === null) parent = open.span;
       else links.push({ context: open.span.spanContext() });
     }
+    if (parent === null) return; // None of this batch's writes is traced.
     const attributes = { view: this.view(), op, request_count: requestCount };
     const span = this.tracing.startSpan('kmb.consensus.prepare', {
       parent,
@@ -368,8 +397,10 @@ export function createNodeTracing(options: {
   readonly logger: Logger;
   readonly view: () => number;
 }): NodeTracing | null {
-  if (options.tracing !== undefined) return new NodeTracing(options.tracing, options.view);
   const config = options.config;
+  if (options.tracing !== undefined) {
+    return new NodeTracing(options.tracing, options.view, config?.sampleRatio ?? 1);
+  }
   if (config === null || config === undefined) return null;
   const tracing = new Tracing({
     endpoint: config.endpoint,
@@ -377,7 +408,7 @@ export function createNodeTracing(options: {
     nodeId: options.nodeId,
     logger: options.logger,
   });
-  return new NodeTracing(tracing, options.view);
+  return new NodeTracing(tracing, options.view, config.sampleRatio);
 }
 
 function parentOf(traceParent: TraceParent | undefined): ReturnType<typeof spanContextOf> | null {
