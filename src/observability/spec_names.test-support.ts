@@ -3,8 +3,10 @@
 // hand drifting from the spec), and where each must be served: /metrics, or /metrics/compat for
 // the names promtool rejects (compat_metrics.ts compatNames, the naming decision).
 //
-// The documents are outside the repository (/work/shared/spec, or KMB_SPEC_DIR); when they are
-// absent, specMetricNames() returns null and the caller skips with the reason.
+// The documents are outside the repository (/work/shared/spec, or KMB_SPEC_DIR). A clean clone
+// (CI) does not have them, so the list they yield is also kept in spec_metric_names.txt beside
+// this file: where the documents are present a test checks that the file equals what they
+// yield; where they are absent the file stands in for them.
 
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -30,8 +32,28 @@ export function specDir(): string {
   return process.env['KMB_SPEC_DIR'] ?? '/work/shared/spec';
 }
 
-/** The metric names of spec documents 000–003, or null when the documents are not here. */
-export function specMetricNames(): SpecName[] | null {
+/** The names as kept in the repository (spec_metric_names.txt), one per line. */
+export function keptSpecNames(): string[] {
+  const text = readFileSync(new URL('./spec_metric_names.txt', import.meta.url), 'utf8');
+  return text.split('\n').filter((line) => line !== '' && !line.startsWith('#'));
+}
+
+/**
+ * The metric names of spec documents 000–003, where to serve each: from the documents when
+ * they are here, else from the kept list.
+ */
+export function specMetricNames(): SpecName[] {
+  const fromDocuments = specDocumentNames();
+  const names = fromDocuments ?? keptSpecNames();
+  const originals = new Set(Object.values(compatNames));
+  return names.map((name) => ({
+    name,
+    endpoint: originals.has(name) ? '/metrics/compat' : '/metrics',
+  }));
+}
+
+/** The metric names the spec documents 000–003 mention, sorted; null when they are not here. */
+export function specDocumentNames(): string[] | null {
   const dir = specDir();
   if (!existsSync(dir)) return null;
   const files = readdirSync(dir).filter((file) => /^00[0-3]_.*\.txt$/.test(file));
@@ -49,11 +71,7 @@ export function specMetricNames(): SpecName[] | null {
     const base = name.replace(/_(bucket|sum|count)$/, '');
     names.add(base !== name && found.has(base) ? base : name);
   }
-  const originals = new Set(Object.values(compatNames));
-  return [...names].sort().map((name) => ({
-    name,
-    endpoint: originals.has(name) ? '/metrics/compat' : '/metrics',
-  }));
+  return [...names].sort();
 }
 
 /** The metric families an exposition declares (`# TYPE name type`). */
