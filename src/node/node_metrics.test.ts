@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { asOffset, asStreamId, asTenantId } from '../core/types.js';
 import { Metrics } from '../observability/metrics.js';
+import { appliedClockOffsetUs } from './node_metrics.js';
 import { silentLogger } from '../observability/logger.js';
 import { RawClient, newClientId } from '../testing/raw_client.js';
 import { KimberliteNode } from './node.js';
@@ -162,4 +163,14 @@ test('a single node feeds vsr_* and kimberlite_* from real events', async (t) =>
   } finally {
     await restarted.stop();
   }
+});
+
+test('the clock offset metric is the correction applied, not the interval midpoint', () => {
+  // Proves vsr_clock_offset_seconds reads 0 for a clock inside a wide agreed interval (a busy
+  // host: the midpoint 300 ms away means nothing), and the distance to the nearer bound outside.
+  assert.equal(appliedClockOffsetUs(300_000, 700_000), 0);
+  assert.equal(appliedClockOffsetUs(-300_000, 700_000), 0);
+  assert.equal(appliedClockOffsetUs(500_000, 200_000), 400_000);
+  assert.equal(appliedClockOffsetUs(-500_000, 200_000), -400_000);
+  assert.equal(appliedClockOffsetUs(0, 0), 0);
 });

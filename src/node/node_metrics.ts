@@ -368,7 +368,7 @@ export class NodeMetrics {
       const clock = replica.clockMetrics();
       if (clock === null) return 0;
       if (!clock.synchronized || clock.offsetUs === null) return NaN;
-      return clock.offsetUs / 1e6;
+      return appliedClockOffsetUs(clock.offsetUs, clock.intervalWidthUs ?? 0) / 1e6;
     });
     vsr.clientSessionsActive.bind(() => replica.clientTable.size);
     vsr.repairBudgetAvailable.bind(() => replica.repairBudgetMetrics().available);
@@ -425,4 +425,18 @@ export class NodeMetrics {
     const preparedAt = this.prepared.get(oldest);
     return preparedAt < 0 ? 0 : Math.max(0, nowSeconds() - preparedAt);
   }
+}
+
+/**
+ * The correction cluster time applies to this replica's wall clock: 0 while the local clock
+ * lies inside the quorum's offset interval (it is then as good as any), else the distance to
+ * the nearer bound. Not the interval's midpoint: on a busy host round trips are long, the
+ * interval is wide, and its midpoint can sit hundreds of ms from a clock that is in fact right.
+ */
+export function appliedClockOffsetUs(midpointUs: number, widthUs: number): number {
+  const lowerUs = midpointUs - widthUs / 2;
+  const upperUs = midpointUs + widthUs / 2;
+  if (lowerUs > 0) return lowerUs;
+  if (upperUs < 0) return upperUs;
+  return 0;
 }

@@ -336,8 +336,9 @@ export class VsrMetrics {
     );
     this.clockOffsetSeconds = reader(
       'vsr_clock_offset_seconds',
-      'Cluster time minus this replica wall clock (0 on a single node; NaN while the ' +
-        'cluster clocks do not agree).',
+      'Correction cluster time applies to this replica wall clock: 0 while it lies in the ' +
+        'quorum interval, else the distance to it (0 on a single node; NaN while the cluster ' +
+        'clocks do not agree).',
     );
     this.clientSessionsActive = reader(
       'vsr_client_sessions_active',
