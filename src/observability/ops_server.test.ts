@@ -1,5 +1,6 @@
 // Proves, against a real server on port 0, that each ops route answers with the status code
-// and body documented in ops_server.ts: 200/503 for the health checks as the provider says,
+// and body documented in ops_server.ts: 200/503 for the health checks (rstmdb's /health
+// included) as the provider says,
 // /status and /metrics from the provider, 404 and 405 as JSON errors, 500 (logged) when the
 // provider throws while the server keeps serving, HEAD without a body, and a clean close.
 
@@ -56,6 +57,18 @@ test('/health/live answers 200 live, then 503 shutting_down', async () => {
   state.live = true;
   assert.equal(down.status, 503);
   assert.deepEqual(JSON.parse(down.text), { status: 'shutting_down' });
+});
+
+test('/health (rstmdb) answers 200 while the process serves, 503 once it shuts down', async () => {
+  Object.assign(state, { ready: false, reason: 'view_change' });
+  const up = await get('/health');
+  state.live = false;
+  const down = await get('/health');
+  Object.assign(state, { live: true, ready: true, reason: 'normal' });
+  assert.equal(up.status, 200);
+  assert.deepEqual(JSON.parse(up.text), { status: 'ok', ready: false, reason: 'view_change' });
+  assert.equal(down.status, 503);
+  assert.equal(JSON.parse(down.text).status, 'shutting_down');
 });
 
 test('/health/ready answers 200 or 503 with the reason', async () => {

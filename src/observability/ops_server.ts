@@ -2,6 +2,9 @@
 // Kubernetes probe, the node's status as JSON, and the Prometheus scrape. Plain node:http; the
 // node supplies the answers through `OpsProvider`, so this file knows nothing about replicas.
 //
+//   GET /health        200 {"status":"ok","ready":…,"reason":…} | 503 {"status":"shutting_down",…}
+//                      rstmdb's health check (`curl -f http://host:9090/health`): the process
+//                      is up and serving; readiness is reported in the body, not the code
 //   GET /health/live   200 {"status":"live"}  | 503 {"status":"shutting_down"}
 //   GET /health/ready  200 {"status":"ready","reason":…}
 //                      503 {"status":"not_ready","reason":…}
@@ -97,6 +100,14 @@ function errorReply(statusCode: number, code: string, message: string): Reply {
 type Route = (provider: OpsProvider, query: URLSearchParams) => Reply | Promise<Reply>;
 
 const routes: ReadonlyMap<string, Route> = new Map<string, Route>([
+  [
+    '/health',
+    (provider) => {
+      const { ready, reason } = provider.ready();
+      const live = provider.live();
+      return json(live ? 200 : 503, { status: live ? 'ok' : 'shutting_down', ready, reason });
+    },
+  ],
   [
     '/health/live',
     (provider) =>
