@@ -71,7 +71,9 @@ async function measureOurs(root: string): Promise<{ rows: Summary[]; half: Summa
     }
     const top = peak(rows);
     const rate = Math.max(1, Math.round(top.events_per_s / 2));
-    const pacedSpec = { sessions: 256, eventsPerAppend: 1, durationMs, eventSizeBytes };
+    // As many sessions as the peak had, so a session's one-in-flight rule never caps the
+    // offered rate (with fewer, a slow reply would hold back that session's next send).
+    const pacedSpec = { sessions: top.concurrency, eventsPerAppend: 1, durationMs, eventSizeBytes };
     const paced = await runPacedLoad(
       address,
       { ...pacedSpec, connectionCount, eventsPerSecond: rate },
