@@ -4,6 +4,10 @@
 
 import { createHash, hash as oneShotHash, randomBytes } from 'node:crypto';
 import { crc32 as zlibCrc32 } from 'node:zlib';
+import { assert } from './assert.js';
+import type { ClientId } from './types.js';
+
+const clientIdSizeBytes = 16;
 
 export const sha256SizeBytes = 32;
 
@@ -31,6 +35,16 @@ export function checksumEqual(a: Uint8Array, b: Uint8Array): boolean {
 
 export function toHex(data: Uint8Array): string {
   return Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('hex');
+}
+
+/**
+ * A client id from its 16 wire bytes. Hex of exactly 16 bytes is always 32 lower-case hex
+ * digits, so only the length is checked (asClientId's pattern test showed up at 3% of a
+ * leader's CPU when run for every request).
+ */
+export function clientIdFromBytes(data: Uint8Array): ClientId {
+  assert(data.length === clientIdSizeBytes, 'a client id is 16 bytes');
+  return toHex(data) as ClientId;
 }
 
 export function fromHex(hex: string): Uint8Array {

@@ -14,12 +14,11 @@
 // unchanged; an older server refuses a frame that carries a trace context (trailing bytes).
 
 import { DecodeError, Reader, Writer } from '../core/binary.js';
-import { fromHex, sha256SizeBytes, toHex } from '../core/checksum.js';
+import { clientIdFromBytes, fromHex, sha256SizeBytes, toHex } from '../core/checksum.js';
 import { constants } from '../core/constants.js';
 import { errorCodes, isErrorCode } from '../core/errors.js';
 import type { ErrorCode } from '../core/errors.js';
 import {
-  asClientId,
   asOffset,
   asOp,
   asRequestNumber,
@@ -224,7 +223,7 @@ function writeClientId(writer: Writer, clientId: ClientId): void {
 }
 
 function readClientId(reader: Reader): ClientId {
-  return asClientId(toHex(reader.fixed(clientIdSizeBytes)));
+  return clientIdFromBytes(reader.fixed(clientIdSizeBytes));
 }
 
 const hexPattern = { trace: /^[0-9a-f]{32}$/, span: /^[0-9a-f]{16}$/ } as const;

@@ -115,6 +115,22 @@ export class RawClient {
     requestNumber: number,
     command: Command | null,
   ): Promise<Answer> {
+    return this.requestEncoded(
+      clientId,
+      requestNumber,
+      command === null ? null : encodeCommand(command),
+    );
+  }
+
+  /**
+   * As request(), with the command already encoded (null registers the session): a load
+   * generator sending the same command many times encodes it once, as wrk sends one body.
+   */
+  async requestEncoded(
+    clientId: ClientId,
+    requestNumber: number,
+    body: Uint8Array | null,
+  ): Promise<Answer> {
     const answer = new Promise<Answer>((resolve) => {
       this.answers.set(`r:${clientId}:${requestNumber}`, resolve);
     });
@@ -123,8 +139,8 @@ export class RawClient {
       request: {
         clientId,
         requestNumber: asRequestNumber(requestNumber),
-        operation: command === null ? 'register' : 'command',
-        body: command === null ? new Uint8Array() : encodeCommand(command),
+        operation: body === null ? 'register' : 'command',
+        body: body ?? new Uint8Array(),
       },
     });
     return answer;

@@ -5,9 +5,9 @@
 // body (u32 length + bytes). Decoding is bounded and throws DecodeError on malformed input.
 
 import { DecodeError, Reader, Writer } from '../core/binary.js';
-import { fromHex, toHex } from '../core/checksum.js';
+import { clientIdFromBytes, fromHex } from '../core/checksum.js';
 import { constants } from '../core/constants.js';
-import { asClientId, asRequestNumber } from '../core/types.js';
+import { asRequestNumber } from '../core/types.js';
 import type { ClientId, RequestNumber } from '../core/types.js';
 
 export type Operation = 'register' | 'command';
@@ -46,7 +46,7 @@ export function decodeBatch(body: Uint8Array): Request[] {
   }
   const requests: Request[] = [];
   for (let i = 0; i < count; i++) {
-    const clientId = asClientId(toHex(reader.fixed(clientIdSizeBytes)));
+    const clientId = clientIdFromBytes(reader.fixed(clientIdSizeBytes));
     const requestNumber = asRequestNumber(reader.u64());
     const code = reader.u8();
     let operation: Operation;
