@@ -1,8 +1,10 @@
 // The kimberlite-ts client SDK: connect() to a cluster and get a Client that creates tenants and
 // streams, appends events and reads them back, with reconnects and exactly-once retries built in.
 //
-// Writes go through one client session (session.ts): queued, sent one at a time, retried with
-// the same request number until answered or requestTimeoutMs passes. Reads are queries
+// Writes go through client sessions (session.ts): queued, sent one at a time per session,
+// retried with the same request number until answered or requestTimeoutMs passes. A client
+// holds one session by default (writes commit in call order); with `pipelineMax` N it holds up
+// to N and has up to N writes in flight at once (session_pool.ts). Reads are queries
 // (list_tenants, list_streams, read_stream): they may be many in flight at once and are simply
 // resent after a drop. Every failure is a KmbError with a stable code; kernel rejections
 // (KMB_ERR_TENANT_EXISTS, KMB_ERR_OFFSET_MISMATCH...) keep the kernel's code.
@@ -40,8 +42,8 @@ import type {
 } from './results.js';
 import { exchangeWithRetry } from './retry.js';
 import type { RetryContext } from './retry.js';
-import { Session } from './session.js';
 import type { OkResult } from './session.js';
+import { SessionPool } from './session_pool.js';
 import { ClientTracing } from './tracing.js';
 import type { TraceOptions } from './tracing.js';
 
@@ -169,7 +171,7 @@ function eventBytes(events: ReadonlyArray<Uint8Array | string>): Uint8Array[] {
 
 /** A connection to a kimberlite-ts cluster. Get one with {@link connect}. */
 export class Client {
-  private readonly session: Session;
+  private readonly session: SessionPool;
   private readonly context: RetryContext;
   private readonly tracing: ClientTracing;
   private queryIdNext = 1;
@@ -187,10 +189,11 @@ export class Client {
       timeoutMs: options.requestTimeoutMs,
       attemptTimeoutMs: options.attemptTimeoutMs,
     };
-    this.session = new Session({
+    this.session = new SessionPool({
       context: this.context,
       requestTimeoutMs: options.requestTimeoutMs,
       requestQueueCountMax: clientLimits.requestQueueCountMax,
+      sessionCountMax: options.pipelineMax,
     });
     this.tracing = new ClientTracing(options.tracer);
   }

@@ -32,6 +32,14 @@ export interface ConnectOptions {
    * context is sent to the server. Without one, only the caller's own span is sent (if any).
    */
   readonly tracer?: Tracer;
+  /**
+   * Writes this client may have in flight at once (1 to 256; default 1). Each in-flight write
+   * needs its own session (the protocol's exactly-once rule allows one request in flight per
+   * session), so the client registers up to this many sessions, on demand, over its one
+   * connection. With 1, writes commit in the order they were called; with more, writes called
+   * without awaiting each other may commit in any order.
+   */
+  readonly pipelineMax?: number;
 }
 
 /** The SDK's defaults and bounds (HOUSE_RULES §7): every queue and list it keeps has a max. */
@@ -39,8 +47,10 @@ export const clientLimits = {
   requestTimeoutMsDefault: 30_000,
   connectTimeoutMsDefault: 5_000,
   attemptTimeoutMsDefault: 5_000,
-  /** Commands that may wait behind the one in flight, per client. */
+  /** Commands that may wait behind those in flight, per client. */
   requestQueueCountMax: 1024,
+  /** Sessions (writes in flight) one client may hold: each is a session slot on the cluster. */
+  pipelineMax: 256,
   /** Queries in flight at once, per client. */
   queryInFlightCountMax: 1024,
   /** Addresses one client may be given (replicas plus standbys, generously). */
@@ -58,6 +68,7 @@ export interface ResolvedOptions {
   readonly backoff: BackoffPolicy;
   readonly random: () => number;
   readonly tracer: Tracer | undefined;
+  readonly pipelineMax: number;
 }
 
 /** The name of the user running this process, or "unknown" when the system cannot tell. */
@@ -109,5 +120,15 @@ export function resolveOptions(options: ConnectOptions): ResolvedOptions {
     backoff: defaultBackoff,
     random: Math.random,
     tracer: options.tracer,
+    pipelineMax: pipelineMaxOf(options.pipelineMax),
   };
+}
+
+function pipelineMaxOf(value: number | undefined): number {
+  if (value === undefined) return 1;
+  const max = clientLimits.pipelineMax;
+  if (!Number.isSafeInteger(value) || value < 1 || value > max) {
+    throw kmbError('invalid_argument', `pipelineMax must be an integer from 1 to ${max}`);
+  }
+  return value;
 }
