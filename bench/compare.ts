@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { BenchCluster } from './cluster_process.js';
 import { EtcdCluster, etcdAvailable } from './etcd_peer.js';
 import type { PeerRun } from './etcd_peer.js';
-import { createBenchStream, runLoad, runPacedLoad } from './loader.js';
+import { createBenchStream, runLoad, runPacedLoad, runSdkLoad } from './loader.js';
 import type { LoadResult } from './loader.js';
 
 const argv = process.argv.slice(2);
@@ -55,7 +55,14 @@ function peak<T extends Summary>(rows: readonly T[]): T {
   return rows.reduce((a, b) => (b.events_per_s > a.events_per_s ? b : a));
 }
 
-async function measureOurs(root: string): Promise<{ rows: Summary[]; half: Summary; cpu: string }> {
+interface Ours {
+  readonly rows: Summary[];
+  readonly half: Summary;
+  readonly sdk: Summary;
+  readonly cpu: string;
+}
+
+async function measureOurs(root: string): Promise<Ours> {
   const cluster = await BenchCluster.start(join(root, 'kmb'), 3, { name: 'compare' });
   try {
     const { leader } = await cluster.waitForLeader();
@@ -79,7 +86,12 @@ async function measureOurs(root: string): Promise<{ rows: Summary[]; half: Summa
       { ...pacedSpec, connectionCount, eventsPerSecond: rate },
       stream,
     );
-    return { rows, half: summary(paced), cpu: cpu.join(', ') };
+    const sdkShape = small
+      ? { concurrency: 64, pipelineMax: 16 }
+      : { concurrency: 1024, pipelineMax: 256 };
+    const sdkSpec = { ...sdkShape, durationMs, eventSizeBytes };
+    const sdk = summary(await runSdkLoad(cluster.addresses, sdkSpec, stream));
+    return { rows, half: summary(paced), sdk, cpu: cpu.join(', ') };
   } finally {
     await cluster.stop();
   }
@@ -131,7 +143,14 @@ async function main(): Promise<void> {
       `  at half of peak (${half.events_per_s} events/s offered open-loop): p50 ${half.p50_ms} ` +
         `ms, p99 ${half.p99_ms} ms, p999 ${half.p999_ms} ms`,
     );
+    const sdk = ours.sdk;
+    const sdkLabel = small ? '16, 64 calls outstanding' : '256, 1024 calls outstanding';
+    console.log(
+      `  through the SDK (one client, pipelineMax ${sdkLabel}): ` +
+        `${sdk.events_per_s} events/s, p50 ${sdk.p50_ms} ms, p99 ${sdk.p99_ms} ms`,
+    );
     const json: Record<string, unknown> = {
+      cluster3_sdk_pipelined: sdk,
       cluster3: peak(ours.rows),
       cluster3_by_concurrency: ours.rows,
       cluster3_half_peak: half,
