@@ -18,8 +18,7 @@ import { mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir, cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { asStreamId, asTenantId } from '../src/core/types.js';
-import { RawClient, newClientId } from '../src/testing/raw_client.js';
+import { createBenchStream, runLoad } from './loader.js';
 
 interface Scenario {
   readonly name: string;
@@ -45,7 +44,6 @@ const quick = args.has('--quick');
 const durationMs = small ? 500 : quick ? 2000 : 6000;
 const eventSizeBytes = 100;
 const connectionCount = 4;
-const audit = { actor: 'bench', reason: 'benchmark', correlationId: null };
 
 const scenarios: Scenario[] = small
   ? [{ name: 'append 1 event, 16 sessions', sessions: 16, eventsPerAppend: 1 }]
@@ -56,12 +54,6 @@ const scenarios: Scenario[] = small
       { name: 'append 10 events, 64 sessions', sessions: 64, eventsPerAppend: 10 },
       { name: 'append 100 events, 16 sessions', sessions: 16, eventsPerAppend: 100 },
     ];
-
-function percentile(sorted: Float64Array, p: number): number {
-  if (sorted.length === 0) return 0;
-  const index = Math.min(sorted.length - 1, Math.floor(p * sorted.length));
-  return sorted[index] ?? 0;
-}
 
 async function startServer(dataDir: string): Promise<{ child: ChildProcess; address: string }> {
   const child = spawn(
@@ -104,53 +96,15 @@ async function runScenario(
   scenario: Scenario,
   tenantStream: [number, number],
 ): Promise<Result> {
-  const clients = await Promise.all(
-    Array.from({ length: connectionCount }, () => RawClient.connect(address)),
-  );
-  const sessions = Array.from({ length: scenario.sessions }, (_, i) => ({
-    id: newClientId(),
-    client: clients[i % connectionCount]!,
-    requestNumber: 0,
-  }));
-  await Promise.all(sessions.map((s) => s.client.request(s.id, s.requestNumber++, null)));
-  const payload = new Uint8Array(eventSizeBytes).fill(0x61);
-  const events = Array.from({ length: scenario.eventsPerAppend }, () => payload);
-  const latencies: number[] = [];
-  let appended = 0;
-  const started = performance.now();
-  const deadline = started + durationMs;
-  await Promise.all(
-    sessions.map(async (session) => {
-      while (performance.now() < deadline) {
-        const sent = performance.now();
-        const answer = await session.client.request(session.id, session.requestNumber++, {
-          kind: 'append',
-          tenantId: asTenantId(tenantStream[0]),
-          streamId: asStreamId(tenantStream[1]),
-          expectedOffset: null,
-          events,
-          audit,
-        });
-        if (answer.kind !== 'reply') throw new Error(`append failed: ${JSON.stringify(answer)}`);
-        latencies.push(performance.now() - sent);
-        appended += scenario.eventsPerAppend;
-      }
-    }),
-  );
-  const seconds = (performance.now() - started) / 1000;
-  for (const client of clients) client.close();
-  const sorted = Float64Array.from(latencies).sort();
-  return {
-    scenario: scenario.name,
+  const spec = {
     sessions: scenario.sessions,
     eventsPerAppend: scenario.eventsPerAppend,
-    events: appended,
-    seconds,
-    eventsPerSecond: appended / seconds,
-    p50Ms: percentile(sorted, 0.5),
-    p99Ms: percentile(sorted, 0.99),
-    p999Ms: percentile(sorted, 0.999),
+    durationMs,
+    eventSizeBytes,
+    connectionCount,
   };
+  const result = await runLoad(address, spec, tenantStream);
+  return { ...result, scenario: scenario.name };
 }
 
 /** The peer: append `batch` records of the same size to a file, fdatasync, repeat. */
@@ -185,19 +139,8 @@ async function main(): Promise<void> {
   const { child, address } = await startServer(join(dir, 'data'));
   const results: Result[] = [];
   try {
-    const setup = await RawClient.connect(address);
-    const admin = newClientId();
-    await setup.request(admin, 0, null);
-    await setup.request(admin, 1, { kind: 'create_tenant', name: 'bench', audit });
-    await setup.request(admin, 2, {
-      kind: 'create_stream',
-      tenantId: asTenantId(1),
-      name: 'events',
-      dataClass: 'Public',
-      audit,
-    });
-    setup.close();
-    for (const scenario of scenarios) results.push(await runScenario(address, scenario, [1, 1]));
+    const stream = await createBenchStream(address);
+    for (const scenario of scenarios) results.push(await runScenario(address, scenario, stream));
   } finally {
     child.kill('SIGTERM');
     await new Promise((resolve) => child.once('exit', resolve));

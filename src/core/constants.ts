@@ -20,6 +20,15 @@ export const constants = {
   prepareRequestCountMax: 1024,
   /** Prepares in flight (prepared, not yet committed) at the primary. */
   pipelinePrepareCountMax: 8,
+  /**
+   * Batching under moderate load: once this many prepares are in flight, a further prepare is
+   * formed only when at least prepareBatchRequestCountMin requests wait; otherwise they wait for
+   * a commit to free the pipeline and go out together. Without it, requests trickling in fill
+   * the pipeline with prepares of one or two requests, each paying a journal write, two sends
+   * and two acknowledgements.
+   */
+  prepareBatchWaitInFlightMin: 1,
+  prepareBatchRequestCountMin: 32,
   /** Requests queued at the primary waiting for room in the pipeline. */
   requestQueueCountMax: 16 * 1024,
 

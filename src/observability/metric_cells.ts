@@ -224,6 +224,16 @@ abstract class ValueFamily extends CellMetric {
   protected readonly series: ValueSeries[] = [];
   private reported: number[] = [];
 
+  /**
+   * A series whose value is read from a function bound later (for a counter, the function
+   * must never decrease).
+   */
+  reader(labels: LabelValues = {}): ReadCell {
+    const cell = new ReadCell(labels);
+    this.adopt(cell);
+    return cell;
+  }
+
   /** Reports `source` (a cell of this or another family) under `labels`, times `scale`. */
   adopt(source: Readable, labels: LabelValues = source.labels, scale = 1): void {
     this.series.push({ labels, source, scale });
@@ -256,13 +266,6 @@ export class CounterFamily extends ValueFamily {
     this.adopt(cell);
     return cell;
   }
-
-  /** A series whose value is read from a function bound later (it must never decrease). */
-  reader(labels: LabelValues = {}): ReadCell {
-    const cell = new ReadCell(labels);
-    this.adopt(cell);
-    return cell;
-  }
 }
 
 /** All series of one gauge metric (one per label combination). */
@@ -274,13 +277,6 @@ export class GaugeFamily extends ValueFamily {
   /** Creates a cell; call it once per label combination and keep the result. */
   cell(labels: LabelValues = {}): GaugeCell {
     const cell = new GaugeCell(labels);
-    this.adopt(cell);
-    return cell;
-  }
-
-  /** A series whose value is read from a function bound later. */
-  reader(labels: LabelValues = {}): ReadCell {
-    const cell = new ReadCell(labels);
     this.adopt(cell);
     return cell;
   }

@@ -138,7 +138,11 @@ function admitRegister<Output>(
 /** Forms prepares from queued requests while the pipeline has room. */
 export function preparePending<Output>(r: ReplicaCore<Output>): void {
   if (r.status !== 'normal' || !r.isPrimary) return;
+  const batchMin = Math.min(r.tuning.prepareBatchRequestCountMin, r.tuning.prepareRequestCountMax);
   while (r.op - r.commitMax < r.tuning.pipelinePrepareCountMax && r.queue.length > 0) {
+    const inFlight = r.op - r.commitMax;
+    // Small batches wait for a commit once a few prepares are in flight (constants.ts).
+    if (inFlight >= constants.prepareBatchWaitInFlightMin && r.queue.length < batchMin) return;
     const timestampUs = nextTimestamp(r);
     if (timestampUs === null) return; // The cluster's clocks do not agree: wait.
     let sizeBytes = 4;

@@ -58,6 +58,12 @@ export interface ReplicaOptions<Output> {
   readonly canary?: Canary;
   readonly pipelinePrepareCountMax?: number;
   readonly prepareRequestCountMax?: number;
+  /**
+   * With constants.prepareBatchWaitInFlightMin prepares in flight, fewer queued requests than
+   * this wait for a commit instead of going out as a small prepare. 1 turns the wait off.
+   * Default constants.prepareBatchRequestCountMin.
+   */
+  readonly prepareBatchRequestCountMin?: number;
   readonly clientSessionCountMax?: number;
   readonly requestQueueCountMax?: number;
   /** How often the primary sends commit heartbeats and every replica pings. Default 10. */
@@ -88,6 +94,7 @@ export interface ReplicaOptions<Output> {
 export interface ResolvedOptions {
   readonly pipelinePrepareCountMax: number;
   readonly prepareRequestCountMax: number;
+  readonly prepareBatchRequestCountMin: number;
   readonly clientSessionCountMax: number;
   readonly requestQueueCountMax: number;
   readonly heartbeatTicks: number;
@@ -117,6 +124,10 @@ export function resolveOptions<Output>(options: ReplicaOptions<Output>): Resolve
     prepareRequestCountMax: positiveInteger(
       options.prepareRequestCountMax ?? constants.prepareRequestCountMax,
       'prepareRequestCountMax',
+    ),
+    prepareBatchRequestCountMin: positiveInteger(
+      options.prepareBatchRequestCountMin ?? constants.prepareBatchRequestCountMin,
+      'prepareBatchRequestCountMin',
     ),
     clientSessionCountMax: positiveInteger(
       options.clientSessionCountMax ?? constants.clientSessionCountMax,

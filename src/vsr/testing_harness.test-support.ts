@@ -406,6 +406,8 @@ export class Scenario {
         },
       },
       pipelinePrepareCountMax: o.pipeline ?? 8,
+      // Scenarios pin the shape of each prepare: no waiting for fuller batches.
+      prepareBatchRequestCountMin: 1,
       clientSessionCountMax: o.sessions ?? 64,
       heartbeatTicks: o.heartbeatTicks ?? 10,
       electionTimeoutTicks: o.electionTimeoutTicks ?? 50,
