@@ -101,6 +101,12 @@ export class NodeTracing {
   private viewChange: ViewChangeSpan | null = null;
   /** The last prepare journaled, to learn a new prepare's batch when its event follows. */
   private lastAppend: Prepare | null = null;
+  /**
+   * Traced writes not yet found in a prepare. A prepare's batch is decoded only while this is
+   * not empty: with sampling, most prepares carry no traced write, and decoding every batch
+   * again (its requests, client ids) was most of tracing's cost.
+   */
+  private readonly unassigned = new Set<ClientId>();
 
   constructor(
     readonly tracing: Tracing,
@@ -144,6 +150,7 @@ export class NodeTracing {
     const write = { span, requestNumber: request.requestNumber, repliedOp: null };
     const evicted = boundedSet(this.writes, request.clientId, write);
     if (evicted !== undefined) endSpan(evicted.span, 'evicted');
+    this.unassigned.add(request.clientId);
   }
 
   /** A query reached this node; end the span with endQuery. */
@@ -226,17 +233,22 @@ export class NodeTracing {
     const prepare = this.lastAppend;
     this.lastAppend = null;
     if (prepare === null || prepare.header.op !== op) return;
-    if (this.writes.size === 0) return; // No traced write can be in this batch.
+    if (this.unassigned.size === 0) return; // No traced write can be in this batch.
     let parent: Span | null = null;
     const links: Link[] = [];
     const clients: ClientId[] = [];
     for (const request of decodeBatch(prepare.body)) {
       const open = this.writes.get(request.clientId);
       if (open === undefined || open.requestNumber !== request.requestNumber) continue;
+      this.unassigned.delete(request.clientId);
       open.span.setAttributes({ op, batch_request_count: requestCount });
       clients.push(request.clientId);
       if (parent === null) parent = open.span;
       else links.push({ context: open.span.spanContext() });
+    }
+    // Writes that ended without reaching a prepare (rejected, superseded, evicted) leave here.
+    for (const clientId of this.unassigned) {
+      if (!this.writes.has(clientId)) this.unassigned.delete(clientId);
     }
     if (parent === null) return; // None of this batch's writes is traced.
     const attributes = { view: this.view(), op, request_count: requestCount };
@@ -378,6 +390,7 @@ export class NodeTracing {
     this.ops.clear();
     for (const write of this.writes.values()) endSpan(write.span, outcome);
     this.writes.clear();
+    this.unassigned.clear();
   }
 
   private endOp(open: OpenOp, outcome: string): void {
