@@ -6,6 +6,7 @@
 
 import { connect } from '../src/client/client.js';
 import { asStreamId, asTenantId } from '../src/core/types.js';
+import type { ClientId } from '../src/core/types.js';
 import { encodeCommand } from '../src/kernel/command.js';
 import { RawClient, newClientId } from '../src/testing/raw_client.js';
 
@@ -61,34 +62,79 @@ export async function createBenchStream(address: string): Promise<[number, numbe
   return [1, 1];
 }
 
+interface BenchSession {
+  readonly id: ClientId;
+  readonly client: RawClient;
+  requestNumber: number;
+}
+
+/** `count` registered sessions spread over `connectionCount` connections to `address`. */
+async function openSessions(
+  address: string,
+  count: number,
+  connectionCount: number,
+): Promise<{ sessions: BenchSession[]; close: () => void }> {
+  const clients = await Promise.all(
+    Array.from({ length: connectionCount }, () => RawClient.connect(address)),
+  );
+  const sessions = Array.from({ length: count }, (_, i) => ({
+    id: newClientId(),
+    client: clients[i % connectionCount]!,
+    requestNumber: 0,
+  }));
+  await Promise.all(sessions.map((s) => s.client.request(s.id, s.requestNumber++, null)));
+  return { sessions, close: () => clients.forEach((client) => client.close()) };
+}
+
+/** The append command every request of a load sends, encoded once (the loader must be cheap). */
+function appendBody(tenantStream: readonly [number, number], spec: LoadSpec): Uint8Array {
+  const payload = new Uint8Array(spec.eventSizeBytes).fill(0x61);
+  return encodeCommand({
+    kind: 'append',
+    tenantId: asTenantId(tenantStream[0]),
+    streamId: asStreamId(tenantStream[1]),
+    expectedOffset: null,
+    events: Array.from({ length: spec.eventsPerAppend }, () => payload),
+    audit: benchAudit,
+  });
+}
+
+async function sendAppend(session: BenchSession, body: Uint8Array): Promise<void> {
+  const answer = await session.client.requestEncoded(session.id, session.requestNumber++, body);
+  if (answer.kind !== 'reply') throw new Error(`append failed: ${JSON.stringify(answer)}`);
+}
+
+/** A run's result from its latencies (ms), its length and the loader's CPU use. */
+function resultOf(
+  spec: { readonly sessions: number; readonly eventsPerAppend: number },
+  latencies: readonly number[],
+  seconds: number,
+  cpu: NodeJS.CpuUsage,
+): LoadResult {
+  const sorted = Float64Array.from(latencies).sort();
+  const events = latencies.length * spec.eventsPerAppend;
+  return {
+    sessions: spec.sessions,
+    eventsPerAppend: spec.eventsPerAppend,
+    events,
+    seconds,
+    eventsPerSecond: events / seconds,
+    p50Ms: percentile(sorted, 0.5),
+    p99Ms: percentile(sorted, 0.99),
+    p999Ms: percentile(sorted, 0.999),
+    loaderCpuSeconds: (cpu.user + cpu.system) / 1e6,
+  };
+}
+
 /** Runs one closed-loop load against `address`, appending to stream `tenantStream`. */
 export async function runLoad(
   address: string,
   spec: LoadSpec,
   tenantStream: readonly [number, number],
 ): Promise<LoadResult> {
-  const clients = await Promise.all(
-    Array.from({ length: spec.connectionCount }, () => RawClient.connect(address)),
-  );
-  const sessions = Array.from({ length: spec.sessions }, (_, i) => ({
-    id: newClientId(),
-    client: clients[i % spec.connectionCount]!,
-    requestNumber: 0,
-  }));
-  await Promise.all(sessions.map((s) => s.client.request(s.id, s.requestNumber++, null)));
-  const payload = new Uint8Array(spec.eventSizeBytes).fill(0x61);
-  const events = Array.from({ length: spec.eventsPerAppend }, () => payload);
-  const command = {
-    kind: 'append' as const,
-    tenantId: asTenantId(tenantStream[0]),
-    streamId: asStreamId(tenantStream[1]),
-    expectedOffset: null,
-    events,
-    audit: benchAudit,
-  };
-  const body = encodeCommand(command); // Encoded once: the loader must cost little CPU.
+  const { sessions, close } = await openSessions(address, spec.sessions, spec.connectionCount);
+  const body = appendBody(tenantStream, spec);
   const latencies: number[] = [];
-  let appended = 0;
   const cpuBefore = process.cpuUsage();
   const started = performance.now();
   const deadline = started + spec.durationMs;
@@ -96,32 +142,15 @@ export async function runLoad(
     sessions.map(async (session) => {
       while (performance.now() < deadline) {
         const sent = performance.now();
-        const answer = await session.client.requestEncoded(
-          session.id,
-          session.requestNumber++,
-          body,
-        );
-        if (answer.kind !== 'reply') throw new Error(`append failed: ${JSON.stringify(answer)}`);
+        await sendAppend(session, body);
         latencies.push(performance.now() - sent);
-        appended += spec.eventsPerAppend;
       }
     }),
   );
   const seconds = (performance.now() - started) / 1000;
   const cpu = process.cpuUsage(cpuBefore);
-  for (const client of clients) client.close();
-  const sorted = Float64Array.from(latencies).sort();
-  return {
-    sessions: spec.sessions,
-    eventsPerAppend: spec.eventsPerAppend,
-    events: appended,
-    seconds,
-    eventsPerSecond: appended / seconds,
-    p50Ms: percentile(sorted, 0.5),
-    p99Ms: percentile(sorted, 0.99),
-    p999Ms: percentile(sorted, 0.999),
-    loaderCpuSeconds: (cpu.user + cpu.system) / 1e6,
-  };
+  close();
+  return resultOf(spec, latencies, seconds, cpu);
 }
 
 /**
@@ -135,25 +164,8 @@ export async function runPacedLoad(
   spec: LoadSpec & { readonly eventsPerSecond: number },
   tenantStream: readonly [number, number],
 ): Promise<LoadResult> {
-  const clients = await Promise.all(
-    Array.from({ length: spec.connectionCount }, () => RawClient.connect(address)),
-  );
-  const sessions = Array.from({ length: spec.sessions }, (_, i) => ({
-    id: newClientId(),
-    client: clients[i % spec.connectionCount]!,
-    requestNumber: 0,
-  }));
-  await Promise.all(sessions.map((s) => s.client.request(s.id, s.requestNumber++, null)));
-  const payload = new Uint8Array(spec.eventSizeBytes).fill(0x61);
-  const command = {
-    kind: 'append' as const,
-    tenantId: asTenantId(tenantStream[0]),
-    streamId: asStreamId(tenantStream[1]),
-    expectedOffset: null,
-    events: [payload],
-    audit: benchAudit,
-  };
-  const body = encodeCommand(command); // Encoded once: the loader must cost little CPU.
+  const { sessions, close } = await openSessions(address, spec.sessions, spec.connectionCount);
+  const body = appendBody(tenantStream, { ...spec, eventsPerAppend: 1 });
   const intervalMs = (1000 * spec.sessions) / spec.eventsPerSecond;
   const latencies: number[] = [];
   const cpuBefore = process.cpuUsage();
@@ -167,31 +179,15 @@ export async function runPacedLoad(
         if (scheduled >= deadline) return;
         const waitMs = scheduled - performance.now();
         if (waitMs > 1) await new Promise((resolve) => setTimeout(resolve, waitMs));
-        const answer = await session.client.requestEncoded(
-          session.id,
-          session.requestNumber++,
-          body,
-        );
-        if (answer.kind !== 'reply') throw new Error(`append failed: ${JSON.stringify(answer)}`);
+        await sendAppend(session, body);
         latencies.push(performance.now() - scheduled);
       }
     }),
   );
   const seconds = (performance.now() - started) / 1000;
   const cpu = process.cpuUsage(cpuBefore);
-  for (const client of clients) client.close();
-  const sorted = Float64Array.from(latencies).sort();
-  return {
-    sessions: spec.sessions,
-    eventsPerAppend: 1,
-    events: latencies.length,
-    seconds,
-    eventsPerSecond: latencies.length / seconds,
-    p50Ms: percentile(sorted, 0.5),
-    p99Ms: percentile(sorted, 0.99),
-    p999Ms: percentile(sorted, 0.999),
-    loaderCpuSeconds: (cpu.user + cpu.system) / 1e6,
-  };
+  close();
+  return resultOf({ ...spec, eventsPerAppend: 1 }, latencies, seconds, cpu);
 }
 
 /**
@@ -224,16 +220,5 @@ export async function runSdkLoad(
   const seconds = (performance.now() - started) / 1000;
   const cpu = process.cpuUsage(cpuBefore);
   await client.close();
-  const sorted = Float64Array.from(latencies).sort();
-  return {
-    sessions: spec.concurrency,
-    eventsPerAppend: 1,
-    events: latencies.length,
-    seconds,
-    eventsPerSecond: latencies.length / seconds,
-    p50Ms: percentile(sorted, 0.5),
-    p99Ms: percentile(sorted, 0.99),
-    p999Ms: percentile(sorted, 0.999),
-    loaderCpuSeconds: (cpu.user + cpu.system) / 1e6,
-  };
+  return resultOf({ sessions: spec.concurrency, eventsPerAppend: 1 }, latencies, seconds, cpu);
 }
