@@ -11,7 +11,13 @@ export interface BackoffPolicy {
   readonly delayMsMax: number;
 }
 
-export const defaultBackoff: BackoffPolicy = { delayMsMin: 20, delayMsMax: 1000 };
+/**
+ * 20 ms doubling to 250 ms. The ceiling bounds how long after a new leader is elected a client
+ * that kept failing through the election notices it (with 1 s, the first write after a
+ * failover came up to a second after the election); four tries a second per client is still
+ * gentle on a cluster in trouble.
+ */
+export const defaultBackoff: BackoffPolicy = { delayMsMin: 20, delayMsMax: 250 };
 
 /** The exponent past which the delay has long since reached its ceiling. */
 const attemptExponentMax = 30;

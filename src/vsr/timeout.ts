@@ -6,6 +6,7 @@ import { assert } from '../core/assert.js';
 
 export class Timeout {
   private ticksLeft = 0;
+  private ticksElapsed = 0;
   private runningValue = false;
 
   constructor(
@@ -19,10 +20,16 @@ export class Timeout {
     return this.runningValue;
   }
 
+  /** Ticks since the timeout was last (re)started; meaningful while it runs. */
+  get elapsedTicks(): number {
+    return this.ticksElapsed;
+  }
+
   /** (Re)starts the timeout: it fires after durationTicks + jitterTicks ticks. */
   start(jitterTicks = 0): void {
     assert(Number.isSafeInteger(jitterTicks) && jitterTicks >= 0, `${this.name}: jitter`);
     this.ticksLeft = this.durationTicks + jitterTicks;
+    this.ticksElapsed = 0;
     this.runningValue = true;
   }
 
@@ -34,6 +41,7 @@ export class Timeout {
   tick(): boolean {
     if (!this.runningValue) return false;
     this.ticksLeft -= 1;
+    this.ticksElapsed += 1;
     if (this.ticksLeft > 0) return false;
     this.runningValue = false;
     return true;

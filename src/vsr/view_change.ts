@@ -87,7 +87,20 @@ export function onStartViewChange<Output>(
   } else if (r.vc.svcFrom.size >= r.quorum) {
     const proposed = r.vc.proposedView === view;
     startViewChange(r, view, proposed ? 'primary_timeout' : 'start_view_change');
+  } else if (primarySilentLong(r)) {
+    // Another backup timed out, and this one has not heard from the primary for at least half
+    // an election timeout either: its own timeout is evidence enough, so it proposes now rather
+    // than at the end of its own randomised timeout. A backup that hears its primary still
+    // waits: one flaky backup alone never deposes a primary the others hear.
+    onPrimaryTimeout(r);
   }
+}
+
+/** A normal backup whose primary has been silent for half an election timeout or more. */
+function primarySilentLong<Output>(r: ReplicaCore<Output>): boolean {
+  if (r.status !== 'normal' || r.isPrimary || r.vc.proposedView !== null) return false;
+  const timeout = r.primaryTimeout;
+  return timeout.running && 2 * timeout.elapsedTicks >= r.tuning.electionTimeoutTicks;
 }
 
 /** Moves to view_change for `view` (later than the current view) and starts voting for it. */
