@@ -11,13 +11,8 @@ import { Socket, createConnection } from 'node:net';
 import { DecodeError } from '../core/binary.js';
 import { assert } from '../core/assert.js';
 import { KmbError, kmbError } from '../core/errors.js';
-import { FrameDecoder, encodeFrame } from '../net/frame.js';
-import {
-  decodeMessage,
-  encodeMessage,
-  messageKind,
-  protocolVersion,
-} from '../net/client_protocol.js';
+import { FrameDecoder } from '../net/frame.js';
+import { decodeMessage, encodeMessageFrame, protocolVersion } from '../net/client_protocol.js';
 import type { ClientMessage, ErrorMessage, HelloOk } from '../net/client_protocol.js';
 import type { ClientId, RequestNumber } from '../core/types.js';
 import type { Address } from './address.js';
@@ -146,7 +141,7 @@ export class Connection {
   }
 
   private send(message: ClientMessage): void {
-    this.socket.write(encodeFrame(messageKind[message.kind], encodeMessage(message)));
+    this.socket.write(encodeMessageFrame(message));
   }
 
   private sayHello(clusterName: string): Promise<ClientMessage> {

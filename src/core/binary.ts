@@ -30,6 +30,12 @@ export class Writer {
     return this.position;
   }
 
+  /** Empties the writer for reuse (its buffer is kept; views from bytesView() go stale). */
+  reset(): this {
+    this.position = 0;
+    return this;
+  }
+
   private reserve(sizeBytes: number): void {
     const needed = this.position + sizeBytes;
     if (needed <= this.bytes.length) return;

@@ -18,7 +18,13 @@ import {
   asView,
 } from '../core/types.js';
 import { dataClasses } from '../kernel/command.js';
-import { decodeMessage, encodeMessage, messageKind } from './client_protocol.js';
+import {
+  decodeMessage,
+  encodeMessage,
+  encodeMessageFrame,
+  messageKind,
+} from './client_protocol.js';
+import { encodeFrame } from './frame.js';
 import type { ClientMessage, TraceParent } from './client_protocol.js';
 
 const u32 = fc.nat({ max: 0xffff_ffff });
@@ -173,6 +179,18 @@ describe('client protocol codec', () => {
       fc.property(message, (m) => {
         const decoded = decodeMessage(messageKind[m.kind], encodeMessage(m));
         assert.deepEqual(normalise(decoded), normalise(m));
+      }),
+    );
+  });
+
+  it('frames through the reused writer exactly as through a fresh one, call after call', () => {
+    fc.assert(
+      fc.property(fc.array(message, { minLength: 1, maxLength: 5 }), (messages) => {
+        const frames = messages.map((m) => encodeMessageFrame(m));
+        messages.forEach((m, index) => {
+          const expected = encodeFrame(messageKind[m.kind], encodeMessage(m));
+          assert.deepEqual(Buffer.from(frames[index] ?? []), Buffer.from(expected));
+        });
       }),
     );
   });

@@ -39,6 +39,7 @@ import type {
 } from '../core/types.js';
 import { dataClasses } from '../kernel/command.js';
 import type { DataClass } from '../kernel/command.js';
+import { encodeFrame } from './frame.js';
 
 export const protocolVersion = 1;
 
@@ -404,6 +405,23 @@ function decodeScope(reader: Reader): ErrorScope {
 /** Encodes a message body; the frame kind is messageKind[message.kind]. */
 export function encodeMessage(message: ClientMessage): Uint8Array {
   const writer = new Writer(64);
+  writeMessage(writer, message);
+  return writer.finish();
+}
+
+/**
+ * One writer reused by encodeMessageFrame: encoding is synchronous and never nests, so one
+ * buffer serves every message a process sends instead of a fresh one (and its DataView) each.
+ */
+const scratchWriter = new Writer(64 * 1024);
+
+/** A whole frame for `message`, encoded through the reused writer (one allocation: the frame). */
+export function encodeMessageFrame(message: ClientMessage): Uint8Array {
+  writeMessage(scratchWriter.reset(), message);
+  return encodeFrame(messageKind[message.kind], scratchWriter.bytesView());
+}
+
+function writeMessage(writer: Writer, message: ClientMessage): void {
   switch (message.kind) {
     case 'hello':
       writer.u16(message.hello.protocolVersion).string(message.hello.clusterName);
@@ -450,7 +468,6 @@ export function encodeMessage(message: ClientMessage): Uint8Array {
       encodeQueryResult(writer, message.queryResult.result);
       break;
   }
-  return writer.finish();
 }
 
 function decodeOperation(code: number): Operation {

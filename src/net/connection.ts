@@ -10,9 +10,9 @@ import { constants } from '../core/constants.js';
 import { DecodeError } from '../core/binary.js';
 import { errorCodes } from '../core/errors.js';
 import type { ErrorCode } from '../core/errors.js';
-import { FrameDecoder, encodeFrame } from './frame.js';
+import { FrameDecoder } from './frame.js';
 import type { Frame, FrameError } from './frame.js';
-import { decodeMessage, encodeMessage, messageKind } from './client_protocol.js';
+import { decodeMessage, encodeMessageFrame } from './client_protocol.js';
 import type { ClientMessage } from './client_protocol.js';
 
 export interface ConnectionHandlers {
@@ -109,7 +109,7 @@ export class Connection {
         this.socket.uncork();
       });
     }
-    this.socket.write(encodeFrame(messageKind[message.kind], encodeMessage(message)));
+    this.socket.write(encodeMessageFrame(message));
   }
 
   /** Flushes what is queued, then closes. */
