@@ -83,6 +83,15 @@ describe('frame decoder', () => {
     );
   });
 
+  it('frames a prefix byte and a body exactly as the body with the byte in front', () => {
+    fc.assert(
+      fc.property(fc.nat({ max: 255 }), fc.nat({ max: 255 }), fc.uint8Array(), (k, p, body) => {
+        const joined = new Uint8Array([p, ...body]);
+        assert.deepEqual(Buffer.from(encodeFrame(k, body, p)), Buffer.from(encodeFrame(k, joined)));
+      }),
+    );
+  });
+
   it('rejects an oversized frame from its header alone', () => {
     const decoder = new FrameDecoder(1024);
     const header = Buffer.from(encodeFrame(1, new Uint8Array(0)));

@@ -38,16 +38,23 @@ function frameChecksum(frame: Uint8Array): number {
   );
 }
 
-export function encodeFrame(kind: number, body: Uint8Array): Uint8Array {
+/**
+ * A frame of `kind` around `body`. With `prefixByte`, the body is that byte followed by `body`
+ * (the replica bus's message tag), written straight into the frame instead of being copied into
+ * a new buffer first.
+ */
+export function encodeFrame(kind: number, body: Uint8Array, prefixByte?: number): Uint8Array {
   assert(kind >= 0 && kind <= 0xff, 'frame kind out of range');
-  const sizeBytes = frameHeaderSizeBytes + body.length;
+  const prefixBytes = prefixByte === undefined ? 0 : 1;
+  const sizeBytes = frameHeaderSizeBytes + prefixBytes + body.length;
   assert(sizeBytes <= constants.frameSizeBytesMax, 'frame too large to send');
   const frame = Buffer.allocUnsafe(sizeBytes);
   frame.writeUInt32LE(frameMagic, 0);
   frame.writeUInt32LE(sizeBytes, 4);
   frame.writeUInt8(kind, 12);
   frame.fill(0, 13, 16);
-  frame.set(body, frameHeaderSizeBytes);
+  if (prefixByte !== undefined) frame.writeUInt8(prefixByte, frameHeaderSizeBytes);
+  frame.set(body, frameHeaderSizeBytes + prefixBytes);
   frame.writeUInt32LE(frameChecksum(frame), 8);
   return frame;
 }

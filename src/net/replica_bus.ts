@@ -149,8 +149,7 @@ export class ReplicaBus {
         link.socket.uncork();
       });
     }
-    const payload = new Writer(body.length + 1).u8(kind).fixed(body, body.length).finish();
-    link.socket.write(encodeFrame(replicaFrameKind.message, payload));
+    link.socket.write(encodeFrame(replicaFrameKind.message, body, kind));
     this.counters.sentMessages += 1;
     return true;
   }

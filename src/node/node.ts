@@ -147,6 +147,8 @@ export class KimberliteNode {
   private bus: ReplicaBus | null = null;
   /** The primary's own view of whether a quorum answers it (from primary_quorum events). */
   private quorumReachable = true;
+  /** The last replica message encoded (see encodeOnce). */
+  private lastEncoded: { message: ReplicaMessage; tag: number; body: Uint8Array } | null = null;
   /** A new primary serves reads once it has executed its view's log up to this op. */
   private readableFromOp = 0;
   /** The timestamp of the prepare at the commit number, for replication lag in ms. */
@@ -712,7 +714,7 @@ export class KimberliteNode {
           break;
         }
         case 'send': {
-          const { tag, body } = encodeReplicaMessage(effect.message);
+          const { tag, body } = this.encodeOnce(effect.message);
           const sent = this.bus?.send(effect.target, tag, body) ?? false;
           this.nodeMetrics.onSend(effect.message, body.length, sent);
           break;
@@ -954,6 +956,18 @@ export class KimberliteNode {
       return { ready: false, reason: 'catching_up' };
     }
     return { ready: true, reason: 'ok' };
+  }
+
+  /**
+   * A replica message's encoding, reused while the same message object is sent to several
+   * peers in a row (a broadcast is one object with one send effect per target), so a prepare's
+   * body is encoded once, not once per backup.
+   */
+  private encodeOnce(message: ReplicaMessage): { tag: number; body: Uint8Array } {
+    if (this.lastEncoded?.message !== message) {
+      this.lastEncoded = { message, ...encodeReplicaMessage(message) };
+    }
+    return this.lastEncoded;
   }
 
   /**

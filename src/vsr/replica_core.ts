@@ -302,8 +302,12 @@ export class ReplicaCore<Output> {
     this.effects.push({ kind: 'send', target, message: full });
   }
 
+  /** One message object for every target, so that the shell can encode it once. */
   broadcast(message: Outgoing, view: View = this.view): void {
-    for (const target of this.otherReplicas()) this.send(target, message, view);
+    const full = { ...message, replica: this.replica, view } as ReplicaMessage;
+    for (const target of this.otherReplicas()) {
+      this.effects.push({ kind: 'send', target, message: full });
+    }
   }
 
   event(event: ReplicaEvent<Output>): void {
