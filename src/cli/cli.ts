@@ -16,6 +16,7 @@ import { KmbError } from '../core/errors.js';
 import * as operator from './cli_cluster.js';
 import type { OperatorContext } from './cli_cluster.js';
 import * as commands from './cli_commands.js';
+import { debugProfile, profileSecondsMax } from './cli_debug.js';
 import { parseDuration } from './cli_duration.js';
 import { eventsFromDataOption } from './cli_events.js';
 import type { CommandContext, GlobalOptions } from './cli_commands.js';
@@ -41,6 +42,15 @@ function durationOption(value: string): number {
   } catch (error) {
     throw new InvalidArgumentError(error instanceof Error ? error.message : String(error));
   }
+}
+
+/** A CPU profile's length in whole seconds, within what the ops endpoint takes. */
+function profileDurationOption(value: string): number {
+  const seconds = durationOption(value) / 1000;
+  if (!Number.isInteger(seconds) || seconds < 1 || seconds > profileSecondsMax) {
+    throw new InvalidArgumentError(`use whole seconds from 1s to ${profileSecondsMax}s`);
+  }
+  return seconds;
 }
 
 function consistencyOption(value: string): 'linearizable' | 'stale' {
@@ -167,6 +177,35 @@ function addOperatorCommands(program: Command, io: CliIo, exit: { code: number }
           replicaId: options['replicaId'] as number,
           watch: options['watch'] === true,
           intervalMs: options['intervalMs'] as number,
+        });
+      }),
+    );
+  program
+    .command('debug')
+    .description('look inside one replica')
+    .command('profile')
+    .description("a replica's CPU profile (or heap with --heap), written as a pprof file")
+    .requiredOption(
+      '--replica-id <n>',
+      'the replica index (0-based)',
+      integerOption('--replica-id', 0),
+    )
+    .option(
+      '--duration <duration>',
+      'how long to sample the CPU: 30s, 2m (whole seconds, 1 s to 5 m)',
+      profileDurationOption,
+      30,
+    )
+    .option('--heap', 'the heap (allocations still live) instead of the CPU')
+    .option('--output <file>', 'where to write it (default kimberlite-replica-N-KIND-TIME.pb.gz)')
+    .action(
+      withReplicas(io, exit, (context, command) => {
+        const options = command.opts();
+        return debugProfile(context, {
+          replicaId: options['replicaId'] as number,
+          durationSeconds: options['duration'] as number,
+          heap: options['heap'] === true,
+          output: (options['output'] as string | undefined) ?? null,
         });
       }),
     );

@@ -191,7 +191,11 @@ export function formatReplicaStatus(answer: StatusProbe): string {
   return `${lines.join('\n')}\n`;
 }
 
-async function probeReplica(context: OperatorContext, replicaId: number): Promise<StatusProbe> {
+/** Replica `replicaId`'s own status, from its address in --cluster (or by asking them all). */
+export async function probeReplica(
+  context: OperatorContext,
+  replicaId: number,
+): Promise<StatusProbe> {
   const given = context.addresses[replicaId];
   if (given !== undefined) {
     const options = queryOptions(context.globals);

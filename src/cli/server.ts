@@ -167,8 +167,10 @@ async function run(config: Config): Promise<void> {
     () => node,
     () => stopping,
   ).catch(startFailed);
+  // The node reports where its ops endpoint listens (the bound port, when 0 was configured).
+  const metricsAddress = ops === null ? null : `${ops.address.host}:${ops.address.port}`;
   node = await KimberliteNode.start({
-    config: nodeConfig,
+    config: { ...nodeConfig, metricsAddress },
     logger,
     metrics,
     onFatal: () => process.exit(exitCodes.failure),
@@ -183,7 +185,7 @@ async function run(config: Config): Promise<void> {
   });
   logger.info('Node ready', {
     address: started.address,
-    metrics_address: ops === null ? null : `${ops.address.host}:${ops.address.port}`,
+    metrics_address: metricsAddress,
     cluster_name: nodeConfig.clusterName,
   });
   const shutdown = async (signal: string): Promise<void> => {

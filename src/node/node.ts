@@ -999,6 +999,7 @@ export class KimberliteNode {
       healthy_replicas: normal ? 1 + connected.size : 0,
       quorum_reachable: normal && this.quorumReachableNow(),
       cluster_name: this.config.clusterName,
+      metrics_address: this.config.metricsAddress,
       commit_timestamp_us: this.commitTimestampUs,
       cluster_members: this.config.peers.map((address, nodeId) => {
         const self = nodeId === this.config.nodeId;
