@@ -21,25 +21,10 @@ import { segmentHeaderSizeBytes } from '../storage/segment_header.js';
 import { RawClient, newClientId } from '../testing/raw_client.js';
 import { KimberliteNode } from './node.js';
 import type { NodeConfig } from './node.js';
+import { singleNodeConfig } from './test_config.test-support.js';
 
 function config(dataDir: string): NodeConfig {
-  return {
-    clusterName: 'test',
-    nodeId: 0,
-    peers: ['127.0.0.1:0'],
-    address: '127.0.0.1:0',
-    metricsAddress: null,
-    dataDir,
-    segmentSizeBytesMax: 64 * 1024 * 1024,
-    tickMs: 10,
-    heartbeatMs: 100,
-    electionTimeoutMs: 1000,
-    pipelinePrepareCountMax: 4,
-    prepareRequestCountMax: 64,
-    clientSessionCountMax: 64,
-    connectionCountMax: 64,
-    shutdownTimeoutMs: 2000,
-  };
+  return singleNodeConfig(dataDir);
 }
 
 const audit = { actor: 'test', reason: 'ordering', correlationId: null };
