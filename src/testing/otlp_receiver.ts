@@ -12,6 +12,7 @@ import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { gunzipSync } from 'node:zlib';
+import { waitUntil } from './wait_until.js';
 
 /** One attribute value as OTLP JSON carries it, decoded to a plain value. */
 export type AttributeValue = string | number | boolean | null;
@@ -272,20 +273,7 @@ export class OtlpReceiver {
 
   /** Resolves once `check()` is true, re-checked after each request; rejects after timeoutMs. */
   async waitFor(check: () => boolean, timeoutMs: number, what: string): Promise<void> {
-    if (check()) return;
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.waiters.delete(wake);
-        reject(new Error(`OTLP receiver: ${what} not seen within ${timeoutMs} ms`));
-      }, timeoutMs);
-      const wake = (): void => {
-        if (!check()) return;
-        clearTimeout(timer);
-        this.waiters.delete(wake);
-        resolve();
-      };
-      this.waiters.add(wake);
-    });
+    return waitUntil(this.waiters, check, timeoutMs, `OTLP receiver: ${what}`);
   }
 
   async close(): Promise<void> {

@@ -7,6 +7,7 @@
 import { createSocket } from 'node:dgram';
 import type { Socket } from 'node:dgram';
 import type { AddressInfo } from 'node:net';
+import { waitUntil } from './wait_until.js';
 
 export interface StatsdLine {
   readonly name: string;
@@ -62,20 +63,7 @@ export class StatsdReceiver {
 
   /** Resolves once `check()` is true, re-checked after each datagram; rejects after timeoutMs. */
   async waitFor(check: () => boolean, timeoutMs: number, what: string): Promise<void> {
-    if (check()) return;
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.waiters.delete(wake);
-        reject(new Error(`StatsD receiver: ${what} not seen within ${timeoutMs} ms`));
-      }, timeoutMs);
-      const wake = (): void => {
-        if (!check()) return;
-        clearTimeout(timer);
-        this.waiters.delete(wake);
-        resolve();
-      };
-      this.waiters.add(wake);
-    });
+    return waitUntil(this.waiters, check, timeoutMs, `StatsD receiver: ${what}`);
   }
 
   async close(): Promise<void> {
