@@ -5,12 +5,10 @@ import { strict as assert } from 'node:assert';
 import { test } from 'node:test';
 import { Harness, sleep } from './harness.js';
 import {
-  History,
   TestCluster,
-  Workload,
-  checkAcked,
-  createStreams,
   hangTimeoutMs,
+  startSteadyWorkload,
+  checkWorkload,
 } from './cluster_harness.js';
 
 test(
@@ -28,14 +26,7 @@ test(
     const cluster = await TestCluster.start(h, { name: 'backup-restart' });
     const { leader } = await cluster.waitForLeader();
     const backup = (leader + 1) % cluster.size;
-    const targets = await createStreams(cluster, 'backups', 2);
-    const history = new History();
-    const workload = new Workload(cluster, history, targets, {
-      writersPerStream: 2,
-      readersPerStream: 1,
-    });
-    await workload.start();
-    await workload.waitForAcks(100);
+    const workload = await startSteadyWorkload(cluster, 'backups');
 
     await cluster.kill(backup);
     const killedAtMs = performance.now();
@@ -53,21 +44,8 @@ test(
     const caughtUp = await cluster.status(backup);
     assert.equal(caughtUp.commitNumber, commit);
 
-    assert.deepEqual(workload.unexpected, []);
-    const reader = await cluster.connect({ requestTimeoutMs: 20_000 });
-    assert.deepEqual(await checkAcked(reader, workload), []);
-    assert.deepEqual(history.check(), []);
-    t.diagnostic(`history: ${history.summary()}`);
-    await reader.close();
+    t.diagnostic(`history: ${await checkWorkload(cluster, workload)}`);
 
-    for (let id = 0; id < cluster.size; id++) await cluster.stop(id);
-    const verdicts = await Promise.all([0, 1, 2].map((id) => cluster.verify(id)));
-    for (const [id, verdict] of verdicts.entries()) {
-      const output = `${verdict.run.stdout}${verdict.run.stderr}`;
-      assert.ok(verdict.ok, `verify of replica ${id}:\n${output}\n${cluster.describe(id)}`);
-    }
-    const heads = verdicts.map((v) => [v.opMax, v.headChecksum, v.stateDigest]);
-    assert.deepEqual(heads[1], heads[0], 'replicas 0 and 1 hold the same log head');
-    assert.deepEqual(heads[2], heads[0], 'replicas 0 and 2 hold the same log head');
+    await cluster.stopAllAndVerifySameHead();
   },
 );

@@ -1,16 +1,13 @@
 // Leader failover under load, with real processes: a 3-replica cluster serves six SDK clients
 // (two writers and one reader on each of two shared streams); the leader is SIGKILLed mid-load.
 
-import { strict as assert } from 'node:assert';
 import { test } from 'node:test';
 import { Harness, sleep } from './harness.js';
 import {
-  History,
   TestCluster,
-  Workload,
-  checkAcked,
-  createStreams,
   hangTimeoutMs,
+  startSteadyWorkload,
+  checkWorkload,
 } from './cluster_harness.js';
 
 test(
@@ -28,14 +25,7 @@ test(
     const h = new Harness(t);
     const cluster = await TestCluster.start(h, { name: 'failover' });
     const first = await cluster.waitForLeader();
-    const targets = await createStreams(cluster, 'failover', 2);
-    const history = new History();
-    const workload = new Workload(cluster, history, targets, {
-      writersPerStream: 2,
-      readersPerStream: 1,
-    });
-    await workload.start();
-    await workload.waitForAcks(100);
+    const workload = await startSteadyWorkload(cluster, 'failover');
     await sleep(1000); // A steady load for a while: the kill lands among requests in flight.
 
     const killedAtMs = performance.now();
@@ -52,10 +42,6 @@ test(
     );
     await workload.stop();
 
-    assert.deepEqual(workload.unexpected, []);
-    const reader = await cluster.connect({ requestTimeoutMs: 20_000 });
-    assert.deepEqual(await checkAcked(reader, workload), []);
-    assert.deepEqual(history.check(), []);
-    t.diagnostic(`history: ${history.summary()}`);
+    t.diagnostic(`history: ${await checkWorkload(cluster, workload)}`);
   },
 );

@@ -294,6 +294,25 @@ export class TestCluster {
     return this.h.connect({ addresses: [...this.addresses], clusterName: this.name, ...extra });
   }
 
+  /**
+   * Stops every replica gracefully, then asserts that `kimberlite-admin verify` is clean on each
+   * data directory and that all of them hold the same log head (last op, its checksum, state
+   * digest).
+   */
+  async stopAllAndVerifySameHead(): Promise<void> {
+    for (let id = 0; id < this.size; id++) await this.stop(id);
+    const ids = this.addresses.map((_, id) => id);
+    const verdicts = await Promise.all(ids.map((id) => this.verify(id)));
+    for (const [id, verdict] of verdicts.entries()) {
+      const output = `${verdict.run.stdout}${verdict.run.stderr}`;
+      assert.ok(verdict.ok, `verify of replica ${id}:\n${output}\n${this.describe(id)}`);
+    }
+    const heads = verdicts.map((v) => [v.opMax, v.headChecksum, v.stateDigest]);
+    for (let id = 1; id < heads.length; id++) {
+      assert.deepEqual(heads[id], heads[0], `replicas 0 and ${id} hold the same log head`);
+    }
+  }
+
   /** Runs `kimberlite-admin verify --json` on replica `id`'s data directory (stopped or not). */
   async verify(id: number): Promise<VerifyOutcome> {
     const run = await this.h.runAdmin(['verify', '--data-dir', this.dataDirs[id] ?? '', '--json']);
@@ -623,4 +642,39 @@ export async function checkAcked(
     }
   }
   return problems;
+}
+
+/**
+ * The steady load the fault tests run: two streams of tenant `tenantName`, two writers and a
+ * reader on each, recorded in one History; resolves once 100 appends are acknowledged.
+ */
+export async function startSteadyWorkload(
+  cluster: TestCluster,
+  tenantName: string,
+): Promise<Workload> {
+  const targets = await createStreams(cluster, tenantName, 2);
+  const workload = new Workload(cluster, new History(), targets, {
+    writersPerStream: 2,
+    readersPerStream: 1,
+  });
+  await workload.start();
+  await workload.waitForAcks(100);
+  return workload;
+}
+
+/**
+ * The verdict of a stopped workload: no unexpected failure, every acknowledged event at its
+ * offset exactly once (read through a fresh client), and the whole history linearizable.
+ * Returns the history's summary for the test to print.
+ */
+export async function checkWorkload(cluster: TestCluster, workload: Workload): Promise<string> {
+  assert.deepEqual(workload.unexpected, []);
+  const reader = await cluster.connect({ requestTimeoutMs: 20_000 });
+  try {
+    assert.deepEqual(await checkAcked(reader, workload), []);
+  } finally {
+    await reader.close();
+  }
+  assert.deepEqual(workload.history.check(), []);
+  return workload.history.summary();
 }

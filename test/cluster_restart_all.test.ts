@@ -1,16 +1,13 @@
 // The whole cluster crashing at once, with real processes: every replica of a 3-replica cluster
 // is SIGKILLed under load and all are started again on their data directories.
 
-import { strict as assert } from 'node:assert';
 import { test } from 'node:test';
 import { Harness, sleep } from './harness.js';
 import {
-  History,
   TestCluster,
-  Workload,
-  checkAcked,
-  createStreams,
   hangTimeoutMs,
+  startSteadyWorkload,
+  checkWorkload,
 } from './cluster_harness.js';
 
 test(
@@ -26,14 +23,7 @@ test(
     const h = new Harness(t);
     const cluster = await TestCluster.start(h, { name: 'restart-all' });
     const first = await cluster.waitForLeader();
-    const targets = await createStreams(cluster, 'restart', 2);
-    const history = new History();
-    const workload = new Workload(cluster, history, targets, {
-      writersPerStream: 2,
-      readersPerStream: 1,
-    });
-    await workload.start();
-    await workload.waitForAcks(100);
+    const workload = await startSteadyWorkload(cluster, 'restart');
     await sleep(500);
 
     await Promise.all([0, 1, 2].map((id) => cluster.kill(id)));
@@ -50,10 +40,6 @@ test(
     );
     await workload.stop();
 
-    assert.deepEqual(workload.unexpected, []);
-    const reader = await cluster.connect({ requestTimeoutMs: 20_000 });
-    assert.deepEqual(await checkAcked(reader, workload), []);
-    assert.deepEqual(history.check(), []);
-    t.diagnostic(`history: ${history.summary()}`);
+    t.diagnostic(`history: ${await checkWorkload(cluster, workload)}`);
   },
 );
