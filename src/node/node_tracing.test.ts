@@ -54,6 +54,18 @@ function clientTracer(): { tracer: Tracer; exporter: InMemorySpanExporter } {
   return { tracer: provider.getTracer('test-app'), exporter };
 }
 
+/** The node's tracing, exporting into `exporter` (optionally on a short batch delay). */
+function serverTracing(exporter: InMemorySpanExporter, scheduledDelayMs?: number): Tracing {
+  return new Tracing({
+    endpoint: 'http://127.0.0.1:9/unused',
+    serviceName: 'kimberlite-test',
+    nodeId: 0,
+    logger: silentLogger(),
+    exporter,
+    ...(scheduledDelayMs === undefined ? {} : { scheduledDelayMs }),
+  });
+}
+
 /** Keeps its spans when the node shuts its pipeline down (the stock one forgets them). */
 class KeepingExporter extends InMemorySpanExporter {
   override shutdown(): Promise<void> {
@@ -74,14 +86,7 @@ function only(spans: readonly ReadableSpan[], what: string): ReadableSpan {
 describe('node tracing', () => {
   it('links SDK, kmb.write, kmb.consensus.prepare/commit and kmb.query in one trace', async () => {
     const serverSpans = new KeepingExporter();
-    const tracing = new Tracing({
-      endpoint: 'http://127.0.0.1:9/unused',
-      serviceName: 'kimberlite-test',
-      nodeId: 0,
-      logger: silentLogger(),
-      exporter: serverSpans,
-      scheduledDelayMs: 10,
-    });
+    const tracing = serverTracing(serverSpans, 10);
     const { node, cleanup } = await startNode(tracing);
     const app = clientTracer();
     const client = await connect({ addresses: [node.address], tracer: app.tracer });
@@ -158,13 +163,7 @@ describe('node tracing', () => {
 
   it('covers every committed write of a batch with one prepare span', async () => {
     const serverSpans = new KeepingExporter();
-    const tracing = new Tracing({
-      endpoint: 'http://127.0.0.1:9/unused',
-      serviceName: 'kimberlite-test',
-      nodeId: 0,
-      logger: silentLogger(),
-      exporter: serverSpans,
-    });
+    const tracing = serverTracing(serverSpans);
     const { node, cleanup } = await startNode(tracing);
     const clients = await Promise.all(
       Array.from({ length: 8 }, () => connect({ addresses: [node.address] })),
@@ -230,13 +229,7 @@ describe('node tracing', () => {
   });
   it('traces only sampled callers when the sample ratio is 0', async () => {
     const serverSpans = new KeepingExporter();
-    const tracing = new Tracing({
-      endpoint: 'http://127.0.0.1:9/unused',
-      serviceName: 'kimberlite-test',
-      nodeId: 0,
-      logger: silentLogger(),
-      exporter: serverSpans,
-    });
+    const tracing = serverTracing(serverSpans);
     const { node, cleanup } = await startNode(tracing, 0);
     const client = await connect({ addresses: [node.address] });
     const traceId = 'ab'.repeat(16);
