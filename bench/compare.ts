@@ -3,12 +3,15 @@
 // of 100-byte values for etcd), one request in flight per session/connection, at 1, 16, 256 and
 // 1024 concurrent requests. Then, for our cluster, the latency at half of its peak throughput
 // (open loop, measured from each request's scheduled time). It prints both tables, the ratio of
-// the peaks, and how much CPU each load generator used next to the servers it drove.
+// the peaks, and how much CPU each load generator used next to the servers it drove. Last, the
+// way an application would write: one SDK client with coalesceAppends, 1 to 4096 concurrent
+// callers each appending one event and awaiting it, and that path's latency at half its peak.
 //
 // It measures and prints; it never passes or fails on time (HOUSE_RULES §9).
 //   node --import tsx bench/compare.ts [--quick | --small] [--json]
 // With --json the last line is one JSON object: cluster3 and etcd3 (each {events_per_s, p50_ms,
-// p99_ms, p999_ms} at its peak), cluster3_half_peak, cluster3_vs_etcd3, and the full tables.
+// p99_ms, p999_ms} at its peak), cluster3_half_peak, cluster3_vs_etcd3, cluster3_sdk_coalesced
+// (and _half_peak, _by_concurrency), and the full tables.
 
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -16,7 +19,7 @@ import { join } from 'node:path';
 import { BenchCluster } from './cluster_process.js';
 import { EtcdCluster, etcdAvailable } from './etcd_peer.js';
 import type { PeerRun } from './etcd_peer.js';
-import { createBenchStream, runLoad, runPacedLoad, runSdkLoad } from './loader.js';
+import { createBenchStream, runLoad, runPacedLoad, runPacedSdkLoad, runSdkLoad } from './loader.js';
 import type { LoadResult } from './loader.js';
 
 const argv = process.argv.slice(2);
@@ -24,6 +27,9 @@ const small = argv.includes('--small');
 const quick = argv.includes('--quick');
 const durationMs = small ? 500 : quick ? 2_000 : 5_000;
 const concurrencies = small ? [16] : [1, 16, 256, 1024];
+/** Concurrent one-event append calls through one SDK client that coalesces them. */
+const coalescedConcurrencies = small ? [64] : [1, 16, 256, 1024, 4096];
+const coalescedPipelineMax = 4;
 const eventSizeBytes = 100;
 const connectionCount = 4;
 
@@ -60,6 +66,36 @@ interface Ours {
   readonly half: Summary;
   readonly sdk: Summary;
   readonly cpu: string;
+  readonly coalesced: Coalesced;
+}
+
+interface Coalesced {
+  readonly rows: Summary[];
+  readonly half: Summary;
+  readonly cpu: string;
+}
+
+/**
+ * One SDK client with coalesceAppends and pipelineMax 4: `concurrency` callers each append one
+ * 100-byte event and await it, again and again; then an open-loop run at half the best rate.
+ */
+async function measureCoalesced(
+  addresses: readonly string[],
+  stream: [number, number],
+): Promise<Coalesced> {
+  const rows: Summary[] = [];
+  const cpu: string[] = [];
+  const shape = { pipelineMax: coalescedPipelineMax, coalesceAppends: true, eventSizeBytes };
+  for (const concurrency of coalescedConcurrencies) {
+    const result = await runSdkLoad(addresses, { ...shape, concurrency, durationMs }, stream);
+    rows.push(summary(result));
+    cpu.push(`${concurrency}: ${result.loaderCpuSeconds.toFixed(2)} s`);
+  }
+  const top = peak(rows);
+  const rate = Math.max(1, Math.round(top.events_per_s / 2));
+  const pacedSpec = { ...shape, concurrency: top.concurrency, durationMs, eventsPerSecond: rate };
+  const half = summary(await runPacedSdkLoad(addresses, pacedSpec, stream));
+  return { rows, half: { ...half, concurrency: top.concurrency }, cpu: cpu.join(', ') };
 }
 
 async function measureOurs(root: string): Promise<Ours> {
@@ -91,7 +127,8 @@ async function measureOurs(root: string): Promise<Ours> {
       : { concurrency: 1024, pipelineMax: 256 };
     const sdkSpec = { ...sdkShape, durationMs, eventSizeBytes };
     const sdk = summary(await runSdkLoad(cluster.addresses, sdkSpec, stream));
-    return { rows, half: summary(paced), sdk, cpu: cpu.join(', ') };
+    const coalesced = await measureCoalesced(cluster.addresses, stream);
+    return { rows, half: summary(paced), sdk, cpu: cpu.join(', '), coalesced };
   } finally {
     await cluster.stop();
   }
@@ -149,7 +186,22 @@ async function main(): Promise<void> {
       `  through the SDK (one client, pipelineMax ${sdkLabel}): ` +
         `${sdk.events_per_s} events/s, p50 ${sdk.p50_ms} ms, p99 ${sdk.p99_ms} ms`,
     );
+    const coalesced = ours.coalesced;
+    table(
+      `kimberlite-ts, 3 replicas, through one SDK client with coalesceAppends (pipelineMax ` +
+        `${coalescedPipelineMax}): concurrent calls, each appending 1 event (100 B) and awaiting it`,
+      coalesced.rows,
+    );
+    console.log(`  loader CPU (SDK and callers): ${coalesced.cpu}`);
+    console.log(
+      `  at half of peak (${coalesced.half.events_per_s} calls/s offered open-loop): p50 ` +
+        `${coalesced.half.p50_ms} ms, p99 ${coalesced.half.p99_ms} ms, p999 ` +
+        `${coalesced.half.p999_ms} ms`,
+    );
     const json: Record<string, unknown> = {
+      cluster3_sdk_coalesced: peak(coalesced.rows),
+      cluster3_sdk_coalesced_by_concurrency: coalesced.rows,
+      cluster3_sdk_coalesced_half_peak: coalesced.half,
       cluster3_sdk_pipelined: sdk,
       cluster3: peak(ours.rows),
       cluster3_by_concurrency: ours.rows,

@@ -190,6 +190,15 @@ export async function runPacedLoad(
   return resultOf({ ...spec, eventsPerAppend: 1 }, latencies, seconds, cpu);
 }
 
+export interface SdkLoadSpec {
+  readonly concurrency: number;
+  readonly pipelineMax: number;
+  readonly durationMs: number;
+  readonly eventSizeBytes: number;
+  /** Let the SDK merge concurrent appends into shared commands (ConnectOptions). */
+  readonly coalesceAppends?: boolean;
+}
+
 /**
  * The same closed loop through the SDK: one Client with `pipelineMax` sessions over one
  * connection and `concurrency` calls outstanding at once, so the SDK's own cost (validation,
@@ -197,10 +206,15 @@ export async function runPacedLoad(
  */
 export async function runSdkLoad(
   addresses: readonly string[],
-  spec: { concurrency: number; pipelineMax: number; durationMs: number; eventSizeBytes: number },
+  spec: SdkLoadSpec,
   tenantStream: readonly [number, number],
 ): Promise<LoadResult> {
-  const client = await connect({ addresses, pipelineMax: spec.pipelineMax, actor: 'bench' });
+  const client = await connect({
+    addresses,
+    pipelineMax: spec.pipelineMax,
+    coalesceAppends: spec.coalesceAppends ?? false,
+    actor: 'bench',
+  });
   const target = { tenantId: tenantStream[0], streamId: tenantStream[1] };
   const events = [new Uint8Array(spec.eventSizeBytes).fill(0x61)];
   await client.append({ ...target, events }); // Registers the first session.
@@ -217,6 +231,52 @@ export async function runSdkLoad(
       }
     }),
   );
+  const seconds = (performance.now() - started) / 1000;
+  const cpu = process.cpuUsage(cpuBefore);
+  await client.close();
+  return resultOf({ sessions: spec.concurrency, eventsPerAppend: 1 }, latencies, seconds, cpu);
+}
+
+/**
+ * Open-loop load through the SDK at a fixed rate: one-event appends are called on a schedule
+ * (`eventsPerSecond` in all) whatever the answers do, so the SDK may have any number of calls
+ * outstanding; latency is measured from each call's scheduled time (no coordinated omission).
+ * With coalesceAppends the SDK merges the calls that arrive while its slots are busy.
+ */
+export async function runPacedSdkLoad(
+  addresses: readonly string[],
+  spec: SdkLoadSpec & { readonly eventsPerSecond: number },
+  tenantStream: readonly [number, number],
+): Promise<LoadResult> {
+  const client = await connect({
+    addresses,
+    pipelineMax: spec.pipelineMax,
+    coalesceAppends: spec.coalesceAppends ?? false,
+    actor: 'bench',
+  });
+  const target = { tenantId: tenantStream[0], streamId: tenantStream[1] };
+  const events = [new Uint8Array(spec.eventSizeBytes).fill(0x61)];
+  await client.append({ ...target, events }); // Registers the first session.
+  const latencies: number[] = [];
+  const intervalMs = 1000 / spec.eventsPerSecond;
+  const total = Math.floor(spec.durationMs / intervalMs);
+  const calls: Array<Promise<void>> = [];
+  const cpuBefore = process.cpuUsage();
+  const started = performance.now();
+  let sent = 0;
+  while (sent < total) {
+    const due = Math.min(total, Math.floor((performance.now() - started) / intervalMs) + 1);
+    for (; sent < due; sent++) {
+      const scheduled = started + sent * intervalMs;
+      calls.push(
+        client.append({ ...target, events }, { reason: 'benchmark' }).then(() => {
+          latencies.push(performance.now() - scheduled);
+        }),
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, 1));
+  }
+  await Promise.all(calls);
   const seconds = (performance.now() - started) / 1000;
   const cpu = process.cpuUsage(cpuBefore);
   await client.close();

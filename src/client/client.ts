@@ -16,11 +16,12 @@
 import { constants } from '../core/constants.js';
 import { KmbError, kmbError } from '../core/errors.js';
 import { asOffset, asStreamId, asTenantId } from '../core/types.js';
-import type { ClientId } from '../core/types.js';
+import type { ClientId, Offset, StreamId, TenantId } from '../core/types.js';
 import { encodeCommand, isDataClass } from '../kernel/command.js';
 import type { Audit, Command, DataClass } from '../kernel/command.js';
 import type { Consistency, Query, QueryResult, TraceParent } from '../net/client_protocol.js';
 import { formatAddress, parseAddress } from './address.js';
+import { AppendCoalescer } from './append_coalescer.js';
 import { verifyStreamChain } from './chain_verify.js';
 import type { ChainVerdict } from './chain_verify.js';
 import { Cluster } from './cluster.js';
@@ -174,7 +175,9 @@ export class Client {
   private readonly session: SessionPool;
   private readonly context: RetryContext;
   private readonly tracing: ClientTracing;
+  private readonly coalescer: AppendCoalescer<AppendTemplate> | null;
   private queryIdNext = 1;
+  private soloKeyNext = 1;
   private queriesInFlight = 0;
 
   /** @internal Use {@link connect}. */
@@ -196,6 +199,17 @@ export class Client {
       sessionCountMax: options.pipelineMax,
     });
     this.tracing = new ClientTracing(options.tracer);
+    this.coalescer = options.coalesceAppends
+      ? new AppendCoalescer<AppendTemplate>({
+          slotCountMax: options.pipelineMax,
+          eventCountMax: clientLimits.coalescedEventCountMax,
+          // Room for the command's fixed fields (ids, audit strings) within the request bound.
+          bodySizeBytesMax: constants.requestBodySizeBytesMax - appendFixedBytesMax,
+          pendingEventCountMax: clientLimits.coalescedPendingEventCountMax,
+          send: ({ trace, ...fields }, events) =>
+            this.appendCommand({ kind: 'append', ...fields, events }, trace),
+        })
+      : null;
   }
 
   /** The actor recorded with this client's commands. */
@@ -250,16 +264,39 @@ export class Client {
         ? null
         : asOffset(u53(input.expectedOffset, 'expectedOffset'));
     const events = eventBytes(input.events);
-    const command: Command = {
-      kind: 'append',
-      tenantId,
-      streamId,
-      expectedOffset,
-      events,
-      audit: this.audit(audit),
+    const auditFields = this.audit(audit);
+    const coalescer = this.coalescer;
+    if (coalescer === null) {
+      const kind = 'append';
+      const command = {
+        kind,
+        tenantId,
+        streamId,
+        expectedOffset,
+        events,
+        audit: auditFields,
+      } as const;
+      return this.appendCommand(command, audit);
+    }
+    if (this.cluster.isClosed) throw kmbError('connection_lost', 'the client is closed');
+    // Every append goes through the coalescer so that appends keep their call order; those with
+    // an expected offset or a trace context of their own get a key of their own (never merged).
+    const solo = expectedOffset !== null || audit?.traceContext !== undefined;
+    const template = { tenantId, streamId, audit: auditFields, expectedOffset, trace: audit };
+    const key = solo ? `solo ${this.soloKeyNext++}` : appendKey(template);
+    return coalescer.append(key, template, events);
+  }
+
+  private async appendCommand(
+    command: Extract<Command, { kind: 'append' }>,
+    trace: TraceOptions | undefined,
+  ): Promise<AppendResult> {
+    const ids = {
+      tenant_id: command.tenantId,
+      stream_id: command.streamId,
+      event_count: command.events.length,
     };
-    const ids = { tenant_id: tenantId, stream_id: streamId, event_count: events.length };
-    const result = await this.command(command, audit, ids);
+    const result = await this.command(command, trace, ids);
     if (result.kind !== 'append') throw mismatched('append', result.kind);
     return results.appendResult(result);
   }
@@ -475,6 +512,28 @@ function consistencyOf(options: ReadOptions): Consistency | undefined {
     throw kmbError('invalid_argument', 'lagOpsMax must be an integer from 0 to 4294967295');
   }
   return { kind: 'stale', lagOpsMax };
+}
+
+/** The fields coalesced appends must share: one command carries them for all. */
+interface AppendTemplate {
+  readonly tenantId: TenantId;
+  readonly streamId: StreamId;
+  readonly audit: Audit;
+  /** Non-null only on an append sent alone. */
+  readonly expectedOffset: Offset | null;
+  /** The call's own trace options (those with a traceContext are sent alone). */
+  readonly trace: WriteOptions | undefined;
+}
+
+/** The most bytes an append command spends besides its events (ids, offset, count, audit). */
+const appendFixedBytesMax =
+  64 + constants.actorBytesMax + constants.reasonBytesMax + constants.correlationIdBytesMax;
+
+function appendKey(template: AppendTemplate): string {
+  // The actor is the client's own, the same for every call; lengths keep the key unambiguous.
+  const { reason, correlationId } = template.audit;
+  const correlation = correlationId === null ? '' : `${correlationId.length}:${correlationId}`;
+  return `${template.tenantId}/${template.streamId}/${reason.length}:${reason}/${correlation}`;
 }
 
 function mismatched(expected: string, actual: string): KmbError {

@@ -40,6 +40,15 @@ export interface ConnectOptions {
    * without awaiting each other may commit in any order.
    */
   readonly pipelineMax?: number;
+  /**
+   * Merge concurrent appends to the same stream (same audit fields, no expected offset, no
+   * traceContext of their own) into one command while every write slot is busy (default false).
+   * Each call still gets its own firstOffset and count and commits atomically; calls merged into
+   * one command commit or fail together, and each gets the stream's chainHead after that whole
+   * command. Many concurrent small appends then cost the cluster a few requests instead of many:
+   * see docs/sdk.md.
+   */
+  readonly coalesceAppends?: boolean;
 }
 
 /** The SDK's defaults and bounds (HOUSE_RULES §7): every queue and list it keeps has a max. */
@@ -51,6 +60,10 @@ export const clientLimits = {
   requestQueueCountMax: 1024,
   /** Sessions (writes in flight) one client may hold: each is a session slot on the cluster. */
   pipelineMax: 256,
+  /** Events one coalesced append command may carry (coalesceAppends). */
+  coalescedEventCountMax: 1024,
+  /** Events that may wait for a write slot when appends are coalesced, per client. */
+  coalescedPendingEventCountMax: 64 * 1024,
   /** Queries in flight at once, per client. */
   queryInFlightCountMax: 1024,
   /** Addresses one client may be given (replicas plus standbys, generously). */
@@ -69,6 +82,7 @@ export interface ResolvedOptions {
   readonly random: () => number;
   readonly tracer: Tracer | undefined;
   readonly pipelineMax: number;
+  readonly coalesceAppends: boolean;
 }
 
 /** The name of the user running this process, or "unknown" when the system cannot tell. */
@@ -121,6 +135,7 @@ export function resolveOptions(options: ConnectOptions): ResolvedOptions {
     random: Math.random,
     tracer: options.tracer,
     pipelineMax: pipelineMaxOf(options.pipelineMax),
+    coalesceAppends: booleanOf(options.coalesceAppends, 'coalesceAppends'),
   };
 }
 
@@ -130,5 +145,11 @@ function pipelineMaxOf(value: number | undefined): number {
   if (!Number.isSafeInteger(value) || value < 1 || value > max) {
     throw kmbError('invalid_argument', `pipelineMax must be an integer from 1 to ${max}`);
   }
+  return value;
+}
+
+function booleanOf(value: boolean | undefined, name: string): boolean {
+  if (value === undefined) return false;
+  if (typeof value !== 'boolean') throw kmbError('invalid_argument', `${name} must be a boolean`);
   return value;
 }

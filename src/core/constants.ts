@@ -25,10 +25,13 @@ export const constants = {
    * formed only when at least prepareBatchRequestCountMin requests wait; otherwise they wait for
    * a commit to free the pipeline and go out together. Without it, requests trickling in fill
    * the pipeline with prepares of one or two requests, each paying a journal write, two sends
-   * and two acknowledgements.
+   * and two acknowledgements. Requests that already carry many bytes between them (clients
+   * that batch their own events) are worth a prepare of their own: at prepareBatchSizeBytesMin
+   * queued body bytes the prepare is formed whatever the count.
    */
   prepareBatchWaitInFlightMin: 1,
   prepareBatchRequestCountMin: 32,
+  prepareBatchSizeBytesMin: 16 * KiB,
   /** Requests queued at the primary waiting for room in the pipeline. */
   requestQueueCountMax: 16 * 1024,
 

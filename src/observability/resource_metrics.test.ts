@@ -38,8 +38,9 @@ test('rates are deltas over elapsed time; an absent I/O file is NaN', async (t) 
     procIoPath,
     onSample: (seconds) => rates.push(seconds),
   });
-  sampler.sample();
+  // Taken before the first sample: the sampler's own interval starts inside sample().
   const startedMs = performance.now();
+  sampler.sample();
   await new Promise((resolve) => setTimeout(resolve, 200));
   networkBytes += 5000;
   await writeFile(procIoPath, io(150, 250, 4096, 1_000_000));

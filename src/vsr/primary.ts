@@ -142,7 +142,9 @@ export function preparePending<Output>(r: ReplicaCore<Output>): void {
   while (r.op - r.commitMax < r.tuning.pipelinePrepareCountMax && r.queue.length > 0) {
     const inFlight = r.op - r.commitMax;
     // Small batches wait for a commit once a few prepares are in flight (constants.ts).
-    if (inFlight >= constants.prepareBatchWaitInFlightMin && r.queue.length < batchMin) return;
+    if (inFlight >= constants.prepareBatchWaitInFlightMin && r.queue.length < batchMin) {
+      if (queuedBodyBytes(r.queue) < constants.prepareBatchSizeBytesMin) return;
+    }
     const timestampUs = nextTimestamp(r);
     if (timestampUs === null) return; // The cluster's clocks do not agree: wait.
     let sizeBytes = 4;
@@ -157,6 +159,13 @@ export function preparePending<Output>(r: ReplicaCore<Output>): void {
     assert(count > 0, 'a prepare holds at least one request');
     prepare(r, r.queue.splice(0, count), timestampUs);
   }
+}
+
+/** Body bytes of the queued requests (called only while fewer than a batch's count wait). */
+function queuedBodyBytes(queue: readonly Request[]): number {
+  let sizeBytes = 0;
+  for (const request of queue) sizeBytes += request.body.length;
+  return sizeBytes;
 }
 
 /** The next prepare timestamp: cluster time (or the wall clock), kept strictly monotonic. */
