@@ -5,6 +5,7 @@
 // (benchmarks print numbers, not logs). Benchmarks only: tests have test/harness.ts.
 
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import type { ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
@@ -128,6 +129,17 @@ export class BenchCluster {
     this.children[id] = await startServerProcess(args, this.env);
   }
 
+  /**
+   * Each running replica's CPU time and run-queue wait so far, in ms (Linux
+   * /proc/PID/schedstat: time on a CPU, time runnable but waiting for one), or null where the
+   * system does not say. Two readings apart show how long each process waited for a CPU.
+   */
+  schedule(): Array<CpuSchedule | null> {
+    return this.children.map((child) =>
+      child?.pid === undefined ? null : readSchedule(child.pid),
+    );
+  }
+
   /** SIGKILL: the process dies wherever it is, as in a power cut of one machine. */
   async kill(id: number): Promise<void> {
     const child = this.children[id];
@@ -197,5 +209,21 @@ export class BenchCluster {
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
     throw new Error(`replicas did not converge within ${timeoutMs} ms`);
+  }
+}
+
+/** CPU time and run-queue wait of one process, in ms. */
+export interface CpuSchedule {
+  readonly runMs: number;
+  readonly waitMs: number;
+}
+
+/** A process's schedstat ("self" for this one), or null when the system has none. */
+export function readSchedule(pid: number | 'self'): CpuSchedule | null {
+  try {
+    const [run, wait] = readFileSync(`/proc/${pid}/schedstat`, 'utf8').trim().split(' ');
+    return { runMs: Number(run) / 1e6, waitMs: Number(wait) / 1e6 };
+  } catch {
+    return null;
   }
 }

@@ -16,7 +16,8 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BenchCluster } from './cluster_process.js';
+import { BenchCluster, readSchedule } from './cluster_process.js';
+import type { CpuSchedule } from './cluster_process.js';
 import { EtcdCluster, etcdAvailable } from './etcd_peer.js';
 import type { PeerRun } from './etcd_peer.js';
 import { createBenchStream, runLoad, runPacedLoad, runPacedSdkLoad, runSdkLoad } from './loader.js';
@@ -67,6 +68,36 @@ interface Ours {
   readonly sdk: Summary;
   readonly cpu: string;
   readonly coalesced: Coalesced;
+  /** At half of peak: each replica's and the loader's CPU time and run-queue wait. */
+  readonly cpuWait: CpuWait[] | null;
+}
+
+interface CpuWait {
+  readonly process: string;
+  readonly run_ms_per_s: number;
+  readonly wait_ms_per_s: number;
+}
+
+/**
+ * How long each process ran and how long it waited, runnable, for a CPU, per second of the run
+ * (replicas in order, then this process, the load generator); null without schedstat.
+ */
+function cpuWaitOf(
+  before: ReadonlyArray<CpuSchedule | null>,
+  after: ReadonlyArray<CpuSchedule | null>,
+  seconds: number,
+): CpuWait[] | null {
+  const rows: CpuWait[] = [];
+  for (const [index, end] of after.entries()) {
+    const start = before[index];
+    if (start === null || start === undefined || end === null) return null;
+    rows.push({
+      process: index === after.length - 1 ? 'loader' : `replica ${index}`,
+      run_ms_per_s: Math.round((end.runMs - start.runMs) / seconds),
+      wait_ms_per_s: Math.round((end.waitMs - start.waitMs) / seconds),
+    });
+  }
+  return rows;
 }
 
 interface Coalesced {
@@ -117,18 +148,23 @@ async function measureOurs(root: string): Promise<Ours> {
     // As many sessions as the peak had, so a session's one-in-flight rule never caps the
     // offered rate (with fewer, a slow reply would hold back that session's next send).
     const pacedSpec = { sessions: top.concurrency, eventsPerAppend: 1, durationMs, eventSizeBytes };
+    const scheduleBefore = [...cluster.schedule(), readSchedule('self')];
+    const pacedStarted = performance.now();
     const paced = await runPacedLoad(
       address,
       { ...pacedSpec, connectionCount, eventsPerSecond: rate },
       stream,
     );
+    const pacedSeconds = (performance.now() - pacedStarted) / 1000;
+    const scheduleAfter = [...cluster.schedule(), readSchedule('self')];
+    const cpuWait = cpuWaitOf(scheduleBefore, scheduleAfter, pacedSeconds);
     const sdkShape = small
       ? { concurrency: 64, pipelineMax: 16 }
       : { concurrency: 1024, pipelineMax: 256 };
     const sdkSpec = { ...sdkShape, durationMs, eventSizeBytes };
     const sdk = summary(await runSdkLoad(cluster.addresses, sdkSpec, stream));
     const coalesced = await measureCoalesced(cluster.addresses, stream);
-    return { rows, half: summary(paced), sdk, cpu: cpu.join(', '), coalesced };
+    return { rows, half: summary(paced), sdk, cpu: cpu.join(', '), coalesced, cpuWait };
   } finally {
     await cluster.stop();
   }
@@ -180,6 +216,10 @@ async function main(): Promise<void> {
       `  at half of peak (${half.events_per_s} events/s offered open-loop): p50 ${half.p50_ms} ` +
         `ms, p99 ${half.p99_ms} ms, p999 ${half.p999_ms} ms`,
     );
+    if (ours.cpuWait !== null) {
+      const parts = ours.cpuWait.map((w) => `${w.process} ${w.run_ms_per_s}/${w.wait_ms_per_s}`);
+      console.log(`  there, ms per s on a CPU / waiting for one: ${parts.join(', ')}`);
+    }
     const sdk = ours.sdk;
     const sdkLabel = small ? '16, 64 calls outstanding' : '256, 1024 calls outstanding';
     console.log(
@@ -206,6 +246,7 @@ async function main(): Promise<void> {
       cluster3: peak(ours.rows),
       cluster3_by_concurrency: ours.rows,
       cluster3_half_peak: half,
+      cluster3_half_peak_cpu_wait: ours.cpuWait,
     };
     if (typeof etcd === 'string') {
       console.log(`etcd peer skipped: ${etcd}`);

@@ -534,7 +534,7 @@ export function defaultConfig(): Config {
       log_format: 'json',
       metrics_enabled: true,
       tracing_enabled: false,
-      tracing_sample_ratio: 0.01,
+      tracing_sample_ratio: 0.001,
       export_interval_secs: 10,
       statsd_prefix: 'kimberlite',
       service_name: 'kimberlite',

@@ -27,14 +27,12 @@
 
 import { SpanStatusCode } from '@opentelemetry/api';
 import type { ClientId } from '../core/types.js';
-import type { Prepare } from '../core/header.js';
 import { decodeCommand, decodeResult } from '../kernel/command.js';
 import type { Query, RequestMessage, TraceParent } from '../net/client_protocol.js';
 import type { TelemetryConfig } from './config.js';
 import type { Logger } from '../observability/logger.js';
 import { SpanKind, spanContextOf, Tracing } from '../observability/tracing.js';
 import type { Attributes, Link, Span } from '../observability/tracing.js';
-import { decodeBatch } from '../vsr/batch.js';
 import type { Effect, ReplicaEvent, Reply } from '../vsr/message.js';
 
 /** Where a node sends spans (from [telemetry]); null when tracing is off. */
@@ -99,12 +97,11 @@ export class NodeTracing {
   private readonly ops = new Map<number, OpenOp>();
   private readonly repairs = new Map<string, RepairRound>();
   private viewChange: ViewChangeSpan | null = null;
-  /** The last prepare journaled, to learn a new prepare's batch when its event follows. */
-  private lastAppend: Prepare | null = null;
   /**
-   * Traced writes not yet found in a prepare. A prepare's batch is decoded only while this is
-   * not empty: with sampling, most prepares carry no traced write, and decoding every batch
-   * again (its requests, client ids) was most of tracing's cost.
+   * Traced writes not yet found in a prepare. A prepare's requests (carried by its 'prepared'
+   * event, never decoded again) are looked at only while this is not empty: with sampling, most
+   * prepares carry no traced write, and decoding every batch again (its requests, client ids)
+   * was most of tracing's cost.
    */
   private readonly unassigned = new Set<ClientId>();
 
@@ -179,13 +176,12 @@ export class NodeTracing {
   /** Every effect the node performs, in order, after performing it. */
   onEffect(effect: Effect<unknown>): void {
     switch (effect.kind) {
-      case 'journal_append':
-        this.lastAppend = effect.prepare;
-        break;
       case 'reply':
-        this.onReply(effect.reply);
+        // Most replies answer an untraced write: with no write open there is nothing to look up.
+        if (this.writes.size > 0) this.onReply(effect.reply);
         break;
       case 'reject': {
+        if (this.writes.size === 0) break;
         const open = this.writes.get(effect.clientId);
         if (open === undefined || open.requestNumber !== effect.requestNumber) break;
         this.writes.delete(effect.clientId);
@@ -204,13 +200,13 @@ export class NodeTracing {
   private onEvent(event: ReplicaEvent<unknown>): void {
     switch (event.kind) {
       case 'prepared':
-        this.onPrepared(event.op, event.requestCount, event.bodySizeBytes);
+        this.onPrepared(event);
         break;
       case 'applied':
-        this.onQuorum(event.op);
+        if (this.ops.size > 0) this.onQuorum(event.op);
         break;
       case 'committed':
-        if (!event.replay) this.onCommitted(event.op);
+        if (!event.replay && this.ops.size > 0) this.onCommitted(event.op);
         break;
       case 'view_change_started':
         this.onViewChangeStarted(event.oldView, event.view, event.reason);
@@ -229,15 +225,13 @@ export class NodeTracing {
     }
   }
 
-  private onPrepared(op: number, requestCount: number, bodySizeBytes: number): void {
-    const prepare = this.lastAppend;
-    this.lastAppend = null;
-    if (prepare === null || prepare.header.op !== op) return;
+  private onPrepared(event: Extract<ReplicaEvent<unknown>, { kind: 'prepared' }>): void {
+    const { op, requestCount, bodySizeBytes } = event;
     if (this.unassigned.size === 0) return; // No traced write can be in this batch.
     let parent: Span | null = null;
     const links: Link[] = [];
     const clients: ClientId[] = [];
-    for (const request of decodeBatch(prepare.body)) {
+    for (const request of event.requests) {
       const open = this.writes.get(request.clientId);
       if (open === undefined || open.requestNumber !== request.requestNumber) continue;
       this.unassigned.delete(request.clientId);

@@ -35,7 +35,7 @@ import type {
   TimestampUs,
   View,
 } from '../core/types.js';
-import type { Operation } from './batch.js';
+import type { Operation, Request } from './batch.js';
 
 /**
  * One op of a log suffix carried by a view change: the prepare when the sender holds it (and it
@@ -238,6 +238,8 @@ export type ReplicaEvent<Output> =
       readonly op: Op;
       readonly requestCount: number;
       readonly bodySizeBytes: number;
+      /** The batch's requests, as the primary queued them (the shell must not change them). */
+      readonly requests: readonly Request[];
     }
   | {
       readonly kind: 'committed';

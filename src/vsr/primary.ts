@@ -199,6 +199,7 @@ function prepare<Output>(r: ReplicaCore<Output>, requests: Request[], timestampU
     op: made.header.op,
     requestCount: requests.length,
     bodySizeBytes: made.body.length,
+    requests,
   });
   r.broadcast({ kind: 'prepare', prepare: made });
   if (!r.prepareTimeout.running) r.prepareTimeout.start();
