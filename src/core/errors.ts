@@ -35,6 +35,10 @@ export const errorCodes = {
   storage_corrupt: 'KMB_ERR_STORAGE_CORRUPT',
   storage_io: 'KMB_ERR_STORAGE_IO',
   config_invalid: 'KMB_ERR_CONFIG_INVALID',
+  // The ops HTTP endpoint (/metrics, /status, /debug/*).
+  not_found: 'KMB_ERR_NOT_FOUND',
+  method_not_allowed: 'KMB_ERR_METHOD_NOT_ALLOWED',
+  profile_busy: 'KMB_ERR_PROFILE_BUSY',
   internal: 'KMB_ERR_INTERNAL',
 } as const;
 
@@ -48,6 +52,7 @@ const retryableCodes: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   errorCodes.shutting_down,
   errorCodes.connection_lost,
   errorCodes.timeout,
+  errorCodes.profile_busy,
 ]);
 
 const codeSet: ReadonlySet<string> = new Set(Object.values(errorCodes));

@@ -127,6 +127,8 @@ export class KimberliteNode {
   readonly config: NodeConfig;
   readonly metrics: Metrics;
   private readonly logger: Logger;
+  /** Connections, framing and peers: target kmb_net (docs/logging.md). */
+  private readonly netLogger: Logger;
   private readonly deps: NodeDependencies;
   private readonly state: State;
   private readonly index = new StreamIndex();
@@ -171,6 +173,7 @@ export class KimberliteNode {
     this.config = deps.config;
     this.metrics = deps.metrics;
     this.logger = deps.logger;
+    this.netLogger = deps.logger.child({}, 'kimberlite_net');
     this.state = createState();
     const cluster = clusterIdFromName(deps.config.clusterName);
     this.replica = new Replica<KernelOutput>({
@@ -372,11 +375,11 @@ export class KimberliteNode {
       handlers: {
         onMessage: (from, tag, body) => this.onReplicaMessage(from, tag, body),
         onLinkChange: (peer, up) =>
-          this.logger.info(up ? 'Replica link up' : 'Replica link down', { peer }),
+          this.netLogger.info(up ? 'Replica link up' : 'Replica link down', { peer }),
         onRejected: (remote, reason) => {
           this.metrics.errorsTotal(errorCodes.cluster_mismatch).inc();
           this.nodeMetrics.onRejected('handshake_rejected');
-          this.logger.warnRateLimited(`peer:${remote}:${reason}`, 10_000, 'Peer rejected', {
+          this.netLogger.warnRateLimited(`peer:${remote}:${reason}`, 10_000, 'Peer rejected', {
             remote,
             reason,
           });
@@ -394,16 +397,21 @@ export class KimberliteNode {
     } catch (error) {
       if (!(error instanceof DecodeError)) throw error;
       this.nodeMetrics.onUndecodable(body.length);
-      this.logger.warnRateLimited(`replica-decode:${from}`, 10_000, 'Malformed replica message', {
-        peer: from,
-        reason: error.message,
-      });
+      this.netLogger.warnRateLimited(
+        `replica-decode:${from}`,
+        10_000,
+        'Malformed replica message',
+        {
+          peer: from,
+          reason: error.message,
+        },
+      );
       return;
     }
     this.nodeMetrics.onReceive(message, body.length);
     if (message.replica !== from) {
       this.nodeMetrics.onRejected('sender_mismatch');
-      this.logger.warnRateLimited(`replica-spoof:${from}`, 10_000, 'Replica message sender', {
+      this.netLogger.warnRateLimited(`replica-spoof:${from}`, 10_000, 'Replica message sender', {
         peer: from,
         claimed: message.replica,
       });
@@ -428,7 +436,7 @@ export class KimberliteNode {
     const decoder = new FrameDecoder();
     // A connection must introduce itself promptly: a peer that connects and stalls is closed.
     const timer = setTimeout(() => {
-      this.logger.warnRateLimited('handshake-timeout', 10_000, 'Connection sent no hello', {
+      this.netLogger.warnRateLimited('handshake-timeout', 10_000, 'Connection sent no hello', {
         remote: `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`,
         timeout_ms: handshakeTimeoutMs,
       });
@@ -462,7 +470,7 @@ export class KimberliteNode {
         onMessage: (c, m) => this.onClientMessage(c, m),
         onProtocolError: (c, code, message) => {
           this.metrics.errorsTotal(code).inc();
-          this.logger.warnRateLimited(`protocol:${code}`, 10_000, 'Client protocol error', {
+          this.netLogger.warnRateLimited(`protocol:${code}`, 10_000, 'Client protocol error', {
             code,
             reason: message,
             remote: c.remoteAddress,

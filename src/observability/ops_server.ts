@@ -75,8 +75,8 @@ export const opsServerLimits = {
 
 /** Stable codes in the JSON errors this endpoint answers with. */
 export const opsErrorCodes = {
-  not_found: 'KMB_ERR_NOT_FOUND',
-  method_not_allowed: 'KMB_ERR_METHOD_NOT_ALLOWED',
+  not_found: errorCodes.not_found,
+  method_not_allowed: errorCodes.method_not_allowed,
   internal: errorCodes.internal,
 } as const;
 

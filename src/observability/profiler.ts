@@ -34,7 +34,7 @@ export const profileLimits = {
 
 export const profileErrorCodes = {
   invalid_argument: errorCodes.invalid_argument,
-  busy: 'KMB_ERR_PROFILE_BUSY',
+  busy: errorCodes.profile_busy,
 } as const;
 
 /** An HTTP answer, in the shape the ops server sends. */
