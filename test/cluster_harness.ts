@@ -357,7 +357,7 @@ function brief(status: NodeStatus | null): unknown {
 type StreamOp = HistoryOp<StreamInput, StreamOutput>;
 
 /** Codes after which an append may or may not have been applied. */
-const unknownOutcomeCodes: ReadonlySet<string> = new Set([
+export const unknownOutcomeCodes: ReadonlySet<string> = new Set([
   errorCodes.timeout,
   errorCodes.connection_lost,
 ]);
