@@ -35,6 +35,12 @@ function assertSameChain(actual: readonly Prepare[], expected: readonly Prepare[
   });
 }
 
+/** The segment a journal's index places `op` in (the test looks inside on purpose). */
+function segmentOf(journal: Journal, op: number): number {
+  const internals = journal as unknown as { index: { locate(op: number): { segment: number } } };
+  return internals.index.locate(op).segment;
+}
+
 describe('journal', () => {
   it('reads back every appended record, identical, before and after reopening', async () => {
     // Proves durability of content: records appended, then read by op and by entries() both
@@ -408,6 +414,11 @@ describe('journal truncation', () => {
       for (const prepare of prepares) await journal.append(prepare);
       const segmentsBefore = journal.segmentCount;
       assert.ok(segmentsBefore > 5);
+      // A read from the first segment the cut removes leaves a read handle on it cached; after
+      // the cut a new file of that name holds other records, and reads must return those.
+      const removed = segmentOf(journal, 7) + 1;
+      const cachedOp = prepares.findIndex((p) => segmentOf(journal, p.header.op) === removed) + 1;
+      assert.ok(samePrepare(await journal.read(cachedOp), prepares[cachedOp - 1] as Prepare));
       await journal.truncate(7, { commitFloor: 0 });
       assert.ok(journal.segmentCount < segmentsBefore);
       const files = (await readdir(join(dir, 'journal'))).filter((n) => n.endsWith('.kjl'));
@@ -417,6 +428,13 @@ describe('journal truncation', () => {
       assert.equal(journal.sizeBytes, onDisk);
       const more = makeChain(patternBodies(20, 150), { previous: prepares[6] as Prepare });
       for (const prepare of more) await journal.append(prepare);
+      // The recreated segment first, then every new record.
+      const again = more.findIndex((p) => segmentOf(journal, p.header.op) === removed);
+      assert.ok(again >= 0, 'the appends recreate the removed segment');
+      assert.ok(samePrepare(await journal.read(8 + again), more[again] as Prepare));
+      for (const [index, prepare] of more.entries()) {
+        assert.ok(samePrepare(await journal.read(8 + index), prepare), `op ${8 + index}`);
+      }
       await journal.close();
       const reopened = await Journal.open({ dir, cluster: testCluster, segmentSizeBytesMax });
       assertSameChain(await readAllEntries(reopened), [...prepares.slice(0, 7), ...more]);

@@ -53,6 +53,7 @@ import type { Prepare } from '../core/header.js';
 import { asOp } from '../core/types.js';
 import type { Op } from '../core/types.js';
 import { readAll, realFileIO, writeAll } from './file_io.js';
+import { SegmentReadCache } from './segment_read_cache.js';
 import type { FileHandleLike, FileIO } from './file_io.js';
 import { recoverJournal } from './journal_recover.js';
 import type { TruncatedTail } from './journal_recover.js';
@@ -147,6 +148,8 @@ export class Journal {
   private flushing: Promise<void> | null = null;
   private failure: KmbError | null = null;
   private truncating = false;
+  /** The read handle random reads share (segment_read_cache.ts). */
+  private readonly readCache: SegmentReadCache;
   private closing = false;
   private closed: Promise<void> | null = null;
 
@@ -160,6 +163,7 @@ export class Journal {
     state: { headChecksum: Uint8Array; segmentSizesBytes: number[]; tailHandle: FileHandleLike },
     readonly recovery: RecoveryReport,
   ) {
+    this.readCache = new SegmentReadCache(io);
     this.opMaxValue = index.opMax;
     this.durableOpMaxValue = index.opMax;
     this.headChecksumValue = state.headChecksum;
@@ -426,6 +430,7 @@ export class Journal {
     );
     assert(opMax <= this.opMaxValue, `truncate to ${opMax} beyond the head ${this.opMaxValue}`);
     this.truncating = true;
+    this.readCache.invalidate(); // Segment files are about to be cut, removed or recreated.
     try {
       while (this.flushing !== null) await this.flushing;
       if (this.failure !== null) throw this.refusal();
@@ -495,16 +500,13 @@ export class Journal {
     if (op > this.durableOpMaxValue) return this.unsyncedPrepare(op);
     const location = this.index.locate(op);
     const path = segmentPath(this.journalDir, location.segment);
-    return withIoErrors(`reading op ${op} from ${path}`, async () => {
-      const handle = await this.io.open(path, 'read');
-      try {
+    return withIoErrors(`reading op ${op} from ${path}`, () =>
+      this.readCache.withHandle(path, async (handle) => {
         const bytes = new Uint8Array(location.sizeBytes);
         const read = await readAll(handle, bytes, location.position);
         return this.decodeRecord(bytes.subarray(0, read), op, path, location.position);
-      } finally {
-        await handle.close();
-      }
-    });
+      }),
+    );
   }
 
   private unsyncedPrepare(op: number): Prepare {
@@ -600,6 +602,7 @@ export class Journal {
 
   private async closeNow(): Promise<void> {
     this.closing = true;
+    this.readCache.invalidate();
     while (this.flushing !== null) await this.flushing;
     try {
       await this.tail.handle.close();
