@@ -5,6 +5,7 @@
 // whether the generator, not the server, was the limit.
 
 import { connect } from '../src/client/client.js';
+import type { Client } from '../src/client/client.js';
 import { asStreamId, asTenantId } from '../src/core/types.js';
 import type { ClientId } from '../src/core/types.js';
 import { encodeCommand } from '../src/kernel/command.js';
@@ -223,6 +224,28 @@ export interface SdkLoadSpec {
   readonly coalesceAppends?: boolean;
 }
 
+/** An SDK client for a load, its target stream and the one event it appends (registered). */
+async function sdkClient(
+  addresses: readonly string[],
+  spec: SdkLoadSpec,
+  tenantStream: readonly [number, number],
+): Promise<{
+  client: Client;
+  target: { tenantId: number; streamId: number };
+  events: Uint8Array[];
+}> {
+  const client = await connect({
+    addresses,
+    pipelineMax: spec.pipelineMax,
+    coalesceAppends: spec.coalesceAppends ?? false,
+    actor: 'bench',
+  });
+  const target = { tenantId: tenantStream[0], streamId: tenantStream[1] };
+  const events = [new Uint8Array(spec.eventSizeBytes).fill(0x61)];
+  await client.append({ ...target, events }); // Registers the first session.
+  return { client, target, events };
+}
+
 /**
  * The same closed loop through the SDK: one Client with `pipelineMax` sessions over one
  * connection and `concurrency` calls outstanding at once, so the SDK's own cost (validation,
@@ -233,15 +256,7 @@ export async function runSdkLoad(
   spec: SdkLoadSpec,
   tenantStream: readonly [number, number],
 ): Promise<LoadResult> {
-  const client = await connect({
-    addresses,
-    pipelineMax: spec.pipelineMax,
-    coalesceAppends: spec.coalesceAppends ?? false,
-    actor: 'bench',
-  });
-  const target = { tenantId: tenantStream[0], streamId: tenantStream[1] };
-  const events = [new Uint8Array(spec.eventSizeBytes).fill(0x61)];
-  await client.append({ ...target, events }); // Registers the first session.
+  const { client, target, events } = await sdkClient(addresses, spec, tenantStream);
   const latencies: number[] = [];
   const cpuBefore = process.cpuUsage();
   const started = performance.now();
@@ -272,15 +287,7 @@ export async function runPacedSdkLoad(
   spec: SdkLoadSpec & { readonly eventsPerSecond: number },
   tenantStream: readonly [number, number],
 ): Promise<LoadResult> {
-  const client = await connect({
-    addresses,
-    pipelineMax: spec.pipelineMax,
-    coalesceAppends: spec.coalesceAppends ?? false,
-    actor: 'bench',
-  });
-  const target = { tenantId: tenantStream[0], streamId: tenantStream[1] };
-  const events = [new Uint8Array(spec.eventSizeBytes).fill(0x61)];
-  await client.append({ ...target, events }); // Registers the first session.
+  const { client, target, events } = await sdkClient(addresses, spec, tenantStream);
   const latencies: number[] = [];
   const intervalMs = 1000 / spec.eventsPerSecond;
   const total = Math.floor(spec.durationMs / intervalMs);
