@@ -19,6 +19,7 @@ import { tmpdir, cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { createBenchStream, runLoad } from './loader.js';
+import type { LoadResult } from './loader.js';
 
 interface Scenario {
   readonly name: string;
@@ -26,17 +27,8 @@ interface Scenario {
   readonly eventsPerAppend: number;
 }
 
-interface Result {
-  readonly scenario: string;
-  readonly sessions: number;
-  readonly eventsPerAppend: number;
-  readonly events: number;
-  readonly seconds: number;
-  readonly eventsPerSecond: number;
-  readonly p50Ms: number;
-  readonly p99Ms: number;
-  readonly p999Ms: number;
-}
+/** One scenario's load result, named. */
+type Result = LoadResult & { readonly scenario: string };
 
 const args = new Set(process.argv.slice(2));
 const small = args.has('--small');

@@ -11,7 +11,6 @@ import assert from 'node:assert/strict';
 import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { clusterIdFromName, headerSizeBytes, makePrepare, rootPrepare } from '../core/header.js';
 import type { Prepare } from '../core/header.js';
@@ -27,7 +26,7 @@ import { segmentHeaderSizeBytes } from '../storage/segment_header.js';
 import { Superblock } from '../storage/superblock.js';
 import { encodeBatch } from '../vsr/batch.js';
 import type { Request } from '../vsr/batch.js';
-import { runAdmin } from './admin.js';
+import { runAdminCaptured } from './admin_run.test-support.js';
 
 const cluster = clusterIdFromName('audit-test');
 const alice = asClientId('ab'.repeat(16));
@@ -102,15 +101,7 @@ async function writeDataDir(dir: string, records: Prepare[]): Promise<void> {
   await journal.close();
 }
 
-async function admin(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  const out = { stdout: '', stderr: '' };
-  stdout.on('data', (data: Buffer) => (out.stdout += data.toString()));
-  stderr.on('data', (data: Buffer) => (out.stderr += data.toString()));
-  const code = await runAdmin(args, { stdout, stderr, stdin: new PassThrough(), env: {} });
-  return { code, ...out };
-}
+const admin = runAdminCaptured;
 
 let dir: string;
 let dataDir: string;

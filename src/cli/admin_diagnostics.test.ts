@@ -12,14 +12,13 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { RecentLogLines, recentLogLimits, recentLogLines } from '../observability/log_ring.js';
 import { recentLogReply } from '../observability/log_ring.js';
 import { silentLogger } from '../observability/logger.js';
 import { startOpsServer } from '../observability/ops_server.js';
 import type { OpsServer } from '../observability/ops_server.js';
-import { runAdmin } from './admin.js';
+import { runAdminCaptured } from './admin_run.test-support.js';
 import { untarGzip } from './tar_writer.js';
 
 let dir: string;
@@ -53,15 +52,7 @@ after(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-async function admin(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  const out = { stdout: '', stderr: '' };
-  stdout.on('data', (data: Buffer) => (out.stdout += data.toString()));
-  stderr.on('data', (data: Buffer) => (out.stderr += data.toString()));
-  const code = await runAdmin(args, { stdout, stderr, stdin: new PassThrough(), env: {} });
-  return { code, ...out };
-}
+const admin = runAdminCaptured;
 
 describe('kimberlite-admin diagnostics', () => {
   it('bundles config, system info, replica status, metrics and logs', async () => {

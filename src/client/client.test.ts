@@ -12,7 +12,7 @@ import { KmbError } from '../core/errors.js';
 import type { ErrorCode } from '../core/errors.js';
 import { connect } from './client.js';
 import type { Client } from './client.js';
-import { FakeServer } from '../testing/fake_server.js';
+import { FakeServer, inFlightCounter } from '../testing/fake_server.js';
 import type { FakeHooks } from '../testing/fake_server.js';
 
 const opened: Array<{ close(): Promise<void> }> = [];
@@ -303,16 +303,8 @@ describe('timeouts and failures', () => {
 
 describe('concurrency', () => {
   it('sends writes one at a time and runs queries concurrently', async () => {
-    let inFlight = 0;
-    let inFlightMax = 0;
-    const server = await fake({
-      onRequest: () => {
-        inFlight += 1;
-        inFlightMax = Math.max(inFlightMax, inFlight);
-        setImmediate(() => (inFlight -= 1));
-        return 'answer';
-      },
-    });
+    const counter = inFlightCounter();
+    const server = await fake(counter.hooks);
     const db = await client([server.address]);
     const { tenantId, streamId } = await tenantAndStream(db);
     const writes = Array.from({ length: 20 }, (_, i) =>
@@ -330,6 +322,6 @@ describe('concurrency', () => {
       numbers,
       Array.from({ length: numbers.length }, (_, i) => i),
     );
-    assert.equal(inFlightMax, 1);
+    assert.equal(counter.max(), 1);
   });
 });

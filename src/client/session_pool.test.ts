@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { KmbError } from '../core/errors.js';
-import { FakeServer } from '../testing/fake_server.js';
+import { FakeServer, inFlightCounter } from '../testing/fake_server.js';
 import type { FakeHooks } from '../testing/fake_server.js';
 import { connect } from './client.js';
 import { clientLimits } from './options.js';
@@ -26,16 +26,8 @@ async function fake(hooks: FakeHooks = {}): Promise<FakeServer> {
 
 describe('pipelined writes', () => {
   it('keeps up to pipelineMax writes in flight, each session in order, each event once', async () => {
-    let inFlight = 0;
-    let inFlightMax = 0;
-    const server = await fake({
-      onRequest: () => {
-        inFlight += 1;
-        inFlightMax = Math.max(inFlightMax, inFlight);
-        setImmediate(() => (inFlight -= 1));
-        return 'answer';
-      },
-    });
+    const counter = inFlightCounter();
+    const server = await fake(counter.hooks);
     const db = await connect({ addresses: [server.address], actor: 't', pipelineMax: 8 });
     opened.push(db);
     const tenant = await db.createTenant('t');
@@ -46,8 +38,8 @@ describe('pipelined writes', () => {
       names.map((name) => db.append({ ...target, events: [name] })),
     );
 
-    assert.ok(inFlightMax > 1, `writes were pipelined (at most ${inFlightMax} in flight)`);
-    assert.ok(inFlightMax <= 8, `never more than pipelineMax in flight (${inFlightMax})`);
+    assert.ok(counter.max() > 1, `writes were pipelined (at most ${counter.max()} in flight)`);
+    assert.ok(counter.max() <= 8, `never more than pipelineMax in flight (${counter.max()})`);
     const offsets = results.map((result) => result.firstOffset).sort((a, b) => a - b);
     assert.deepEqual(
       offsets,

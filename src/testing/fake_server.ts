@@ -51,6 +51,25 @@ export interface FakeHooks {
   viewChanges?: (fake: FakeServer) => unknown;
 }
 
+/**
+ * Hooks that answer every request and count how many were received within one turn of the event
+ * loop of each other (a request counts as in flight until the next setImmediate): `max()` is the
+ * most seen at once, which shows how many writes a client pipelines.
+ */
+export function inFlightCounter(): { hooks: FakeHooks; max: () => number } {
+  let inFlight = 0;
+  let inFlightMax = 0;
+  const hooks: FakeHooks = {
+    onRequest: () => {
+      inFlight += 1;
+      inFlightMax = Math.max(inFlightMax, inFlight);
+      setImmediate(() => (inFlight -= 1));
+      return 'answer';
+    },
+  };
+  return { hooks, max: () => inFlightMax };
+}
+
 interface Session {
   requestNumber: number;
   reply: ReplyMessage;
