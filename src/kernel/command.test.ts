@@ -12,6 +12,7 @@ import { constants } from '../core/constants.js';
 import { errorCodes } from '../core/errors.js';
 import { asOffset, asStreamId, asTenantId, asTimestampUs } from '../core/types.js';
 import {
+  checkCommand,
   dataClasses,
   decodeCommand,
   decodeResult,
@@ -109,6 +110,56 @@ function decodeOrReject(decode: (bytes: Uint8Array) => unknown, bytes: Uint8Arra
     return 'rejected';
   }
 }
+
+/** decodeCommand's kind, or its DecodeError's message; fails on any other error. */
+function kindOrMessage(check: (bytes: Uint8Array) => string, bytes: Uint8Array): string {
+  try {
+    return `kind ${check(bytes)}`;
+  } catch (error) {
+    assert.ok(error instanceof DecodeError, `expected DecodeError, got ${String(error)}`);
+    return `error ${error.message}`;
+  }
+}
+
+/** A valid encoding with a few bytes overwritten, cut short or extended. */
+const damagedCommandArb: fc.Arbitrary<Uint8Array> = fc
+  .tuple(
+    commandArb.map(encodeCommand),
+    fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 3 }),
+    fc.option(fc.nat(), { nil: null }),
+    fc.uint8Array({ maxLength: 3 }),
+  )
+  .map(([bytes, writes, cut, tail]) => {
+    const damaged = Uint8Array.from(bytes);
+    for (const [at, value] of writes) if (damaged.length > 0) damaged[at % damaged.length] = value;
+    const kept = cut === null ? damaged : damaged.subarray(0, cut % (damaged.length + 1));
+    return Uint8Array.from([...kept, ...tail]);
+  });
+
+describe('checkCommand', () => {
+  it('accepts exactly what decodeCommand decodes, with the same kind or the same error', () => {
+    const decodeKind = (bytes: Uint8Array): string => decodeCommand(bytes).kind;
+    fc.assert(
+      fc.property(
+        fc.oneof(commandArb.map(encodeCommand), damagedCommandArb, fc.uint8Array()),
+        (bytes) => {
+          assert.equal(kindOrMessage(checkCommand, bytes), kindOrMessage(decodeKind, bytes));
+        },
+      ),
+      { numRuns: 2_000 },
+    );
+  });
+
+  it('rejects a non-ASCII string that is not UTF-8, and accepts one that is', () => {
+    const audit = { actor: 'é', reason: 'r', correlationId: null };
+    const bytes = encodeCommand({ kind: 'create_tenant', name: 'n', audit });
+    assert.equal(checkCommand(bytes), 'create_tenant');
+    const broken = Uint8Array.from(bytes);
+    broken[broken.indexOf(0xa9)] = 0x28; // é is C3 A9; C3 28 is malformed
+    assert.throws(() => checkCommand(broken), /not valid UTF-8/);
+    assert.throws(() => decodeCommand(broken), /not valid UTF-8/);
+  });
+});
 
 describe('command codec', () => {
   it('round-trips every valid command', () => {

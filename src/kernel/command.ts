@@ -203,8 +203,82 @@ export function decodeCommand(bytes: Uint8Array): Command {
   return command;
 }
 
+/**
+ * A string field checked as readString() would decode it, without making the string: ASCII
+ * (every actor and reason in practice) is checked in place; anything else goes through the
+ * strict decoder once.
+ */
+function checkString(reader: Reader, bytes: Uint8Array, maxBytes: number): void {
+  const sizeBytes = reader.u32();
+  if (sizeBytes > maxBytes)
+    throw new DecodeError(`field of ${sizeBytes} bytes exceeds ${maxBytes}`);
+  const start = reader.offset;
+  reader.skip(sizeBytes);
+  for (let index = start; index < start + sizeBytes; index++) {
+    if (bytes[index]! < 0x80) continue;
+    try {
+      stringDecoder.decode(bytes.subarray(start, start + sizeBytes));
+    } catch {
+      throw new DecodeError('string is not valid UTF-8');
+    }
+    return;
+  }
+}
+
+/** An event field checked as Reader.bytesField() would read it, without a view per event. */
+function skipBytesField(reader: Reader, maxBytes: number): void {
+  const sizeBytes = reader.u32();
+  if (sizeBytes > maxBytes)
+    throw new DecodeError(`field of ${sizeBytes} bytes exceeds ${maxBytes}`);
+  reader.skip(sizeBytes);
+}
+
+/**
+ * The kind of an encoded command, after the same checks as decodeCommand() (it throws the same
+ * DecodeError for the same bytes, which a property test holds it to), but without building the
+ * command: no strings, no view per event. A primary checks every request this way when it
+ * arrives; the command is decoded once, when it is executed.
+ */
+export function checkCommand(bytes: Uint8Array): CommandKind {
+  const reader = new Reader(bytes);
+  const tag = reader.u8();
+  checkString(reader, bytes, constants.actorBytesMax);
+  checkString(reader, bytes, constants.reasonBytesMax);
+  if (reader.bool()) checkString(reader, bytes, constants.correlationIdBytesMax);
+  let kind: CommandKind;
+  if (tag === commandTag.create_tenant) {
+    checkString(reader, bytes, constants.tenantNameBytesMax);
+    kind = 'create_tenant';
+  } else if (tag === commandTag.create_stream) {
+    reader.u64();
+    checkString(reader, bytes, constants.streamNameBytesMax);
+    readDataClass(reader);
+    kind = 'create_stream';
+  } else if (tag === commandTag.append) {
+    reader.u64();
+    reader.u64();
+    readExpectedOffset(reader);
+    const count = reader.u32();
+    if (count > constants.appendEventCountMax) {
+      throw new DecodeError(`append of ${count} events exceeds ${constants.appendEventCountMax}`);
+    }
+    for (let i = 0; i < count; i++) skipBytesField(reader, constants.eventSizeBytesMax);
+    kind = 'append';
+  } else {
+    throw new DecodeError(`unknown command tag ${tag}`);
+  }
+  reader.end();
+  return kind;
+}
+
+/**
+ * Every replica encodes one result per executed request; one writer is reused for all of them
+ * (finish() returns a copy), so only the returned bytes are allocated.
+ */
+const resultWriter = new Writer(256);
+
 export function encodeResult(result: CommandResult): Uint8Array {
-  const writer = new Writer(64);
+  const writer = resultWriter.reset();
   if (result.status === 'error') {
     writer.u8(resultTag.error).string(result.code).string(result.message);
     return writer.finish();

@@ -12,6 +12,7 @@ export { chainDomain, eventLink, linkPrefixSizeBytes, streamGenesis } from './ch
 export { stateDigest } from './digest.js';
 export {
   dataClasses,
+  checkCommand,
   decodeCommand,
   decodeResult,
   encodeCommand,

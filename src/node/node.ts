@@ -24,7 +24,7 @@ import { clusterIdFromName, rootPrepare } from '../core/header.js';
 import type { Prepare } from '../core/header.js';
 import { asOp, asReplicaIndex, asView } from '../core/types.js';
 import type { ClientId, Op, View } from '../core/types.js';
-import { activeTenantCount, createState, decodeCommand } from '../kernel/kernel.js';
+import { activeTenantCount, checkCommand, createState } from '../kernel/kernel.js';
 import type { CommandKind, State } from '../kernel/kernel.js';
 import { Connection } from '../net/connection.js';
 import { FrameDecoder } from '../net/frame.js';
@@ -549,7 +549,7 @@ export class KimberliteNode {
     if (request.operation === 'command') {
       let kind: CommandKind;
       try {
-        kind = decodeCommand(request.body).kind;
+        kind = checkCommand(request.body);
       } catch (error) {
         if (!(error instanceof DecodeError)) throw error;
         this.rejectRequest(

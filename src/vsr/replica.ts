@@ -295,10 +295,7 @@ export class Replica<Output> {
     // Counting the log's requests walks the log; it is needed only when the queue alone cannot
     // account for every pending client (this runs after every entry point).
     if (r.pendingClients.size > r.queue.length) {
-      let requestCount = r.queue.length;
-      for (const entry of r.log.range(r.commitMin, r.op)) {
-        requestCount += entry.prepare?.header.requestCount ?? 0;
-      }
+      const requestCount = r.queue.length + r.log.requestCountBetween(r.commitMin, r.op);
       assert(r.pendingClients.size <= requestCount, 'pending requests are queued or in the log');
     }
   }
