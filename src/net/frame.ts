@@ -30,13 +30,15 @@ export interface FrameError {
   readonly message: string;
 }
 
-/** CRC32 over the kind and reserved bytes and the body: everything but magic, size, checksum. */
-function frameChecksum(frame: Uint8Array): number {
-  return crc32(
-    frame.subarray(frameHeaderSizeBytes),
-    crc32(frame.subarray(12, frameHeaderSizeBytes)),
-  );
-}
+/**
+ * The CRC32 of header bytes 12..16 for each kind with the reserved bytes zero (the only valid
+ * value, checked before the checksum): a frame's checksum continues from it over the body, so
+ * neither side makes a view of the header to checksum it.
+ */
+const kindChecksums = Uint32Array.from({ length: 256 }, (_, kind) =>
+  crc32(Uint8Array.of(kind, 0, 0, 0)),
+);
+const prefixScratch = new Uint8Array(1);
 
 /**
  * A frame of `kind` around `body`. With `prefixByte`, the body is that byte followed by `body`
@@ -55,16 +57,27 @@ export function encodeFrame(kind: number, body: Uint8Array, prefixByte?: number)
   frame.fill(0, 13, 16);
   if (prefixByte !== undefined) frame.writeUInt8(prefixByte, frameHeaderSizeBytes);
   frame.set(body, frameHeaderSizeBytes + prefixBytes);
-  frame.writeUInt32LE(frameChecksum(frame), 8);
+  let checksum = kindChecksums[kind]!;
+  if (prefixByte !== undefined) {
+    prefixScratch[0] = prefixByte;
+    checksum = crc32(prefixScratch, checksum);
+  }
+  frame.writeUInt32LE(crc32(body, checksum), 8);
   return frame;
 }
 
 /**
  * Incremental frame decoder. push() bytes as they arrive; it returns the frames completed so far.
  * After an error every later push() returns the same error and no frames.
+ *
+ * Frames are read in place: a frame's body is a view of the chunk it arrived in, and a chunk
+ * holding many frames is walked by offset (one view per frame, nothing else per frame). Chunks
+ * are joined only when a frame spans them, and only once the whole frame has arrived.
  */
 export class FrameDecoder {
+  /** Received bytes not yet returned as frames; the first chunk is consumed from `offset`. */
   private chunks: Buffer[] = [];
+  private offset = 0;
   private bufferedBytes = 0;
   private failure: FrameError | null = null;
 
@@ -84,37 +97,51 @@ export class FrameDecoder {
     const frames: Frame[] = [];
     if (this.failure !== null) return { frames, error: this.failure };
     if (data.length > 0) {
-      this.chunks.push(Buffer.from(data.buffer, data.byteOffset, data.byteLength));
+      const chunk = Buffer.isBuffer(data)
+        ? data
+        : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+      this.chunks.push(chunk);
       this.bufferedBytes += data.length;
     }
     while (this.bufferedBytes >= frameHeaderSizeBytes) {
-      const header = this.peek(frameHeaderSizeBytes);
-      const problem = this.checkHeader(header);
+      if (this.firstChunkBytes() < frameHeaderSizeBytes) this.join();
+      const chunk = this.chunks[0]!;
+      const at = this.offset;
+      const problem = this.checkHeader(chunk, at);
       if (problem !== null) {
         this.fail(problem);
         break;
       }
-      const sizeBytes = header.readUInt32LE(4);
+      const sizeBytes = chunk.readUInt32LE(at + 4);
       if (this.bufferedBytes < sizeBytes) break;
-      const whole = this.take(sizeBytes);
-      const body = whole.subarray(frameHeaderSizeBytes);
-      if (frameChecksum(whole) !== whole.readUInt32LE(8)) {
+      if (this.firstChunkBytes() < sizeBytes) {
+        this.join(); // The whole frame is here, split across chunks: join it once.
+        continue;
+      }
+      const kind = chunk[at + 12]!;
+      const body = chunk.subarray(at + frameHeaderSizeBytes, at + sizeBytes);
+      if (crc32(body, kindChecksums[kind]!) !== chunk.readUInt32LE(at + 8)) {
         this.fail({ code: errorCodes.frame_checksum, message: 'frame checksum mismatch' });
         break;
       }
-      frames.push({ kind: whole.readUInt8(12), body });
+      frames.push({ kind, body });
+      this.consume(sizeBytes);
     }
     return { frames, error: this.failure };
   }
 
-  private checkHeader(header: Buffer): FrameError | null {
-    if (header.readUInt32LE(0) !== frameMagic) {
+  private firstChunkBytes(): number {
+    return (this.chunks[0]?.length ?? 0) - this.offset;
+  }
+
+  private checkHeader(chunk: Buffer, at: number): FrameError | null {
+    if (chunk.readUInt32LE(at) !== frameMagic) {
       return {
         code: errorCodes.frame_malformed,
         message: 'bad frame magic: not a kimberlite frame',
       };
     }
-    const sizeBytes = header.readUInt32LE(4);
+    const sizeBytes = chunk.readUInt32LE(at + 4);
     if (sizeBytes < frameHeaderSizeBytes) {
       return { code: errorCodes.frame_malformed, message: `frame size ${sizeBytes} is too small` };
     }
@@ -124,7 +151,7 @@ export class FrameDecoder {
         message: `frame of ${sizeBytes} bytes exceeds the limit of ${this.frameSizeBytesMax}`,
       };
     }
-    if (header[13] !== 0 || header[14] !== 0 || header[15] !== 0) {
+    if (chunk[at + 13] !== 0 || chunk[at + 14] !== 0 || chunk[at + 15] !== 0) {
       return { code: errorCodes.frame_malformed, message: 'frame reserved bytes must be zero' };
     }
     return null;
@@ -133,37 +160,27 @@ export class FrameDecoder {
   private fail(error: FrameError): void {
     this.failure = error;
     this.chunks = [];
+    this.offset = 0;
     this.bufferedBytes = 0;
   }
 
-  /** The first sizeBytes buffered bytes, without consuming them. */
-  private peek(sizeBytes: number): Buffer {
-    const first = this.chunks[0];
-    assert(first !== undefined, 'peek on empty decoder');
-    if (first.length >= sizeBytes) return first.subarray(0, sizeBytes);
-    // Coalesce once, so that a frame arriving in many small chunks is not re-joined per push.
-    const joined = Buffer.concat(this.chunks, this.bufferedBytes);
-    this.chunks = [joined];
-    return joined.subarray(0, sizeBytes);
+  /** Drops the first sizeBytes buffered bytes, which lie in the first chunk. */
+  private consume(sizeBytes: number): void {
+    assert(sizeBytes <= this.firstChunkBytes(), 'consume within the first chunk');
+    this.offset += sizeBytes;
+    this.bufferedBytes -= sizeBytes;
+    if (this.firstChunkBytes() === 0) {
+      this.chunks.shift();
+      this.offset = 0;
+    }
   }
 
-  /** Removes and returns the first sizeBytes buffered bytes. */
-  private take(sizeBytes: number): Buffer {
-    assert(sizeBytes <= this.bufferedBytes, 'take beyond buffered bytes');
+  /** Joins every buffered byte into one chunk. */
+  private join(): void {
     const first = this.chunks[0];
-    assert(first !== undefined, 'take on empty decoder');
-    let result: Buffer;
-    if (first.length >= sizeBytes) {
-      result = first.subarray(0, sizeBytes);
-      if (first.length === sizeBytes) this.chunks.shift();
-      else this.chunks[0] = first.subarray(sizeBytes);
-    } else {
-      const joined = Buffer.concat(this.chunks, this.bufferedBytes);
-      result = joined.subarray(0, sizeBytes);
-      const rest = joined.subarray(sizeBytes);
-      this.chunks = rest.length > 0 ? [rest] : [];
-    }
-    this.bufferedBytes -= sizeBytes;
-    return result;
+    assert(first !== undefined, 'join on an empty decoder');
+    this.chunks[0] = first.subarray(this.offset);
+    this.chunks = [Buffer.concat(this.chunks, this.bufferedBytes)];
+    this.offset = 0;
   }
 }
