@@ -30,8 +30,10 @@ export async function freePort(): Promise<number> {
 export async function startServerProcess(
   args: readonly string[],
   env: Readonly<Record<string, string>> = {},
+  onLine?: (line: string) => void,
+  nodeArgs: readonly string[] = [],
 ): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['bin/kimberlite-server.js', ...args], {
+  const child = spawn(process.execPath, [...nodeArgs, 'bin/kimberlite-server.js', ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...env },
   });
@@ -46,6 +48,7 @@ export async function startServerProcess(
       clearTimeout(timer);
       reject(new Error(`server exited with ${String(code)} before it was ready`));
     };
+    if (onLine !== undefined) lines.on('line', onLine);
     lines.on('line', (line) => {
       if (!line.includes('"Node ready"')) return;
       clearTimeout(timer);
@@ -78,6 +81,8 @@ export class BenchCluster {
     readonly opsAddresses: readonly string[],
     readonly dataDirs: readonly string[],
     private readonly env: Readonly<Record<string, string>>,
+    private readonly onLine: ((id: number, line: string) => void) | undefined,
+    private readonly nodeArgs: readonly string[],
   ) {
     this.children = addresses.map(() => null);
   }
@@ -85,7 +90,14 @@ export class BenchCluster {
   static async start(
     root: string,
     size: number,
-    options: { name?: string; env?: Readonly<Record<string, string>> } = {},
+    options: {
+      name?: string;
+      env?: Readonly<Record<string, string>>;
+      /** Every line each replica writes to stdout (its JSON log, and anything V8 prints). */
+      onLine?: (id: number, line: string) => void;
+      /** Flags for node itself, before the server script (V8 flags NODE_OPTIONS refuses). */
+      nodeArgs?: readonly string[];
+    } = {},
   ): Promise<BenchCluster> {
     const ports: number[] = [];
     while (ports.length < size * 2) {
@@ -96,7 +108,10 @@ export class BenchCluster {
     const ops = ports.slice(size).map((port) => `127.0.0.1:${port}`);
     const dataDirs = addresses.map((_, id) => join(root, `node-${id}`));
     const env = options.env ?? {};
-    const cluster = new BenchCluster(options.name ?? 'bench', addresses, ops, dataDirs, env);
+    const name = options.name ?? 'bench';
+    const cluster = new BenchCluster(name, addresses, ops, dataDirs, env, options.onLine, [
+      ...(options.nodeArgs ?? []),
+    ]);
     const started = await Promise.allSettled(addresses.map((_, id) => cluster.startNode(id)));
     const failed = started.find((outcome) => outcome.status === 'rejected');
     if (failed !== undefined) {
@@ -126,7 +141,13 @@ export class BenchCluster {
       '--cluster-name',
       this.name,
     ];
-    this.children[id] = await startServerProcess(args, this.env);
+    const onLine = this.onLine;
+    this.children[id] = await startServerProcess(
+      args,
+      this.env,
+      onLine === undefined ? undefined : (line) => onLine(id, line),
+      this.nodeArgs,
+    );
   }
 
   /**

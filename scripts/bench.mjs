@@ -3,7 +3,8 @@
 // simulator (simulated ticks/s, seeds/min), the throughput benchmark against a real server and
 // its disk peer, 3 replicas side by side with a 3-member etcd cluster (bench/compare.ts; etcd and
 // wrk from apt, skipped with a printed reason when absent), and failover (leader SIGKILL → first
-// acknowledged write) over 10 trials, and restart time with 100K and 1M events.
+// acknowledged write) over 10 trials, restart time with 100K and 1M events, and the heap
+// allocation per request and per event on each replica (bench/allocation.ts).
 // Flags: --quick (shorter runs), --small (the tiny run `npm test` uses so nothing rots),
 // --json (each benchmark prints its JSON object as its last line; this script merges them into
 // one object, printed as the very last line).
@@ -21,6 +22,8 @@ const benchmarks = [
   { file: 'bench/run.ts', extra: passed.filter((arg) => arg !== '--json'), json: true },
   { file: 'bench/compare.ts', extra: passed.filter((arg) => arg !== '--json'), json: true },
   { file: 'bench/restart.ts', extra: small ? ['--small'] : [], json: true },
+  // heap bytes allocated per request and per event on each replica (V8's --trace-gc-nvp).
+  { file: 'bench/allocation.ts', extra: passed.filter((a) => a !== '--json'), json: true },
   // telemetry on vs off; its JSON adds telemetry_overhead_ratio (events/s on / off).
   { file: 'bench/telemetry_overhead.ts', extra: passed.filter((a) => a !== '--json'), json: true },
   {

@@ -38,6 +38,22 @@ const scratchDataSizeBytesMax = 4096;
 const scratch = new Uint8Array(linkPrefixSizeBytes + scratchDataSizeBytesMax);
 const scratchView = new DataView(scratch.buffer);
 
+/**
+ * scratch[0, sizeBytes), one view per size made once and kept: events of an application are
+ * mostly of a few sizes, and a view per link was a per-event allocation (at most one view per
+ * size up to the scratch's, about 4 K views).
+ */
+const scratchSlices: Array<Uint8Array | undefined> = [];
+
+function scratchBytes(sizeBytes: number): Uint8Array {
+  let slice = scratchSlices[sizeBytes];
+  if (slice === undefined) {
+    slice = scratch.subarray(0, sizeBytes);
+    scratchSlices[sizeBytes] = slice;
+  }
+  return slice;
+}
+
 function setU64(view: DataView, position: number, value: number): void {
   assert(Number.isSafeInteger(value) && value >= 0, 'u64 must be a non-negative safe integer');
   view.setUint32(position, value % 0x1_0000_0000, true);
@@ -76,7 +92,7 @@ function link(
   scratchView.setUint32(sha256SizeBytes + 16, data.length, true);
   if (data.length <= scratchDataSizeBytesMax) {
     scratch.set(data, linkPrefixSizeBytes);
-    return sha256(scratch.subarray(0, linkPrefixSizeBytes + data.length));
+    return sha256(scratchBytes(linkPrefixSizeBytes + data.length));
   }
   return sha256Parts([scratch.subarray(0, linkPrefixSizeBytes), data]);
 }
