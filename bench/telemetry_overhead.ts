@@ -14,8 +14,14 @@
 // collecting what the node sends costs the load generator nothing.
 //   node --import tsx bench/telemetry_overhead.ts [--small | --quick] [--json] [--no-tracing]
 //     [--stress]
+// Last, a direct measure that needs no A/B: the "on" server's CPU profile (its own
+// /debug/pprof/profile endpoint) over a longer fixed-rate run that spans several scrapes and
+// exports, and the share of its busy samples whose stack passes through telemetry code (metric
+// cells and families, prom-client, the ops server, OTLP and StatsD export, tracing). The A/B
+// cannot resolve 1% on this machine; the profile can, at the price of missing the garbage
+// collection that telemetry's allocations cause.
 // With --json the last line is {"telemetry_overhead_ratio": ..., "telemetry_cpu_overhead_ratio":
-// ..., "telemetry_overhead": {...}}.
+// ..., "telemetry_profile_share": ..., "telemetry_overhead": {...}}.
 
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
@@ -43,6 +49,8 @@ const sessionCount = 32;
 const pacedEventsPerSecond = small ? 1_000 : 4_000;
 const connectionCount = 4;
 const eventSizeBytes = 100;
+/** The profiled run: long enough at the deployed rates for 2 scrapes and 3 exports. */
+const profileSeconds = small ? 1 : quick ? 5 : stress ? 10 : 31;
 
 interface Server {
   readonly child: ChildProcess;
@@ -179,10 +187,87 @@ function median(values: readonly number[]): number {
     : ((sorted[middle - 1] ?? 0) + (sorted[middle] ?? 0)) / 2;
 }
 
+/** A V8 CPU profile, as the ops endpoint returns it with format=cpuprofile. */
+interface CpuProfile {
+  readonly nodes: ReadonlyArray<{
+    readonly id: number;
+    readonly callFrame: { readonly functionName: string; readonly url: string };
+    readonly hitCount?: number;
+    readonly children?: readonly number[];
+  }>;
+}
+
+/**
+ * Code that exists only for telemetry: metric cells and families, prom-client, the ops server,
+ * OTLP and StatsD export, tracing and OpenTelemetry. Logging is on in both servers, and the
+ * profiler is the measurement itself, so neither counts.
+ */
+const telemetryCode =
+  /\/observability\/(metrics|metric_cells|metric_snapshot|compat_metrics|vsr_metrics|process_metrics|resource_metrics|otlp_metrics|statsd_export|export_loop|tracing|ops_server)\.|\/node\/(node_metrics|node_tracing|telemetry_export)\.|\/node_modules\/(prom-client|@opentelemetry|protobufjs)\//;
+
+export interface ProfileShare {
+  /** Samples on a CPU (not idle). */
+  readonly busySamples: number;
+  /** Of those, the ones with telemetry code anywhere on the stack. */
+  readonly telemetrySamples: number;
+  /** The outermost telemetry functions (file and name) on those stacks, by samples. */
+  readonly topFiles: ReadonlyArray<{ readonly file: string; readonly samples: number }>;
+}
+
+/** Attributes each busy sample of `profile` to telemetry if any frame of its stack is. */
+export function telemetryShare(profile: CpuProfile): ProfileShare {
+  const byId = new Map(profile.nodes.map((node) => [node.id, node]));
+  const files = new Map<string, number>();
+  let busy = 0;
+  let telemetry = 0;
+  const walk = (id: number, telemetryFile: string | null): void => {
+    const node = byId.get(id);
+    if (node === undefined) return;
+    const match = telemetryCode.exec(node.callFrame.url);
+    const here = `${node.callFrame.url.split('/').pop() ?? ''} ${node.callFrame.functionName}`;
+    const file = telemetryFile ?? (match === null ? null : here);
+    const hits = node.hitCount ?? 0;
+    if (node.callFrame.functionName !== '(idle)') {
+      busy += hits;
+      if (file !== null && hits > 0) {
+        telemetry += hits;
+        files.set(file, (files.get(file) ?? 0) + hits);
+      }
+    }
+    for (const child of node.children ?? []) walk(child, file);
+  };
+  const root = profile.nodes[0];
+  if (root !== undefined) walk(root.id, null);
+  const topFiles = [...files.entries()]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 8)
+    .map(([file, samples]) => ({ file, samples }));
+  return { busySamples: busy, telemetrySamples: telemetry, topFiles };
+}
+
+/**
+ * The "on" server under the fixed-rate load for profileSeconds, profiled by its own ops
+ * endpoint (sampling at 1 kHz): what share of its busy time is telemetry code.
+ */
+async function profileOn(on: Server): Promise<ProfileShare | null> {
+  if (on.metricsAddress === null) return null;
+  const url = `http://${on.metricsAddress}/debug/pprof/profile?seconds=${profileSeconds}&format=cpuprofile`;
+  const profile = fetch(url).then(async (response) => {
+    if (!response.ok) throw new Error(`profile: HTTP ${response.status}`);
+    return (await response.json()) as CpuProfile;
+  });
+  const spec = { sessions: sessionCount, eventsPerAppend: 1, eventSizeBytes, connectionCount };
+  const durationMs = profileSeconds * 1000;
+  const paced = { ...spec, durationMs, eventsPerSecond: pacedEventsPerSecond };
+  await runPacedLoad(on.address, paced, [1, 1]);
+  return telemetryShare(await profile);
+}
+
 interface Outcome extends Received {
   readonly off: Trial[];
   readonly on: Trial[];
   readonly scrapes: number;
+  readonly profile: ProfileShare | null;
 }
 
 async function measure(dir: string, sink: Sink): Promise<Outcome> {
@@ -203,6 +288,7 @@ async function measure(dir: string, sink: Sink): Promise<Outcome> {
   });
   const scraper = startScraper(on.metricsAddress ?? '127.0.0.1:9');
   const trials = { off: [] as Trial[], on: [] as Trial[] };
+  let profile: ProfileShare | null = null;
   try {
     await Promise.all([createBenchStream(off.address), createBenchStream(on.address)]);
     // One unrecorded trial each first: a fresh process runs slower until its code is compiled.
@@ -216,12 +302,13 @@ async function measure(dir: string, sink: Sink): Promise<Outcome> {
       trials.off.push({ eventsPerSecond: rate.off, cpuUsPerEvent: cpuOff });
       trials.on.push({ eventsPerSecond: rate.on, cpuUsPerEvent: cpuOn });
     }
+    profile = await profileOn(on);
   } finally {
     scraper.stop();
     await Promise.all([stopServer(off), stopServer(on)]);
   }
   // The servers' final exports have arrived: they stopped gracefully before the sink stops.
-  return { ...trials, scrapes: scraper.count(), ...(await sink.stop()) };
+  return { ...trials, scrapes: scraper.count(), profile, ...(await sink.stop()) };
 }
 
 /** The medians of both sides: throughput, and the server's CPU per event where known. */
@@ -292,6 +379,21 @@ function print(outcome: Outcome, verdict: Verdict): void {
         `(overhead ${((cpuRatio - 1) * 100).toFixed(2)}%, goal < 1%)`,
     );
   }
+  const share = profileShareOf(outcome.profile);
+  if (outcome.profile !== null && share !== null) {
+    const top = outcome.profile.topFiles.map((f) => `${f.file} ${f.samples}`).join(', ');
+    console.log(
+      `profile of the "on" server, ${profileSeconds} s at ${pacedEventsPerSecond} events/s: ` +
+        `${outcome.profile.telemetrySamples} of ${outcome.profile.busySamples} busy samples ` +
+        `in telemetry code = ${(share * 100).toFixed(2)}% (goal < 1%)${top ? `; ${top}` : ''}`,
+    );
+  }
+}
+
+function profileShareOf(profile: ProfileShare | null): number | null {
+  return profile === null || profile.busySamples === 0
+    ? null
+    : profile.telemetrySamples / profile.busySamples;
 }
 
 async function main(): Promise<void> {
@@ -306,6 +408,7 @@ async function main(): Promise<void> {
         JSON.stringify({
           telemetry_overhead_ratio: verdict.ratio,
           telemetry_cpu_overhead_ratio: verdict.cpuRatio,
+          telemetry_profile_share: profileShareOf(outcome.profile),
           telemetry_overhead: {
             off_events_per_s: Math.round(verdict.offEventsPerSecond),
             on_events_per_s: Math.round(verdict.onEventsPerSecond),
@@ -318,6 +421,7 @@ async function main(): Promise<void> {
             otlp_metric_exports: outcome.otlpMetricRequests,
             statsd_lines: outcome.statsdLines,
             scrapes: outcome.scrapes,
+            profile: outcome.profile,
           },
         }),
       );
