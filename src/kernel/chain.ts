@@ -22,10 +22,13 @@
 //
 // Invariants: links are always 32 bytes; a returned link is a fresh array that nobody mutates.
 // Small events are copied into one scratch buffer and hashed in one shot (cheaper than an
-// incremental hasher in Node); large ones are hashed in parts to avoid copying them.
+// incremental hasher in Node); large ones are hashed in parts to avoid copying them. Each
+// link's digest is written over the first 32 bytes of the scratch buffer, where the next link's
+// "previous" belongs, so advancing a chain allocates no array per event (only the head it
+// returns is new).
 
 import { assert } from '../core/assert.js';
-import { sha256, sha256Parts, sha256SizeBytes } from '../core/checksum.js';
+import { sha256, sha256Into, sha256PartsInto, sha256SizeBytes } from '../core/checksum.js';
 import type { Offset, StreamId, TenantId, TimestampUs } from '../core/types.js';
 
 export const chainDomain = 'kimberlite-ts/stream-chain/v1';
@@ -67,34 +70,27 @@ export function streamGenesis(tenantId: TenantId, streamId: StreamId): Uint8Arra
   bytes.set(domainBytes, 0);
   setU64(view, domainBytes.length, tenantId);
   setU64(view, domainBytes.length + 8, streamId);
-  return plain(sha256(bytes));
+  return sha256(bytes);
 }
 
-/**
- * A plain Uint8Array view of hash output (node:crypto returns a Buffer), so results compare and
- * serialise the same as decoded ones. No copy is made.
- */
-function plain(bytes: Uint8Array): Uint8Array {
-  return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-}
-
-function link(
-  previous: Uint8Array,
-  offset: number,
-  timestampUs: number,
-  data: Uint8Array,
-): Uint8Array {
+/** Makes scratch[0, 32) the starting link. */
+function startFrom(previous: Uint8Array): void {
   assert(previous.length === sha256SizeBytes, 'previous link must be 32 bytes');
-  assert(data.length <= 0xffff_ffff, 'event data length must fit in u32');
   scratch.set(previous, 0);
+}
+
+/** Replaces the link in scratch[0, 32) with the link of the next event. */
+function linkInPlace(offset: number, timestampUs: number, data: Uint8Array): void {
+  assert(data.length <= 0xffff_ffff, 'event data length must fit in u32');
   setU64(scratchView, sha256SizeBytes, offset);
   setU64(scratchView, sha256SizeBytes + 8, timestampUs);
   scratchView.setUint32(sha256SizeBytes + 16, data.length, true);
   if (data.length <= scratchDataSizeBytesMax) {
     scratch.set(data, linkPrefixSizeBytes);
-    return sha256(scratchBytes(linkPrefixSizeBytes + data.length));
+    sha256Into(scratchBytes(linkPrefixSizeBytes + data.length), scratch, 0);
+  } else {
+    sha256PartsInto([scratchBytes(linkPrefixSizeBytes), data], scratch, 0);
   }
-  return sha256Parts([scratch.subarray(0, linkPrefixSizeBytes), data]);
 }
 
 /** The link of one event, given the link before it (see the definition at the top). */
@@ -104,7 +100,9 @@ export function eventLink(
   timestampUs: TimestampUs,
   data: Uint8Array,
 ): Uint8Array {
-  return plain(link(previous, offset, timestampUs, data));
+  startFrom(previous);
+  linkInPlace(offset, timestampUs, data);
+  return scratch.slice(0, sha256SizeBytes);
 }
 
 /** Advances a chain over events that take consecutive offsets from firstOffset. */
@@ -114,12 +112,9 @@ export function chainAppend(
   timestampUs: TimestampUs,
   events: readonly Uint8Array[],
 ): Uint8Array {
-  let head = previous;
-  let offset: number = firstOffset;
-  for (const data of events) {
-    head = link(head, offset, timestampUs, data);
-    offset += 1;
+  startFrom(previous);
+  for (let index = 0; index < events.length; index++) {
+    linkInPlace(firstOffset + index, timestampUs, events[index]!);
   }
-  assert(head.length === sha256SizeBytes, 'chain head must be 32 bytes');
-  return plain(head);
+  return scratch.slice(0, sha256SizeBytes);
 }
