@@ -220,7 +220,7 @@ const nameBytesMax = Math.max(constants.tenantNameBytesMax, constants.streamName
 const listCountMax = constants.streamCountMax;
 
 function writeClientId(writer: Writer, clientId: ClientId): void {
-  writer.fixed(fromHex(clientId), clientIdSizeBytes);
+  writer.hexFixed(clientId, clientIdSizeBytes);
 }
 
 function readClientId(reader: Reader): ClientId {

@@ -5,7 +5,7 @@
 // body (u32 length + bytes). Decoding is bounded and throws DecodeError on malformed input.
 
 import { DecodeError, Reader, Writer } from '../core/binary.js';
-import { clientIdFromBytes, fromHex } from '../core/checksum.js';
+import { clientIdFromBytes } from '../core/checksum.js';
 import { constants } from '../core/constants.js';
 import { asRequestNumber } from '../core/types.js';
 import type { ClientId, RequestNumber } from '../core/types.js';
@@ -31,7 +31,7 @@ export function encodeBatch(requests: readonly Request[]): Uint8Array {
   const writer = new Writer(sizeBytes);
   writer.u32(requests.length);
   for (const request of requests) {
-    writer.fixed(fromHex(request.clientId), clientIdSizeBytes);
+    writer.hexFixed(request.clientId, clientIdSizeBytes);
     writer.u64(request.requestNumber).u8(operationCode[request.operation]);
     writer.bytesField(request.body);
   }
