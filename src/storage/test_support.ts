@@ -25,22 +25,25 @@ export const testSuperblockState: SuperblockState = {
   commit: asOp(0),
 };
 
-/** Prepares continuing a chain after `previous` (the root prepare when omitted). */
+/**
+ * Prepares continuing a chain after `previous` (the root prepare when omitted), each claiming
+ * one request unless `requestCounts` says otherwise.
+ */
 export function makeChain(
   bodies: readonly Uint8Array[],
-  options: { cluster?: number; previous?: Prepare } = {},
+  options: { cluster?: number; previous?: Prepare; requestCounts?: readonly number[] } = {},
 ): Prepare[] {
   const cluster = options.cluster ?? testCluster;
   let previous = options.previous ?? rootPrepare(cluster);
   const prepares: Prepare[] = [];
-  for (const body of bodies) {
+  for (const [index, body] of bodies.entries()) {
     const op = previous.header.op + 1;
     previous = makePrepare(
       {
         replica: asReplicaIndex(0),
         cluster,
         view: asView(1),
-        requestCount: 1,
+        requestCount: options.requestCounts?.[index] ?? 1,
         op: asOp(op),
         commit: asOp(op - 1),
         timestampUs: asTimestampUs(1_700_000_000_000_000 + op),

@@ -6,32 +6,15 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { makePrepare, rootPrepare } from '../core/header.js';
-import type { Prepare } from '../core/header.js';
-import { asOp, asReplicaIndex, asTimestampUs, asView } from '../core/types.js';
+import { rootPrepare } from '../core/header.js';
+import { makeChain } from '../storage/test_support.js';
 import { LogSuffix } from './log_suffix.js';
 
 const cluster = 7;
 
-function chain(requestCounts: readonly number[]): Prepare[] {
-  let previous = rootPrepare(cluster);
-  return requestCounts.map((requestCount, index) => {
-    const op = index + 1;
-    previous = makePrepare(
-      {
-        replica: asReplicaIndex(0),
-        cluster,
-        view: asView(1),
-        requestCount,
-        op: asOp(op),
-        commit: asOp(op - 1),
-        timestampUs: asTimestampUs(1_700_000_000_000_000 + op),
-        parent: previous.header.checksum,
-      },
-      new Uint8Array([op & 0xff]),
-    );
-    return previous;
-  });
+function chain(requestCounts: readonly number[]) {
+  const bodies = requestCounts.map((_, index) => new Uint8Array([index & 0xff]));
+  return makeChain(bodies, { cluster, requestCounts });
 }
 
 describe('LogSuffix.requestCountBetween', () => {
