@@ -179,7 +179,7 @@ test('the commit latency summary reports quantiles of its window', async () => {
   assert.equal(sample(text, `${name}_count`, '{node_id="0"}'), 100);
 });
 
-test('honest placeholders: no state transfer, reconfiguration or standbys here', async () => {
+test('features this build does not have (state transfer, reconfiguration, standbys) report zero', async () => {
   const text = await new Metrics({ nodeId: 0, processMetrics: false }).render();
   const vsr = '{replica_id="0"}';
   assert.equal(sample(text, 'vsr_state_transfer_latency_seconds_count', vsr), 0);
