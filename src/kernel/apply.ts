@@ -11,7 +11,7 @@
 import { assert, unreachable } from '../core/assert.js';
 import { constants } from '../core/constants.js';
 import { isClientId } from '../core/types.js';
-import type { Command } from './command.js';
+import type { ApplicableCommand } from './command.js';
 import { applyAppend } from './events.js';
 import type { ApplyOutcome, CommandMeta } from './outcome.js';
 import type { State } from './state.js';
@@ -26,7 +26,7 @@ function checkMeta(meta: CommandMeta): void {
   assert(isClientId(meta.clientId), 'client id is 32 hex characters');
 }
 
-export function apply(state: State, command: Command, meta: CommandMeta): ApplyOutcome {
+export function apply(state: State, command: ApplicableCommand, meta: CommandMeta): ApplyOutcome {
   checkMeta(meta);
   let outcome: ApplyOutcome;
   switch (command.kind) {

@@ -25,11 +25,15 @@
 // incremental hasher in Node); large ones are hashed in parts to avoid copying them. Each
 // link's digest is written over the first 32 bytes of the scratch buffer, where the next link's
 // "previous" belongs, so advancing a chain allocates no array per event (only the head it
-// returns is new).
+// returns is new). Events still inside their encoded command (EncodedEvents) are copied into the
+// scratch buffer from there, so they need no view either; the one allocation per event left is
+// the digest node:crypto hands back (a 32-character string, see checksum.ts).
 
 import { assert } from '../core/assert.js';
 import { sha256, sha256Into, sha256PartsInto, sha256SizeBytes } from '../core/checksum.js';
 import type { Offset, StreamId, TenantId, TimestampUs } from '../core/types.js';
+import { isEncodedEvents, readEventSize } from './command.js';
+import type { AppendEvents } from './command.js';
 
 export const chainDomain = 'kimberlite-ts/stream-chain/v1';
 /** Bytes hashed before the event's data: previous ‖ u64 offset ‖ u64 timestamp ‖ u32 length. */
@@ -79,16 +83,34 @@ function startFrom(previous: Uint8Array): void {
   scratch.set(previous, 0);
 }
 
-/** Replaces the link in scratch[0, 32) with the link of the next event. */
-function linkInPlace(offset: number, timestampUs: number, data: Uint8Array): void {
-  assert(data.length <= 0xffff_ffff, 'event data length must fit in u32');
+/**
+ * Replaces the link in scratch[0, 32) with the link of the next event, whose data is
+ * source[start, start + sizeBytes).
+ */
+function linkInPlace(
+  offset: number,
+  timestampUs: number,
+  source: Uint8Array,
+  start: number,
+  sizeBytes: number,
+): void {
+  assert(sizeBytes <= 0xffff_ffff, 'event data length must fit in u32');
+  assert(start >= 0 && start + sizeBytes <= source.length, 'event data lies within its source');
   setU64(scratchView, sha256SizeBytes, offset);
   setU64(scratchView, sha256SizeBytes + 8, timestampUs);
-  scratchView.setUint32(sha256SizeBytes + 16, data.length, true);
-  if (data.length <= scratchDataSizeBytesMax) {
-    scratch.set(data, linkPrefixSizeBytes);
-    sha256Into(scratchBytes(linkPrefixSizeBytes + data.length), scratch, 0);
+  scratchView.setUint32(sha256SizeBytes + 16, sizeBytes, true);
+  const whole = start === 0 && sizeBytes === source.length;
+  if (sizeBytes <= scratchDataSizeBytesMax) {
+    if (whole) scratch.set(source, linkPrefixSizeBytes);
+    else {
+      for (let index = 0; index < sizeBytes; index++) {
+        scratch[linkPrefixSizeBytes + index] = source[start + index]!;
+      }
+    }
+    sha256Into(scratchBytes(linkPrefixSizeBytes + sizeBytes), scratch, 0);
   } else {
+    // Large events are rare and hashed in parts; one view for such an event costs little.
+    const data = whole ? source : source.subarray(start, start + sizeBytes);
     sha256PartsInto([scratchBytes(linkPrefixSizeBytes), data], scratch, 0);
   }
 }
@@ -101,7 +123,7 @@ export function eventLink(
   data: Uint8Array,
 ): Uint8Array {
   startFrom(previous);
-  linkInPlace(offset, timestampUs, data);
+  linkInPlace(offset, timestampUs, data, 0, data.length);
   return scratch.slice(0, sha256SizeBytes);
 }
 
@@ -110,11 +132,23 @@ export function chainAppend(
   previous: Uint8Array,
   firstOffset: Offset,
   timestampUs: TimestampUs,
-  events: readonly Uint8Array[],
+  events: AppendEvents,
 ): Uint8Array {
   startFrom(previous);
-  for (let index = 0; index < events.length; index++) {
-    linkInPlace(firstOffset + index, timestampUs, events[index]!);
+  if (!isEncodedEvents(events)) {
+    for (let index = 0; index < events.length; index++) {
+      const data = events[index]!;
+      linkInPlace(firstOffset + index, timestampUs, data, 0, data.length);
+    }
+    return scratch.slice(0, sha256SizeBytes);
   }
+  const { bytes, count } = events;
+  let position = events.start;
+  for (let index = 0; index < count; index++) {
+    const sizeBytes = readEventSize(bytes, position);
+    linkInPlace(firstOffset + index, timestampUs, bytes, position + 4, sizeBytes);
+    position += 4 + sizeBytes;
+  }
+  assert(position === events.end, 'the encoded events end where the decoder found them to');
   return scratch.slice(0, sha256SizeBytes);
 }

@@ -15,11 +15,13 @@ import {
   checkCommand,
   dataClasses,
   decodeCommand,
+  decodeForApply,
   decodeResult,
   encodeCommand,
   encodeResult,
+  eventArray,
 } from './command.js';
-import type { Audit, Command, CommandResult } from './command.js';
+import type { ApplicableCommand, Audit, Command, CommandResult, EncodedEvents } from './command.js';
 
 const textEncoder = new TextEncoder();
 
@@ -158,6 +160,48 @@ describe('checkCommand', () => {
     broken[broken.indexOf(0xa9)] = 0x28; // é is C3 A9; C3 28 is malformed
     assert.throws(() => checkCommand(broken), /not valid UTF-8/);
     assert.throws(() => decodeCommand(broken), /not valid UTF-8/);
+  });
+});
+
+describe('decodeForApply', () => {
+  it('decodes what decodeCommand decodes, to the same command, with the same errors', () => {
+    const decodedOrMessage = (decode: (bytes: Uint8Array) => unknown, bytes: Uint8Array) => {
+      try {
+        const command = decode(bytes) as ApplicableCommand;
+        if (command.kind !== 'append') return command;
+        return { ...command, events: eventArray(command.events).map((e) => Array.from(e)) };
+      } catch (error) {
+        assert.ok(error instanceof DecodeError, `expected DecodeError, got ${String(error)}`);
+        return `error ${error.message}`;
+      }
+    };
+    fc.assert(
+      fc.property(
+        fc.oneof(commandArb.map(encodeCommand), damagedCommandArb, fc.uint8Array()),
+        (bytes) => {
+          const packed = decodedOrMessage(decodeForApply, bytes);
+          assert.deepStrictEqual(packed, decodedOrMessage(decodeCommand, bytes));
+        },
+      ),
+      { numRuns: 2_000 },
+    );
+  });
+
+  it('leaves the events of an append in place, within the bytes it was given', () => {
+    const events = [Uint8Array.of(1, 2, 3), new Uint8Array(0), Uint8Array.of(9)];
+    const audit = { actor: 'a', reason: 'r', correlationId: null };
+    const ids = { tenantId: asTenantId(1), streamId: asStreamId(2), expectedOffset: null };
+    const bytes = encodeCommand({ kind: 'append', ...ids, events, audit });
+    const command = decodeForApply(bytes);
+    assert.equal(command.kind, 'append');
+    if (command.kind !== 'append') return;
+    assert.ok(!Array.isArray(command.events), 'events stay encoded');
+    assert.equal(eventArray(command.events).length, 3);
+    const encoded = command.events as EncodedEvents;
+    assert.equal(encoded.bytes, bytes);
+    assert.equal(encoded.end, bytes.length);
+    assert.equal(encoded.end - encoded.start, 3 * 4 + 3 + 0 + 1);
+    assert.deepStrictEqual(eventArray(command.events), events);
   });
 });
 

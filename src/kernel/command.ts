@@ -57,6 +57,58 @@ export type Command =
 
 export type CommandKind = Command['kind'];
 
+export type AppendCommand = Extract<Command, { readonly kind: 'append' }>;
+
+/**
+ * The events of an append left where they lie in the encoded command: `count` fields, each a
+ * u32 length (little-endian) and that many bytes, filling bytes[start, end). Replicas apply
+ * appends in this form (decodeForApply): a view per event was the last per-event allocation in
+ * applying an append, after the SHA-256 digest (see chain.ts).
+ */
+export interface EncodedEvents {
+  readonly bytes: Uint8Array;
+  readonly start: number;
+  readonly end: number;
+  readonly count: number;
+}
+
+/** An append whose events are still encoded. */
+export type EncodedAppend = Omit<AppendCommand, 'events'> & { readonly events: EncodedEvents };
+
+/** What kernel.apply() takes: a command, or an append straight from its encoding. */
+export type ApplicableCommand = Command | EncodedAppend;
+
+/** The events of either form of append. */
+export type AppendEvents = AppendCommand['events'] | EncodedEvents;
+
+export function isEncodedEvents(events: AppendEvents): events is EncodedEvents {
+  return !Array.isArray(events);
+}
+
+/** The u32 length field at bytes[position, position + 4), little-endian as Writer.u32. */
+export function readEventSize(bytes: Uint8Array, position: number): number {
+  return (
+    (bytes[position]! |
+      (bytes[position + 1]! << 8) |
+      (bytes[position + 2]! << 16) |
+      (bytes[position + 3]! << 24)) >>>
+    0
+  );
+}
+
+/** The events of either form of append, one view per event (for readers, not the hot path). */
+export function eventArray(events: AppendEvents): readonly Uint8Array[] {
+  if (!isEncodedEvents(events)) return events;
+  const views: Uint8Array[] = [];
+  let position = events.start;
+  for (let index = 0; index < events.count; index++) {
+    const sizeBytes = readEventSize(events.bytes, position);
+    views.push(events.bytes.subarray(position + 4, position + 4 + sizeBytes));
+    position += 4 + sizeBytes;
+  }
+  return views;
+}
+
 export type CommandResult =
   | {
       readonly status: 'ok';
@@ -170,11 +222,41 @@ function readDataClass(reader: Reader): DataClass {
   return dataClass;
 }
 
+/** Reads an append's events as one view each. */
+function readEventViews(reader: Reader, _bytes: Uint8Array, count: number): Uint8Array[] {
+  const events: Uint8Array[] = [];
+  for (let i = 0; i < count; i++) events.push(reader.bytesField(constants.eventSizeBytesMax));
+  return events;
+}
+
+/** Checks an append's events as readEventViews() reads them, and leaves them encoded. */
+function readEncodedEvents(reader: Reader, bytes: Uint8Array, count: number): EncodedEvents {
+  const start = reader.offset;
+  for (let i = 0; i < count; i++) skipBytesField(reader, constants.eventSizeBytesMax);
+  return { bytes, start, end: reader.offset, count };
+}
+
 export function decodeCommand(bytes: Uint8Array): Command {
+  return decodeWith(bytes, readEventViews) as Command;
+}
+
+/**
+ * decodeCommand() for the kernel: the same checks and the same DecodeError for the same bytes (a
+ * property test holds it to that), but an append's events stay in `bytes` (EncodedEvents), which
+ * must not change until the command has been applied.
+ */
+export function decodeForApply(bytes: Uint8Array): ApplicableCommand {
+  return decodeWith(bytes, readEncodedEvents);
+}
+
+function decodeWith(
+  bytes: Uint8Array,
+  readEvents: (reader: Reader, bytes: Uint8Array, count: number) => AppendEvents,
+): ApplicableCommand {
   const reader = new Reader(bytes);
   const tag = reader.u8();
   const audit = readAudit(reader);
-  let command: Command;
+  let command: ApplicableCommand;
   if (tag === commandTag.create_tenant) {
     command = {
       kind: 'create_tenant',
@@ -193,9 +275,9 @@ export function decodeCommand(bytes: Uint8Array): Command {
     if (count > constants.appendEventCountMax) {
       throw new DecodeError(`append of ${count} events exceeds ${constants.appendEventCountMax}`);
     }
-    const events: Uint8Array[] = [];
-    for (let i = 0; i < count; i++) events.push(reader.bytesField(constants.eventSizeBytesMax));
-    command = { kind: 'append', tenantId, streamId, expectedOffset, events, audit };
+    const events = readEvents(reader, bytes, count);
+    command = { kind: 'append', tenantId, streamId, expectedOffset, events, audit } as
+      AppendCommand | EncodedAppend;
   } else {
     throw new DecodeError(`unknown command tag ${tag}`);
   }

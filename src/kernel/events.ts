@@ -15,28 +15,49 @@ import { assert } from '../core/assert.js';
 import { constants } from '../core/constants.js';
 import { asOffset } from '../core/types.js';
 import { chainAppend } from './chain.js';
-import type { Command } from './command.js';
+import { isEncodedEvents, readEventSize } from './command.js';
+import type { AppendEvents, ApplicableCommand } from './command.js';
 import { errorResult, rejected } from './outcome.js';
 import type { ApplyOutcome, CommandMeta, ErrorResult } from './outcome.js';
 import type { State } from './state.js';
 import { checkAudit } from './validate.js';
 
-type Append = Extract<Command, { kind: 'append' }>;
+type Append = Extract<ApplicableCommand, { kind: 'append' }>;
 
-function checkEvents(events: readonly Uint8Array[]): ErrorResult | null {
-  if (events.length === 0) {
+function eventCount(events: AppendEvents): number {
+  return isEncodedEvents(events) ? events.count : events.length;
+}
+
+/** The index and size of the first event over eventSizeBytesMax, or null. */
+function oversizedEvent(events: AppendEvents): { index: number; sizeBytes: number } | null {
+  const max = constants.eventSizeBytesMax;
+  if (!isEncodedEvents(events)) {
+    const index = events.findIndex((event) => event.length > max);
+    return index < 0 ? null : { index, sizeBytes: events[index]!.length };
+  }
+  let position = events.start;
+  for (let index = 0; index < events.count; index++) {
+    const sizeBytes = readEventSize(events.bytes, position);
+    if (sizeBytes > max) return { index, sizeBytes };
+    position += 4 + sizeBytes;
+  }
+  return null;
+}
+
+function checkEvents(events: AppendEvents): ErrorResult | null {
+  const count = eventCount(events);
+  if (count === 0) {
     return errorResult('invalid_argument', 'an append needs at least one event');
   }
-  if (events.length > constants.appendEventCountMax) {
+  if (count > constants.appendEventCountMax) {
     const max = constants.appendEventCountMax;
-    return errorResult('limit_exceeded', `${events.length} events exceed the maximum of ${max}`);
+    return errorResult('limit_exceeded', `${count} events exceed the maximum of ${max}`);
   }
-  for (let i = 0; i < events.length; i++) {
-    const sizeBytes = events[i]?.length ?? 0;
-    if (sizeBytes > constants.eventSizeBytesMax) {
-      const max = constants.eventSizeBytesMax;
-      return errorResult('limit_exceeded', `event ${i} of ${sizeBytes} bytes exceeds ${max}`);
-    }
+  const oversized = oversizedEvent(events);
+  if (oversized !== null) {
+    const { index, sizeBytes } = oversized;
+    const max = constants.eventSizeBytesMax;
+    return errorResult('limit_exceeded', `event ${index} of ${sizeBytes} bytes exceeds ${max}`);
   }
   return null;
 }
@@ -65,7 +86,7 @@ export function applyAppend(state: State, command: Append, meta: CommandMeta): A
   }
 
   const firstOffset = stream.nextOffset;
-  const count = events.length;
+  const count = eventCount(events);
   assert(Number.isSafeInteger(firstOffset + count), 'stream offsets stay safe integers');
   stream.chainHead = chainAppend(stream.chainHead, firstOffset, meta.timestampUs, events);
   stream.nextOffset = asOffset(firstOffset + count);

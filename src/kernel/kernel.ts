@@ -14,9 +14,19 @@ export {
   dataClasses,
   checkCommand,
   decodeCommand,
+  decodeForApply,
   decodeResult,
   encodeCommand,
   encodeResult,
+  eventArray,
   isDataClass,
 } from './command.js';
-export type { Audit, Command, CommandKind, CommandResult, DataClass } from './command.js';
+export type {
+  ApplicableCommand,
+  Audit,
+  Command,
+  CommandKind,
+  CommandResult,
+  DataClass,
+  EncodedEvents,
+} from './command.js';

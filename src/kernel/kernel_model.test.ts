@@ -4,12 +4,15 @@
 // limits, full tables) — and applies each both to the kernel and to a deliberately simple model
 // built from plain arrays. It proves that for every command the status, error code, ids,
 // offsets, timestamps, chain head and effects agree, that the state's invariants hold after
-// every command, and that the final listings and every query agree with the model.
+// every command, and that the final listings and every query agree with the model. A third run
+// applies every append from its encoding, as replicas do (decodeForApply: the events are left in
+// the encoded bytes), and must agree with the same model.
 
 import { createHash } from 'node:crypto';
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
+import { DecodeError } from '../core/binary.js';
 import { constants } from '../core/constants.js';
 import { errorCodes } from '../core/errors.js';
 import type { ErrorName } from '../core/errors.js';
@@ -26,7 +29,9 @@ import {
   apply,
   createState,
   dataClasses,
+  decodeForApply,
   defaultStateLimits,
+  encodeCommand,
   stateInvariants,
   streamById,
   streamByName,
@@ -35,7 +40,14 @@ import {
   tenantByName,
   tenantList,
 } from './kernel.js';
-import type { Command, CommandMeta, DataClass, State, StateLimits } from './kernel.js';
+import type {
+  ApplicableCommand,
+  Command,
+  CommandMeta,
+  DataClass,
+  State,
+  StateLimits,
+} from './kernel.js';
 
 // ---- The model: arrays and linear scans, written from the rules, not from the kernel. ----
 
@@ -275,11 +287,35 @@ function normalize(value: object): Record<string, unknown> {
   return Object.fromEntries(entries) as Record<string, unknown>;
 }
 
-function checkStep(state: State, model: Model, step: Step, index: number): void {
+/**
+ * The command as a replica applies it: an append whose encoding decodes comes from
+ * decodeForApply (its events left in the encoded bytes); anything else as built. `encoded`
+ * counts the appends that took the encoded path, so a test can show it was exercised.
+ */
+function applicable(command: Command, encoded: { count: number }): ApplicableCommand {
+  if (command.kind !== 'append') return command;
+  try {
+    const decoded = decodeForApply(encodeCommand(command));
+    encoded.count += 1;
+    return decoded;
+  } catch (error) {
+    if (!(error instanceof DecodeError)) throw error;
+    return command;
+  }
+}
+
+function checkStep(
+  state: State,
+  model: Model,
+  step: Step,
+  index: number,
+  encoded: { count: number } | null,
+): void {
   if (step.kind === 'seal') return seal(state, model, step.tenantId);
   const meta = metaFor(index);
   const expected = modelApply(model, step, meta);
-  const outcome = apply(state, toCommand(step), meta);
+  const command = toCommand(step);
+  const outcome = apply(state, encoded === null ? command : applicable(command, encoded), meta);
   stateInvariants(state);
   if ('error' in expected) {
     assert.equal(outcome.result.status, 'error');
@@ -320,10 +356,14 @@ function checkListings(state: State, model: Model): void {
   assert.equal(tenantByName(state, 'no such tenant'), undefined);
 }
 
-function runModel(limits: StateLimits, steps: Step[]): void {
+function runModel(
+  limits: StateLimits,
+  steps: Step[],
+  encoded: { count: number } | null = null,
+): void {
   const state = createState(limits);
   const model: Model = { limits, tenants: [], streams: [] };
-  steps.forEach((step, index) => checkStep(state, model, step, index));
+  steps.forEach((step, index) => checkStep(state, model, step, index, encoded));
   checkListings(state, model);
 }
 
@@ -335,6 +375,15 @@ describe('kernel against a model', () => {
       }),
       { numRuns: 300 },
     );
+  });
+
+  it('agrees with the model when appends are applied from their encoding (decodeForApply)', () => {
+    const encoded = { count: 0 };
+    fc.assert(
+      fc.property(stepsArb, (steps) => runModel(defaultStateLimits, steps, encoded)),
+      { numRuns: 300 },
+    );
+    assert.ok(encoded.count > 1000, `only ${encoded.count} appends took the encoded path`);
   });
 
   it('agrees with the model when the tenant and stream tables are small', () => {

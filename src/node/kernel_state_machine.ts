@@ -1,11 +1,12 @@
 // Wires the kernel into the replica: the replica hands over a committed request's encoded
-// command; this decodes it, applies it to the kernel state and encodes the result. Decoding
-// failures become a deterministic error result (the node validates commands before they enter
-// the log, so this only guards against a log written by a faulty primary).
+// command; this decodes it (an append's events left encoded, decodeForApply), applies it to the
+// kernel state and encodes the result. Decoding failures become a deterministic error result
+// (the node validates commands before they enter the log, so this only guards against a log
+// written by a faulty primary).
 
 import { DecodeError } from '../core/binary.js';
 import { errorCodes } from '../core/errors.js';
-import { apply, decodeCommand, encodeResult } from '../kernel/kernel.js';
+import { apply, decodeForApply, encodeResult } from '../kernel/kernel.js';
 import type { CommandKind, CommandResult, KernelEffect, State } from '../kernel/kernel.js';
 import type { StateMachine } from '../vsr/replica.js';
 
@@ -21,7 +22,8 @@ export function kernelStateMachine(state: State): StateMachine<KernelOutput> {
       let outcome: { result: CommandResult; effects: readonly KernelEffect[] };
       let commandKind: CommandKind | null = null;
       try {
-        const command = decodeCommand(body);
+        // The append's events stay in `body`: no view per event (kernel/command.ts).
+        const command = decodeForApply(body);
         commandKind = command.kind;
         outcome = apply(state, command, meta);
       } catch (error) {
