@@ -10,6 +10,7 @@ import type { ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { serverNodeFlags } from '../src/cli/node_flags.js';
 import { fetchNodeStatus } from '../src/client/client.js';
 import type { NodeStatus } from '../src/client/client.js';
 
@@ -33,10 +34,14 @@ export async function startServerProcess(
   onLine?: (line: string) => void,
   nodeArgs: readonly string[] = [],
 ): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [...nodeArgs, 'bin/kimberlite-server.js', ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, ...env },
-  });
+  const child = spawn(
+    process.execPath,
+    [...serverNodeFlags, ...nodeArgs, 'bin/kimberlite-server.js', ...args],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ...env },
+    },
+  );
   child.stderr?.resume();
   const lines = createInterface({ input: child.stdout! });
   await new Promise<void>((resolve, reject) => {

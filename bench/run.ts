@@ -18,6 +18,7 @@ import { mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir, cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { serverNodeFlags } from '../src/cli/node_flags.js';
 import { createBenchStream, runLoad } from './loader.js';
 import type { LoadResult } from './loader.js';
 
@@ -51,6 +52,7 @@ async function startServer(dataDir: string): Promise<{ child: ChildProcess; addr
   const child = spawn(
     process.execPath,
     [
+      ...serverNodeFlags,
       'bin/kimberlite-server.js',
       '--address',
       '127.0.0.1:0',

@@ -29,6 +29,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { serverNodeFlags } from '../src/cli/node_flags.js';
 import { readSchedule } from './cluster_process.js';
 import { createBenchStream, runLoad, runPacedLoad } from './loader.js';
 
@@ -70,7 +71,15 @@ async function startServer(dataDir: string, env: Record<string, string>): Promis
   const flags = ['--address', '127.0.0.1:0', '--metrics-address', '127.0.0.1:0'];
   const child = spawn(
     process.execPath,
-    ['bin/kimberlite-server.js', ...flags, '--data-dir', dataDir, '--cluster-name', 'bench'],
+    [
+      ...serverNodeFlags,
+      'bin/kimberlite-server.js',
+      ...flags,
+      '--data-dir',
+      dataDir,
+      '--cluster-name',
+      'bench',
+    ],
     { stdio: ['ignore', 'pipe', 'inherit'], env: childEnv(env) },
   );
   const lines = createInterface({ input: child.stdout! });

@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --initial-old-space-size=128
 // Entry point for kimberlite-server: runs the compiled CLI (npm ci builds it through "prepare").
 import { main } from '../dist/cli/server.js';
 

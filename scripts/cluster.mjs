@@ -19,6 +19,8 @@ import { rm } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+// npm run cluster builds first, so the compiled flag list is there.
+import { serverNodeFlags } from '../dist/cli/node_flags.js';
 
 const repoRoot = fileURLToPath(new URL('..', import.meta.url));
 const serverBin = join(repoRoot, 'bin', 'kimberlite-server.js');
@@ -176,7 +178,9 @@ function say(text) {
 }
 
 function startNode(id) {
-  const child = spawn(process.execPath, argsOf(id), { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...serverNodeFlags, ...argsOf(id)], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const node = { id, child, ready: false, exit: null };
   const prefix = `[node-${id}]`;
   node.readyPromise = new Promise((resolve, reject) => {

@@ -21,6 +21,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TestContext } from 'node:test';
+import { serverNodeFlags } from '../src/cli/node_flags.js';
 import { connect } from '../src/client/client.js';
 import type { Client, ConnectOptions } from '../src/client/client.js';
 import { FaultProxy } from '../src/testing/fault_proxy.js';
@@ -463,6 +464,7 @@ export class Harness {
     checkLogShape: 'all' | 'stdout',
   ): Captured {
     const args = [
+      ...serverNodeFlags,
       serverBin,
       '--address',
       options.address ?? '127.0.0.1:0',

@@ -17,6 +17,7 @@ import type { NodeConfig } from '../node/node.js';
 import { tracingConfigOf } from '../node/node_tracing.js';
 import { startTelemetryExport } from '../node/telemetry_export.js';
 import { createLogger } from '../observability/logger.js';
+import { missingServerNodeFlags, serverNodeFlags } from './node_flags.js';
 import type { Logger } from '../observability/logger.js';
 import { Metrics } from '../observability/metrics.js';
 import { startOpsServer } from '../observability/ops_server.js';
@@ -148,6 +149,16 @@ async function run(config: Config): Promise<void> {
     data_dir: nodeConfig.dataDir,
     cluster_size: nodeConfig.peers.length,
   });
+  const missingFlags = missingServerNodeFlags(process.execArgv);
+  if (missingFlags.length > 0) {
+    logger.warn(
+      'Started without the V8 flags kimberlite-server expects; under write load it will collect garbage far more often',
+      {
+        missing_flags: missingFlags.join(' '),
+        hint: `run the kimberlite-server command, or node ${serverNodeFlags.join(' ')} bin/kimberlite-server.js`,
+      },
+    );
+  }
   const startFailed = (error: unknown): never => {
     if (isAssertionFailure(error)) recordAssertionFailureSync(nodeConfig.dataDir, error);
     const message = error instanceof Error ? error.message : String(error);
