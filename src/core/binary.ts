@@ -152,13 +152,16 @@ export class Writer {
   }
 }
 
+/**
+ * Reads little-endian integers and length-prefixed fields from untrusted bytes; every read is
+ * bounds-checked and throws DecodeError past the end. Integers are assembled from the bytes
+ * directly rather than through a DataView: a reader is made for every frame, command and batch,
+ * and the DataView each one built was an allocation per request on every replica.
+ */
 export class Reader {
-  private readonly view: DataView;
   private position = 0;
 
-  constructor(private readonly bytes: Uint8Array) {
-    this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  }
+  constructor(private readonly bytes: Uint8Array) {}
 
   get offset(): number {
     return this.position;
@@ -176,31 +179,39 @@ export class Reader {
     }
   }
 
+  /** The u32 at `at` (bounds already checked). */
+  private u32At(at: number): number {
+    const bytes = this.bytes;
+    return (
+      (bytes[at]! | (bytes[at + 1]! << 8) | (bytes[at + 2]! << 16) | (bytes[at + 3]! << 24)) >>> 0
+    );
+  }
+
   u8(): number {
     this.need(1);
-    const value = this.view.getUint8(this.position);
+    const value = this.bytes[this.position]!;
     this.position += 1;
     return value;
   }
 
   u16(): number {
     this.need(2);
-    const value = this.view.getUint16(this.position, true);
+    const value = this.bytes[this.position]! | (this.bytes[this.position + 1]! << 8);
     this.position += 2;
     return value;
   }
 
   u32(): number {
     this.need(4);
-    const value = this.view.getUint32(this.position, true);
+    const value = this.u32At(this.position);
     this.position += 4;
     return value;
   }
 
   u64(): number {
     this.need(8);
-    const low = this.view.getUint32(this.position, true);
-    const high = this.view.getUint32(this.position + 4, true);
+    const low = this.u32At(this.position);
+    const high = this.u32At(this.position + 4);
     this.position += 8;
     const value = high * 0x1_0000_0000 + low;
     if (!Number.isSafeInteger(value)) throw new DecodeError('u64 exceeds the safe integer range');
