@@ -1,4 +1,4 @@
-// The server's V8 flags are given in three places that cannot import them (the `#!` line of
+// The server's V8 flags are given in two places that cannot import them (the `#!` line of
 // bin/kimberlite-server.js, the npm start script) and taken from node_flags.ts everywhere else:
 // this holds the first two to the list, and checks which execArgv count as having the flags.
 

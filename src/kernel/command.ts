@@ -63,7 +63,10 @@ export type AppendCommand = Extract<Command, { readonly kind: 'append' }>;
  * The events of an append left where they lie in the encoded command: `count` fields, each a
  * u32 length (little-endian) and that many bytes, filling bytes[start, end). Replicas apply
  * appends in this form (decodeForApply): a view per event was the last per-event allocation in
- * applying an append, after the SHA-256 digest (see chain.ts).
+ * applying an append, after the SHA-256 digest (see chain.ts). The walk over the fields is
+ * written out where it is needed (eventArray here, chainAppend, the size check in events.ts)
+ * rather than behind one visitor callback: that version made closures per command, +145 bytes
+ * and ~3.5% more kernel CPU per one-event append in a microbenchmark.
  */
 export interface EncodedEvents {
   readonly bytes: Uint8Array;
