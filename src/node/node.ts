@@ -101,7 +101,8 @@ export interface NodeDependencies {
 interface PendingRequest {
   readonly requestNumber: number;
   readonly method: RequestMethod;
-  readonly startNs: bigint;
+  /** When the request arrived (performance.now(), ms). */
+  readonly startMs: number;
 }
 
 /** How long a new connection may take to send its first frame (client or replica hello). */
@@ -574,7 +575,7 @@ export class KimberliteNode {
     this.clients.set(clientId, connection);
     const pending = this.pending.get(clientId);
     if (pending === undefined || pending.requestNumber !== requestNumber) {
-      this.pending.set(clientId, { requestNumber, method, startNs: process.hrtime.bigint() });
+      this.pending.set(clientId, { requestNumber, method, startMs: performance.now() });
     }
     if (this.tracing !== null) this.tracing.onRequest(request, method);
     this.perform(this.replica.onRequest({ ...request }));
@@ -665,7 +666,7 @@ export class KimberliteNode {
     consistency: Consistency,
     traceParent?: TraceParent,
   ): Promise<void> {
-    const startNs = process.hrtime.bigint();
+    const startMs = performance.now();
     const span =
       this.tracing === null ? null : this.tracing.startQuery(query, traceParent, consistency.kind);
     let errorCode: ErrorCode | null = null;
@@ -690,7 +691,7 @@ export class KimberliteNode {
         },
       });
     } finally {
-      this.metrics.queryDurationSeconds.observe(Number(process.hrtime.bigint() - startNs) / 1e9);
+      this.metrics.queryDurationSeconds.observe((performance.now() - startMs) / 1000);
       if (span !== null && this.tracing !== null) this.tracing.endQuery(span, errorCode);
     }
   }
@@ -848,7 +849,7 @@ export class KimberliteNode {
     if (pending !== undefined && pending.requestNumber === requestNumber) {
       method = pending.method;
       this.pending.delete(clientId);
-      const seconds = Number(process.hrtime.bigint() - pending.startNs) / 1e9;
+      const seconds = (performance.now() - pending.startMs) / 1000;
       if (status === 'ok') this.metrics.writeDurationSeconds.observe(seconds);
     }
     let resultStatus = status;
