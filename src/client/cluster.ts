@@ -45,6 +45,11 @@ export class Cluster {
     return this.abort.signal.aborted;
   }
 
+  /** The open connection, if there is one now (no waiting, no connecting). */
+  get ready(): Connection | null {
+    return this.current !== null && this.current.isOpen && !this.isClosed ? this.current : null;
+  }
+
   /**
    * An open connection, connecting if there is none. Returns null when deadlineMs (a Date.now()
    * value) passes first; throws a KmbError when the client is closed or a node refused the hello

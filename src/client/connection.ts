@@ -6,6 +6,9 @@
 // 'lost' outcome carrying the reason: KMB_ERR_CONNECTION_LOST for a plain drop, or the code of a
 // connection-scoped error the node sent before closing (e.g. KMB_ERR_FRAME_MALFORMED). Outcomes
 // are values, not exceptions, so the retry loop above decides what each one means.
+//
+// Frames sent in the same tick (a pipelined client sends many) leave in one socket write: the
+// socket is corked at the first and uncorked on the next tick, as the node does for its replies.
 
 import { Socket, createConnection } from 'node:net';
 import { DecodeError } from '../core/binary.js';
@@ -73,6 +76,7 @@ export class Connection {
   private endReason: KmbError | null = null;
   private helloWaiter: ((message: ClientMessage | KmbError) => void) | null = null;
   private hello: HelloOk | null = null;
+  private corked = false;
 
   private constructor(
     private readonly socket: Socket,
@@ -141,6 +145,14 @@ export class Connection {
   }
 
   private send(message: ClientMessage): void {
+    if (!this.corked) {
+      this.corked = true;
+      this.socket.cork();
+      process.nextTick(() => {
+        this.corked = false;
+        this.socket.uncork();
+      });
+    }
     this.socket.write(encodeMessageFrame(message));
   }
 

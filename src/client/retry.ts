@@ -25,8 +25,11 @@ import type { Answer, Connection } from './connection.js';
 
 /** One message to deliver and the key its answer comes back under. */
 export interface Exchange {
-  /** What this is, for error messages: "request 3 (append)", "query list_tenants". */
-  readonly what: string;
+  /**
+   * What this is, for error messages: "append (request 3 of client …)", "query list_tenants";
+   * a function when building the text would cost every call something only a failure reads.
+   */
+  readonly what: string | (() => string);
   readonly key: string;
   readonly message: ClientMessage;
 }
@@ -56,7 +59,8 @@ export async function exchangeWithRetry(
   const { cluster } = context;
   const seen: string[] = [];
   for (let attempt = 0; ; attempt++) {
-    const connection = await cluster.connection(deadlineMs);
+    // The usual case, an open connection, without a promise and its turn of the microtask queue.
+    const connection = cluster.ready ?? (await cluster.connection(deadlineMs));
     const remainingMs = deadlineMs - Date.now();
     if (connection === null || remainingMs <= 0) throw timeoutError(context, exchange, seen);
     const attemptMs = Math.min(remainingMs, context.attemptTimeoutMs);
@@ -112,6 +116,6 @@ function timeoutError(context: RetryContext, exchange: Exchange, seen: string[])
     exchange.message.kind === 'request' ? '; it may or may not have been applied' : '';
   return new KmbError(
     errorCodes.timeout,
-    `${exchange.what} not answered within ${context.timeoutMs} ms${unknown}; ${tried}`,
+    `${typeof exchange.what === 'string' ? exchange.what : exchange.what()} not answered within ${context.timeoutMs} ms${unknown}; ${tried}`,
   );
 }

@@ -72,13 +72,21 @@ export class Session {
       return Promise.reject(kmbError('backpressure', `${max} commands already wait to be sent`));
     }
     const deadlineMs = Date.now() + this.options.requestTimeoutMs;
+    // With nothing queued or in flight here (the usual case under a pool), the command starts
+    // now; otherwise it waits for the one before it. Either way the next waits for this one.
+    const run =
+      this.queuedCount === 0
+        ? this.run(what, body, deadlineMs, traceParent)
+        : this.tail.then(() => this.run(what, body, deadlineMs, traceParent));
     this.queuedCount += 1;
-    const run = this.tail.then(() => this.run(what, body, deadlineMs, traceParent));
-    this.tail = run.catch(() => undefined);
-    return run.finally(() => {
-      this.queuedCount -= 1;
-    });
+    this.tail = run.then(this.settled, this.settled);
+    return run;
   }
+
+  /** A queued command settled (its run's promise: fulfilled or rejected). */
+  private readonly settled = (): void => {
+    this.queuedCount -= 1;
+  };
 
   private async run(
     what: string,
@@ -90,12 +98,12 @@ export class Session {
       const ms = this.options.requestTimeoutMs;
       throw kmbError('timeout', `${what} waited in the queue for ${ms} ms and was not sent`);
     }
-    const clientId = await this.register(deadlineMs, traceParent);
+    const clientId = this.clientIdCurrent ?? (await this.register(deadlineMs, traceParent));
     const requestNumber = asRequestNumber(this.requestNumberNext);
     this.requestNumberNext += 1;
     let committed: Committed;
     try {
-      const label = `${what} (request ${requestNumber} of client ${clientId})`;
+      const label = (): string => `${what} (request ${requestNumber} of client ${clientId})`;
       const request = { clientId, requestNumber, operation: 'command' as const, body };
       committed = await this.send(label, withTrace(request, traceParent), deadlineMs);
     } catch (error) {
@@ -123,7 +131,7 @@ export class Session {
   }
 
   private async send(
-    what: string,
+    what: string | (() => string),
     request: RequestMessage,
     deadlineMs: number,
   ): Promise<Committed> {
@@ -135,7 +143,8 @@ export class Session {
       deadlineMs,
     );
     if (answer.kind !== 'reply') {
-      throw kmbError('frame_malformed', `${what} was answered with a ${answer.kind}`);
+      const label = typeof what === 'string' ? what : what();
+      throw kmbError('frame_malformed', `${label} was answered with a ${answer.kind}`);
     }
     return answer.reply;
   }

@@ -41,8 +41,12 @@ function codeOf(error: unknown): string {
 export class ClientTracing {
   constructor(private readonly tracer: Tracer | undefined) {}
 
-  /** Runs `work` with the traceparent to send (undefined: send none). */
-  async run<T>(
+  /**
+   * Runs `work` with the traceparent to send (undefined: send none). Without a tracer this is a
+   * plain call, not an async function: an SDK call already passes through several promises, and
+   * one more per call showed in a pipelined client's profile.
+   */
+  run<T>(
     operation: string,
     attributes: Attributes,
     options: TraceOptions | undefined,
@@ -50,7 +54,17 @@ export class ClientTracing {
   ): Promise<T> {
     const parent = options?.traceContext ?? context.active();
     if (this.tracer === undefined) return work(traceParentOf(trace.getSpanContext(parent)));
-    const span = this.tracer.startSpan(
+    return this.runInSpan(this.tracer, operation, attributes, parent, work);
+  }
+
+  private async runInSpan<T>(
+    tracer: Tracer,
+    operation: string,
+    attributes: Attributes,
+    parent: Context,
+    work: (traceParent: TraceParent | undefined) => Promise<T>,
+  ): Promise<T> {
+    const span = tracer.startSpan(
       `kmb.client.${operation}`,
       { kind: SpanKind.CLIENT, attributes },
       parent,
