@@ -3,7 +3,8 @@
 // one DESIGN §4 and src/storage/journal.ts describe: segment files
 // <data-dir>/journal/NNNNNNNN.kjl, each a 64-byte segment header followed by records back to
 // back, a record being a 160-byte prepare header (src/core/header.ts) and its body (a batch of
-// requests, src/vsr/batch.ts).
+// requests, src/vsr/batch.ts). The last segment may end in free space: zeros from the end of its
+// last record to end of file, which the journal lays down ahead of its writes.
 
 import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -46,7 +47,26 @@ function appendedEvents(body: Uint8Array): string[] {
   return events;
 }
 
-/** Every record of every segment; throws on anything that does not decode (an intact journal). */
+function allZero(bytes: Uint8Array): boolean {
+  for (const byte of bytes) if (byte !== 0) return false;
+  return true;
+}
+
+/** Bytes of records (and segment headers) in every segment: the files without free space. */
+export async function journalRecordBytes(dataDir: string): Promise<number> {
+  const records = await readJournal(dataDir);
+  let total = 0;
+  for (const segment of await segmentFiles(dataDir)) {
+    const last = records.filter((record) => record.segment === segment).at(-1);
+    total += last === undefined ? segmentHeaderSizeBytes : last.position + last.sizeBytes;
+  }
+  return total;
+}
+
+/**
+ * Every record of every segment, up to the free space of the last; throws on anything else
+ * that does not decode (an intact journal).
+ */
 export async function readJournal(dataDir: string): Promise<JournalRecord[]> {
   const records: JournalRecord[] = [];
   for (const segment of await segmentFiles(dataDir)) {
@@ -54,6 +74,7 @@ export async function readJournal(dataDir: string): Promise<JournalRecord[]> {
     const bytes = await readFile(path);
     let position = segmentHeaderSizeBytes;
     while (position < bytes.length) {
+      if (allZero(bytes.subarray(position))) break; // Free space.
       const decoded = decodeHeader(bytes.subarray(position));
       if (!decoded.ok) throw new Error(`${segment} at ${position}: ${decoded.problem}`);
       const { header } = decoded;

@@ -230,16 +230,21 @@ export class KimberliteNode {
     const { superblock, formatted } = await KimberliteNode.openSuperblock(deps);
     const cluster = clusterIdFromName(config.clusterName);
     const startedNs = process.hrtime.bigint();
+    const storageLog = logger.child({}, 'kimberlite_storage');
     const journal = await Journal.open({
       dir: config.dataDir,
       cluster,
       segmentSizeBytesMax: config.segmentSizeBytesMax,
       // With peers, a corrupt record is cut and fetched again from them; alone, refuse to start.
       onCorruption: config.peers.length > 1 ? 'cut' : 'refuse',
+      onFreeSpaceError: (error) =>
+        storageLog.warn('Journal stopped laying down free space; records now extend the file', {
+          error: error instanceof Error ? error.message : String(error),
+        }),
       ...(deps.io === undefined ? {} : { io: deps.io }),
     });
+    deps.metrics.logFreeSpaceBytes.bind(() => journal.freeSpaceBytes);
     const truncated = journal.recovery.truncated;
-    const storageLog = logger.child({}, 'kimberlite_storage');
     if (truncated !== null && truncated.reason === 'corruption') {
       storageLog.error('Journal corruption: cut at the first bad record; repairing from peers', {
         segment: truncated.segment,

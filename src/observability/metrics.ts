@@ -117,8 +117,10 @@ export class Metrics {
   readonly logEntriesTotal: CounterCell;
   /** kmb_log_bytes_total (= vsr_bytes_written_total): bytes appended to the journal. */
   readonly logBytesTotal: CounterCell;
-  /** kmb_log_size_bytes (= vsr_log_size_bytes): the journal's current size on disk. */
+  /** kmb_log_size_bytes (= vsr_log_size_bytes): the bytes of the journal's records. */
   readonly logSizeBytes: GaugeCell;
+  /** kmb_log_free_space_bytes: zeros laid down after the last record, read at scrape time. */
+  readonly logFreeSpaceBytes: ReadCell;
   /** kmb_write_duration_seconds (= vsr_client_latency_seconds): a write, receipt to reply. */
   readonly writeDurationSeconds: HistogramCell;
   /** kmb_query_duration_seconds: a read, from receipt to reply. */
@@ -171,6 +173,12 @@ export class Metrics {
     this.logEntriesTotal = counter('kmb_log_entries_total', 'Log entries written.');
     this.logBytesTotal = counter('kmb_log_bytes_total', 'Log bytes written.');
     this.logSizeBytes = gauge('kmb_log_size_bytes', 'Current size of the log in bytes.');
+    this.logFreeSpaceBytes = new GaugeFamily(
+      this.family(
+        'kmb_log_free_space_bytes',
+        'Zero bytes the journal laid down after its last record, for records to come.',
+      ),
+    ).reader();
     this.writeDurationSeconds = new HistogramFamily({
       ...this.family('kmb_write_duration_seconds', 'Write latency, from receipt to reply.'),
       upperBounds: durationBucketsSeconds,

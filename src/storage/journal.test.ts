@@ -2,7 +2,7 @@
 // write → datasync → resolve order, and what happens when a datasync fails.
 
 import assert from 'node:assert/strict';
-import { readdir, stat } from 'node:fs/promises';
+import { readFile, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 
@@ -14,7 +14,7 @@ import { errorCodes, KmbError } from '../core/errors.js';
 import { headerSizeBytes, rootPrepare } from '../core/header.js';
 import type { Prepare } from '../core/header.js';
 import { realFileIO } from './file_io.js';
-import { Journal } from './journal.js';
+import { Journal, freeSpaceChunkBytes } from './journal.js';
 import { RecordingFileIO } from './recording_file_io.js';
 import { segmentHeaderSizeBytes } from './segment_header.js';
 import { makeChain, patternBodies, samePrepare, testCluster, withTempDir } from './test_support.js';
@@ -88,17 +88,25 @@ describe('journal', () => {
 
       const files = (await readdir(join(dir, 'journal'))).sort();
       assert.equal(files.length, journal.segmentCount);
-      let totalBytes = 0;
+      let closedBytes = 0;
       for (const file of files) {
         const sizeBytes = (await stat(join(dir, 'journal', file))).size;
         assert.ok(sizeBytes <= segmentSizeBytesMax, `${file} is ${sizeBytes} bytes`);
-        totalBytes += sizeBytes;
+        if (file !== files.at(-1)) closedBytes += sizeBytes;
       }
-      assert.equal(journal.sizeBytes, totalBytes);
+      // Full segments were cut back to their records; only the last may end in free space.
+      const last = await readFile(join(dir, 'journal', files.at(-1) ?? ''));
+      const tailBytes = journal.sizeBytes - closedBytes;
+      assert.ok(last.length >= tailBytes);
+      assert.ok(
+        last.subarray(tailBytes).every((byte) => byte === 0),
+        'free space is zeros',
+      );
 
       const reopened = await Journal.open({ dir, cluster: testCluster, segmentSizeBytesMax });
       assert.equal(reopened.segmentCount, files.length);
-      assert.equal(reopened.sizeBytes, totalBytes);
+      assert.equal(reopened.sizeBytes, journal.sizeBytes);
+      assert.equal(reopened.recovery.truncated, null);
       assertSameChain(await readAllEntries(reopened), prepares);
       assert.ok(samePrepare(await reopened.read(33), prepares[32] as Prepare));
       await reopened.close();
@@ -207,7 +215,7 @@ describe('journal', () => {
       await journal.close();
       // Where each op landed: recompute from the write events in order.
       for (const event of io.events) {
-        if (event.kind !== 'write' || event.position === 0) continue;
+        if (event.kind !== 'write' || event.position === 0 || event.detail === 'zeros') continue;
         let position = event.position ?? 0;
         const end = position + (event.sizeBytes ?? 0);
         while (position < end) {
@@ -219,6 +227,56 @@ describe('journal', () => {
       }
       assert.equal(sites.length, prepares.length);
       for (let op = 1; op <= prepares.length; op++) assertOrdered(io, op, sites[op - 1]);
+    });
+  });
+
+  it('lays zeros down ahead and writes records into them only once they are durable', async () => {
+    // Proves the free-space rule with a recording FileIO: zeros are written ahead of the records
+    // in chunks; every record write that lands in a zeroed range comes after the datasync that
+    // made those zeros durable returned; the file ends in zeros after the last record; and the
+    // journal reopens to the same records with nothing reported as torn.
+    await withTempDir(async (dir) => {
+      const io = new RecordingFileIO(realFileIO);
+      const journal = await Journal.open({ dir, cluster: testCluster, io });
+      const prepares = makeChain(patternBodies(2600, 1000));
+      const pending: Promise<void>[] = [];
+      for (const [index, prepare] of prepares.entries()) {
+        pending.push(journal.append(prepare));
+        if (index % 50 === 0) await new Promise((resolve) => setImmediate(resolve));
+      }
+      await Promise.all(pending);
+      const logicalBytes = journal.sizeBytes;
+      assert.ok(journal.counters.freeSpaceBytesWritten >= 2 * freeSpaceChunkBytes);
+      await journal.close();
+      const events = io.events;
+      const zeroed: { start: number; end: number; durableAt: number }[] = [];
+      for (const [at, event] of events.entries()) {
+        if (event.kind !== 'write' || event.detail !== 'zeros') continue;
+        const durableAt = events.findIndex((e, i) => i > at && e.kind === 'datasync');
+        assert.ok(durableAt > at, 'zeros are datasynced');
+        const start = event.position ?? 0;
+        zeroed.push({ start, end: start + (event.sizeBytes ?? 0), durableAt });
+      }
+      assert.ok(zeroed.length >= 8, `${zeroed.length} zero writes`);
+      let intoZeros = 0;
+      for (const [at, event] of events.entries()) {
+        if (event.kind !== 'write' || event.detail === 'zeros' || event.position === 0) continue;
+        const start = event.position ?? 0;
+        const end = start + (event.sizeBytes ?? 0);
+        for (const range of zeroed.filter((r) => r.start < end && start < r.end)) {
+          intoZeros += 1;
+          assert.ok(at > range.durableAt, `a record write at ${start} waited for its zeros`);
+        }
+      }
+      assert.ok(intoZeros >= 5, `${intoZeros} record writes went into laid-down zeros`);
+      const file = await readFile(join(dir, 'journal', '00000000.kjl'));
+      assert.ok(file.length > logicalBytes, 'the file ends in free space');
+      assert.ok(file.subarray(logicalBytes).every((byte) => byte === 0));
+      const reopened = await Journal.open({ dir, cluster: testCluster });
+      assert.equal(reopened.recovery.truncated, null);
+      assert.equal(reopened.sizeBytes, logicalBytes);
+      assertSameChain(await readAllEntries(reopened), prepares);
+      await reopened.close();
     });
   });
 
@@ -352,6 +410,7 @@ function assertOrdered(
   const writtenAt = events.findIndex(
     (e) =>
       e.kind === 'write' &&
+      e.detail !== 'zeros' &&
       e.path === site.path &&
       (e.position ?? 0) <= site.start &&
       (e.position ?? 0) + (e.sizeBytes ?? 0) >= site.end,

@@ -2,6 +2,9 @@
 // valid, torn or corrupt), build the op index, cut a torn tail off the last segment, and leave
 // the last segment open for appending.
 //
+// The last segment may end in free space (zeros the journal laid down ahead of its writes; see
+// journal_scan.ts): it is left in place, and the segment's size is where its records end.
+//
 // Invariants: the only changes ever made here are (1) creating the journal directory and the
 // first segment when there is none, (2) truncating a provable torn tail of the last segment to
 // the end of its last valid record (then datasync), (3) removing a last segment whose own header
@@ -33,8 +36,10 @@ export interface TruncatedTail {
 export interface RecoveredJournal {
   readonly index: OpIndex;
   readonly headChecksum: Uint8Array;
-  /** Size of every segment file after recovery, by segment index. */
+  /** Bytes of every segment up to the end of its last record, by segment index. */
   readonly segmentSizesBytes: number[];
+  /** The last segment's file size: its records plus any free space after them. */
+  readonly tailFileSizeBytes: number;
   readonly truncated: TruncatedTail | null;
   /** The last segment, open for reading and writing. */
   readonly tailHandle: FileHandleLike;
@@ -103,6 +108,7 @@ export async function recoverJournal(context: RecoverContext): Promise<Recovered
     segmentSizesBytes,
     truncated,
     tailHandle: tail.handle,
+    tailFileSizeBytes: tail.fileSizeBytes,
     bytesWritten: tail.bytesWritten,
     syncCount: syncCount + tail.syncCount,
   };
@@ -140,8 +146,11 @@ async function scanOne(
       return { sizeBytes: fileSizeBytes, torn: null, problem };
     }
     if (problem !== undefined) throw corruptionError(context.dataDir, { file: path, ...problem });
-    if (scan.torn === null) assert(scan.endPosition === fileSizeBytes, 'scan reached the end');
-    return { sizeBytes: fileSizeBytes, torn: scan.torn, problem: null };
+    if (scan.torn === null) {
+      assert(scan.endPosition + scan.freeBytes === fileSizeBytes, 'scan reached the end');
+      assert(isLast || scan.freeBytes === 0, 'only the last segment has free space');
+    }
+    return { sizeBytes: scan.endPosition, torn: scan.torn, problem: null };
   } finally {
     await handle.close();
   }
@@ -215,15 +224,22 @@ async function openTail(
   context: RecoverContext,
   index: OpIndex,
   segmentSizesBytes: number[],
-): Promise<{ handle: FileHandleLike; bytesWritten: number; syncCount: number }> {
+): Promise<{
+  handle: FileHandleLike;
+  fileSizeBytes: number;
+  bytesWritten: number;
+  syncCount: number;
+}> {
   if (index.segmentCount === 0) {
     const header = { cluster: context.cluster, segmentIndex: 0, opFirst: 1 };
     const handle = await createSegmentFile(context.io, context.journalDir, header);
     index.addSegment(1);
     segmentSizesBytes.push(segmentHeaderSizeBytes);
-    return { handle, bytesWritten: segmentHeaderSizeBytes, syncCount: 2 };
+    const fileSizeBytes = segmentHeaderSizeBytes;
+    return { handle, fileSizeBytes, bytesWritten: segmentHeaderSizeBytes, syncCount: 2 };
   }
   const path = segmentPath(context.journalDir, index.segmentCount - 1);
   const handle = await context.io.open(path, 'readwrite');
-  return { handle, bytesWritten: 0, syncCount: 0 };
+  const fileSizeBytes = await handle.size();
+  return { handle, fileSizeBytes, bytesWritten: 0, syncCount: 0 };
 }

@@ -34,13 +34,19 @@ function segmentFile(dir: string, name = segment0): string {
   return join(dir, 'journal', name);
 }
 
+/**
+ * Writes a journal of `prepares`. Without free space unless asked: most tests here craft damage
+ * relative to the end of the file, which is then the end of the records; the free-space tests
+ * below ask for it.
+ */
 async function writeJournal(
   dir: string,
   prepares: readonly Prepare[],
   segmentSizeBytesMax?: number,
+  freeSpace = false,
 ): Promise<void> {
   if ((await Superblock.open(dir)) === null) await Superblock.create(dir, testSuperblockState);
-  const journal = await Journal.open({ dir, cluster: testCluster, segmentSizeBytesMax });
+  const journal = await Journal.open({ dir, cluster: testCluster, segmentSizeBytesMax, freeSpace });
   await Promise.all(prepares.map((prepare) => journal.append(prepare)));
   await journal.close();
 }
@@ -199,20 +205,59 @@ describe('journal recovery: torn tails', () => {
     });
   });
 
-  it('truncates zeros after the last record (an all-zero header region)', async () => {
-    // Proves header_zero: the file was extended but the data never written; the records before
-    // are all kept.
+  it('keeps zeros after the last record as free space, not a torn tail', async () => {
+    // Proves the free-space rule: zeros from the end of the last record to end of file (laid
+    // down ahead by the journal, or a file extended whose data never came) are neither cut nor
+    // reported, by open or by verify; the next append overwrites them and reads back whole.
     await withTempDir(async (dir) => {
       const prepares = makeChain(patternBodies(4, 70));
       await writeJournal(dir, prepares);
       const end = (await stat(segmentFile(dir))).size;
       await patch(segmentFile(dir), end, new Uint8Array(5000));
-      await expectTorn(dir, prepares, {
-        position: end,
-        bytes: 5000,
-        reason: 'header_zero',
-        opMax: 4,
-      });
+      const report = await verifyDataDir(dir);
+      assert.equal(report.ok, true, JSON.stringify(report.problems));
+      assert.equal(report.tornTail, null);
+      assert.deepEqual(
+        report.warnings.filter((w) => w.includes('torn')),
+        [],
+      );
+      const journal = await Journal.open({ dir, cluster: testCluster, freeSpace: false });
+      assert.equal(journal.recovery.truncated, null);
+      assert.equal(journal.opMax, 4);
+      assert.equal(journal.sizeBytes, end);
+      assert.equal((await stat(segmentFile(dir))).size, end + 5000, 'the zeros stay');
+      const more = makeChain(patternBodies(1, 33), { previous: prepares.at(-1) as Prepare });
+      await journal.append(more[0] as Prepare);
+      await journal.close();
+      const reopened = await Journal.open({ dir, cluster: testCluster });
+      const all: Prepare[] = [];
+      for await (const prepare of reopened.entries()) all.push(prepare);
+      [...prepares, ...more].forEach((p, i) => assert.ok(samePrepare(all[i] as Prepare, p)));
+      assert.equal(all.length, 5);
+      assert.equal(reopened.recovery.truncated, null);
+      await reopened.close();
+    });
+  });
+
+  it('still cuts a torn last record that lies in free space', async () => {
+    // Proves the torn-tail rule holds inside free space: a last record whose body tail never
+    // reached the disk (zeros from a 4 KiB boundary, then the free space) is body_torn and cut,
+    // taking the free space after it with it.
+    await withTempDir(async (dir) => {
+      const prepares = makeChain([...patternBodies(3, 100), ...patternBodies(1, 9000)]);
+      await writeJournal(dir, prepares, undefined, true);
+      const last = positionOf(prepares, 4);
+      const end = last + headerSizeBytes + 9000;
+      const fileSizeBytes = (await stat(segmentFile(dir))).size;
+      assert.ok(fileSizeBytes > end, 'the journal laid zeros down after its records');
+      const aligned = Math.ceil((last + 1000) / 4096) * 4096;
+      await patch(segmentFile(dir), aligned, new Uint8Array(end - aligned));
+      const journal = await Journal.open({ dir, cluster: testCluster });
+      assert.equal(journal.recovery.truncated?.reason, 'body_torn');
+      assert.equal(journal.recovery.truncated?.position, last);
+      assert.equal(journal.recovery.truncated?.bytesTruncated, fileSizeBytes - last);
+      assert.equal(journal.opMax, 3);
+      await journal.close();
     });
   });
 

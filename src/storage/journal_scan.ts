@@ -22,6 +22,12 @@
 //                      and no valid record follows anywhere after it.
 // The last segment's own header may be torn too (fewer than 64 bytes, or all zeros with no
 // valid record after): that segment holds nothing durable and is removed.
+// Free space. The journal lays zeros down ahead of its writes (journal.ts), so the last segment
+// may end in zeros: when every byte from the end of its last valid record to end of file is
+// zero, those bytes are free space, not a torn write: nothing is cut and nothing is reported.
+// (A write that left nothing but zeros is indistinguishable from one never made, and was never
+// acknowledged: its datasync had not returned.) Only the last segment has free space; the
+// journal cuts a segment back to its records before starting the next.
 // Everything else is corruption and is reported: a bad record followed by a valid one, any bad
 // record in a non-final segment, a complete non-zero record with a bad checksum, a chain break,
 // a wrong cluster, an op gap, a bad segment header. A torn write can produce zeros and missing
@@ -114,6 +120,8 @@ export interface SegmentScan {
   opLast: number | null;
   problemCount: number;
   torn: TornTail | null;
+  /** Zero bytes from endPosition to end of file in the last segment (see "Free space"). */
+  freeBytes: number;
 }
 
 export function newChain(cluster: number | null): ChainState {
@@ -142,6 +150,7 @@ export async function scanSegment(options: SegmentScanOptions): Promise<SegmentS
     opLast: null,
     problemCount: 0,
     torn: null,
+    freeBytes: 0,
   };
   const report = (problem: ScanProblem): void => {
     scan.problemCount += 1;
@@ -243,6 +252,10 @@ async function scanRecords(
       continue;
     }
     const reason = inspection.torn;
+    if (options.isLast && reason !== null && (await cursor.isZero(position, cursor.sizeBytes))) {
+      scan.freeBytes = cursor.sizeBytes - position;
+      return;
+    }
     if (options.isLast && reason !== null && (await isTornTail(cursor, position, inspection))) {
       const bytesTruncated = cursor.sizeBytes - position;
       scan.torn = { position, bytesTruncated, reason, op: inspection.op, removeSegment: false };

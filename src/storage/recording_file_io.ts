@@ -31,7 +31,10 @@ export interface RecordedEvent {
   readonly position?: number;
   /** For write and read: bytes transferred. */
   readonly sizeBytes?: number;
-  /** For open: the mode. For rename: the source path. For mark: the label. */
+  /**
+   * For open: the mode. For rename: the source path. For mark: the label. For a write of
+   * nothing but zero bytes (free space): 'zeros'.
+   */
   readonly detail?: string;
 }
 
@@ -112,7 +115,14 @@ class RecordingHandle implements FileHandleLike {
     const fault = this.io.faults.write?.(this.path);
     if (fault !== undefined) throw fault;
     const written = await this.inner.write(buffers, position);
-    this.io.record({ kind: 'write', path: this.path, position, sizeBytes: written });
+    const zeros = buffers.every((buffer) => buffer.every((byte) => byte === 0));
+    this.io.record({
+      kind: 'write',
+      path: this.path,
+      position,
+      sizeBytes: written,
+      ...(zeros ? { detail: 'zeros' } : {}),
+    });
     return written;
   }
 

@@ -54,6 +54,8 @@ export interface VerifySegmentReport {
   readonly name: string;
   readonly index: number;
   readonly sizeBytes: number;
+  /** Zero bytes after the last record (free space the journal laid down; last segment only). */
+  readonly freeBytes: number;
   readonly headerOk: boolean;
   readonly opFirst: number | null;
   readonly opLast: number | null;
@@ -299,6 +301,7 @@ function segmentReport(
     name,
     index,
     sizeBytes,
+    freeBytes: scan.freeBytes,
     headerOk,
     opFirst: scan.opFirst,
     opLast: scan.opLast,
