@@ -280,6 +280,38 @@ describe('journal', () => {
     });
   });
 
+  it('goes on without free space when laying zeros down fails (a full disk)', async () => {
+    // Proves a failure to lay zeros down is not a journal failure: with every all-zero write
+    // refused (ENOSPC), every append still resolves, the error is reported once, no free space
+    // is counted, and the journal reopens whole with nothing cut.
+    await withTempDir(async (dir) => {
+      const io = new RecordingFileIO(realFileIO);
+      const errors: unknown[] = [];
+      const noSpace = Object.assign(new Error('ENOSPC: no space left on device'), {
+        code: 'ENOSPC',
+      });
+      io.faults.write = (_path, buffers) =>
+        buffers.every((buffer) => buffer.every((byte) => byte === 0)) ? noSpace : undefined;
+      const journal = await Journal.open({
+        dir,
+        cluster: testCluster,
+        io,
+        onFreeSpaceError: (error) => errors.push(error),
+      });
+      const prepares = makeChain(patternBodies(600, 5000));
+      for (const prepare of prepares) await journal.append(prepare);
+      assert.equal(journal.failed, false);
+      assert.equal(errors.length, 1);
+      assert.equal(journal.freeSpaceBytes, 0);
+      assert.equal(journal.counters.freeSpaceBytesWritten, 0);
+      await journal.close();
+      const reopened = await Journal.open({ dir, cluster: testCluster });
+      assert.equal(reopened.recovery.truncated, null);
+      assertSameChain(await readAllEntries(reopened), prepares);
+      await reopened.close();
+    });
+  });
+
   it('scans at open and replays with entries() in large chunks, not per record', async () => {
     // Proves the start-up path is batch-friendly: 3000 records are scanned by open() and read
     // back by entries() with a handful of read calls each (the recording FileIO counts them).

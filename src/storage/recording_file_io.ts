@@ -40,7 +40,7 @@ export interface RecordedEvent {
 
 /** Hooks that may return an Error to make the named call fail instead of reaching the disk. */
 export interface FaultHooks {
-  write?: (path: string) => Error | undefined;
+  write?: (path: string, buffers: readonly Uint8Array[]) => Error | undefined;
   datasync?: (path: string) => Error | undefined;
   fsyncDir?: (path: string) => Error | undefined;
 }
@@ -112,7 +112,7 @@ class RecordingHandle implements FileHandleLike {
   ) {}
 
   async write(buffers: readonly Uint8Array[], position: number): Promise<number> {
-    const fault = this.io.faults.write?.(this.path);
+    const fault = this.io.faults.write?.(this.path, buffers);
     if (fault !== undefined) throw fault;
     const written = await this.inner.write(buffers, position);
     const zeros = buffers.every((buffer) => buffer.every((byte) => byte === 0));
