@@ -15,6 +15,7 @@ import { DecodeError } from '../core/binary.js';
 import { assert } from '../core/assert.js';
 import { KmbError, kmbError } from '../core/errors.js';
 import { FrameDecoder } from '../net/frame.js';
+import { TickCork } from '../net/tick_cork.js';
 import { decodeMessage, encodeMessageFrame, protocolVersion } from '../net/client_protocol.js';
 import type { ClientMessage, ErrorMessage, HelloOk } from '../net/client_protocol.js';
 import type { ClientId, RequestNumber } from '../core/types.js';
@@ -76,12 +77,13 @@ export class Connection {
   private endReason: KmbError | null = null;
   private helloWaiter: ((message: ClientMessage | KmbError) => void) | null = null;
   private hello: HelloOk | null = null;
-  private corked = false;
+  private readonly cork: TickCork;
 
   private constructor(
     private readonly socket: Socket,
     readonly address: Address,
   ) {
+    this.cork = new TickCork(socket);
     socket.on('data', (data: Buffer) => this.onData(data));
     socket.on('error', (error: Error) => this.end(this.lostError(error)));
     socket.on('close', () => this.end(this.lostError(null)));
@@ -145,14 +147,7 @@ export class Connection {
   }
 
   private send(message: ClientMessage): void {
-    if (!this.corked) {
-      this.corked = true;
-      this.socket.cork();
-      process.nextTick(() => {
-        this.corked = false;
-        this.socket.uncork();
-      });
-    }
+    this.cork.hold();
     this.socket.write(encodeMessageFrame(message));
   }
 

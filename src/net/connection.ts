@@ -11,6 +11,7 @@ import { DecodeError } from '../core/binary.js';
 import { errorCodes } from '../core/errors.js';
 import type { ErrorCode } from '../core/errors.js';
 import { FrameDecoder } from './frame.js';
+import { TickCork } from './tick_cork.js';
 import type { Frame, FrameError } from './frame.js';
 import { decodeMessage, encodeMessageFrame } from './client_protocol.js';
 import type { ClientMessage } from './client_protocol.js';
@@ -28,7 +29,7 @@ export class Connection {
   readonly id: number;
   readonly remoteAddress: string;
   private readonly decoder: FrameDecoder;
-  private corked = false;
+  private readonly cork: TickCork;
   private closing = false;
 
   /**
@@ -43,6 +44,7 @@ export class Connection {
   ) {
     this.id = connectionIdNext++;
     this.remoteAddress = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`;
+    this.cork = new TickCork(socket);
     this.decoder = adopted?.decoder ?? new FrameDecoder();
     if (adopted !== undefined) {
       const frames = adopted.frames;
@@ -101,24 +103,14 @@ export class Connection {
       this.socket.destroy();
       return;
     }
-    if (!this.corked) {
-      this.corked = true;
-      this.socket.cork();
-      process.nextTick(() => {
-        this.corked = false;
-        this.socket.uncork();
-      });
-    }
+    this.cork.hold();
     this.socket.write(encodeMessageFrame(message));
   }
 
   /** Flushes what is queued, then closes. */
   close(): void {
     this.closing = true;
-    if (this.corked) {
-      this.corked = false;
-      this.socket.uncork();
-    }
+    this.cork.release();
     this.socket.end();
     setTimeout(() => this.socket.destroy(), 1000).unref();
   }

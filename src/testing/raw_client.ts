@@ -10,6 +10,7 @@ import type { ClientId } from '../core/types.js';
 import { encodeCommand } from '../kernel/command.js';
 import type { Command } from '../kernel/command.js';
 import { FrameDecoder, encodeFrame } from '../net/frame.js';
+import { TickCork } from '../net/tick_cork.js';
 import {
   decodeMessage,
   encodeMessage,
@@ -31,9 +32,10 @@ export class RawClient {
   /** Requests and queries waiting for their answer, by answerKey: matched in O(1). */
   private readonly answers = new Map<string, (answer: Answer) => void>();
   closed = false;
-  private corked = false;
+  private readonly cork: TickCork;
 
   private constructor(readonly socket: Socket) {
+    this.cork = new TickCork(socket);
     socket.on('data', (data: Buffer) => {
       for (const frame of this.decoder.push(data).frames)
         this.deliver(decodeMessage(frame.kind, frame.body));
@@ -77,14 +79,7 @@ export class RawClient {
 
   /** Frames written in one tick go out in one socket write (cork now, uncork next tick). */
   send(message: ClientMessage): void {
-    if (!this.corked) {
-      this.corked = true;
-      this.socket.cork();
-      process.nextTick(() => {
-        this.corked = false;
-        this.socket.uncork();
-      });
-    }
+    this.cork.hold();
     this.socket.write(encodeFrame(messageKind[message.kind], encodeMessage(message)));
   }
 
