@@ -64,9 +64,14 @@ describe('verify', () => {
       assert.equal(report.superblock.validCount, constants.superblockCopyCount);
       assert.equal(report.superblock.cluster, testCluster);
       assert.deepEqual(report.warnings, []);
+      // The journal laid zeros down after its last record; earlier segments were cut back.
+      const last = report.segments.at(-1);
+      assert.ok(last !== undefined && last.freeBytes > 0 && last.freeBytes < 1024);
+      assert.ok(report.segments.slice(0, -1).every((segment) => segment.freeBytes === 0));
       const text = formatVerifyReport(report);
       assert.match(text, /Result: OK/);
       assert.match(text, /25 records/);
+      assert.match(text, new RegExp(`\\(${last.freeBytes} bytes of it free space\\)`));
     });
   });
 

@@ -29,9 +29,11 @@ function superblockLine(report: VerifyReport): string {
 function journalLine(report: VerifyReport): string {
   const ops = report.recordCount === 0 ? 'no records' : `${report.recordCount} records`;
   const head = report.headChecksum === '' ? 'unknown' : `${report.headChecksum.slice(0, 16)}…`;
+  const freeBytes = report.segments.reduce((sum, segment) => sum + segment.freeBytes, 0);
+  const free = freeBytes > 0 ? ` (${formatSize(freeBytes)} of it free space)` : '';
   return (
     `Journal: ${report.segments.length} segments, ${ops}, op max ${report.opMax}, ` +
-    `${formatSize(report.sizeBytes)}, head checksum ${head}`
+    `${formatSize(report.sizeBytes)}${free}, head checksum ${head}`
   );
 }
 
