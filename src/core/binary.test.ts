@@ -2,7 +2,8 @@
 // come back as the same bytes at the writer's position; a wrong length or a non-hex digit is a
 // programmer error (client ids are checked hex strings by their type). Reader's integers against
 // DataView's little-endian reads at any offset of any bytes (views into a larger buffer
-// included), with DecodeError exactly when the bytes run out.
+// included), with DecodeError exactly when the bytes run out. Writer.string against TextEncoder
+// for ASCII, Latin-1, BMP and lone-surrogate strings.
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -96,6 +97,33 @@ describe('Reader integers', () => {
         },
       ),
       { numRuns: 1_000 },
+    );
+  });
+});
+
+describe('Writer.string', () => {
+  it('writes what TextEncoder encodes, length-prefixed, for any string, and Reader reads it back', () => {
+    // ASCII goes through a direct path and everything else through TextEncoder; both must give
+    // the same bytes (lone surrogates included, which UTF-8 encodes as U+FFFD).
+    const text = fc.oneof(
+      fc.string({ unit: 'grapheme-ascii', maxLength: 300 }),
+      fc.string({ unit: 'binary', maxLength: 40 }),
+      fc.string({ unit: fc.integer({ min: 0, max: 0xff }).map((c) => String.fromCharCode(c)) }),
+      fc.string({ unit: fc.integer({ min: 0, max: 0xffff }).map((c) => String.fromCharCode(c)) }),
+    );
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 9 }), text, (before, value) => {
+        const written = new Writer(1).fixed(before, before.length).string(value).finish();
+        const encoded = new TextEncoder().encode(value);
+        const expected = new Writer(1).fixed(before, before.length).bytesField(encoded).finish();
+        assert.deepEqual(written, expected);
+        if (!/[\ud800-\udfff]/.test(value)) {
+          const reader = new Reader(written);
+          reader.fixed(before.length);
+          assert.equal(reader.string(1_000_000), value);
+        }
+      }),
+      { numRuns: 500 },
     );
   });
 });

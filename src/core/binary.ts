@@ -129,9 +129,22 @@ export class Writer {
     return this;
   }
 
-  /** UTF-8 string with a u32 length prefix. */
+  /**
+   * UTF-8 string with a u32 length prefix. ASCII (every char code below 0x80, whose UTF-8 is
+   * the char codes themselves) is written directly, without an encoded copy.
+   */
   string(value: string): this {
-    return this.bytesField(textEncoder.encode(value));
+    const length = value.length;
+    for (let index = 0; index < length; index++) {
+      if (value.charCodeAt(index) >= 0x80) return this.bytesField(textEncoder.encode(value));
+    }
+    this.u32(length);
+    this.reserve(length);
+    for (let index = 0; index < length; index++) {
+      this.bytes[this.position + index] = value.charCodeAt(index);
+    }
+    this.position += length;
+    return this;
   }
 
   zeros(sizeBytes: number): this {

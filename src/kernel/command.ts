@@ -187,8 +187,14 @@ function readAudit(reader: Reader): Audit {
   return { actor, reason, correlationId };
 }
 
+/**
+ * Every SDK call encodes one command (and a 100-byte append outgrew a fresh 64-byte writer
+ * twice); one writer is reused for all of them, so only the returned copy is allocated.
+ */
+const commandWriter = new Writer(1024);
+
 export function encodeCommand(command: Command): Uint8Array {
-  const writer = new Writer(64);
+  const writer = commandWriter.reset();
   writer.u8(commandTag[command.kind]);
   writeAudit(writer, command.audit);
   switch (command.kind) {
