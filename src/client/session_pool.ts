@@ -20,13 +20,15 @@ import type { ClientId, Op } from '../core/types.js';
 import type { TraceParent } from '../net/client_protocol.js';
 import { Session } from './session.js';
 import type { OkResult, SessionOptions } from './session.js';
+import { LoadLevels } from './load_levels.js';
+import type { Leveled } from './load_levels.js';
 
 export interface SessionPoolOptions extends SessionOptions {
   /** Sessions (writes in flight at once) this pool may hold; 1 keeps writes in order. */
   readonly sessionCountMax: number;
 }
 
-interface Member {
+interface Member extends Leveled {
   readonly session: Session;
   /** Commands submitted to this session and not yet settled (the one in flight included). */
   load: number;
@@ -34,6 +36,8 @@ interface Member {
 
 export class SessionPool {
   private readonly members: Member[] = [];
+  /** The members by load, for the least busy one without a scan. */
+  private readonly byLoad = new LoadLevels<Member>();
   private waitingCount = 0;
 
   constructor(private readonly options: SessionPoolOptions) {
@@ -65,24 +69,22 @@ export class SessionPool {
       const max = this.options.requestQueueCountMax;
       return Promise.reject(kmbError('backpressure', `${max} commands already wait to be sent`));
     }
-    member.load += 1;
+    this.byLoad.change(member, 1);
     if (waits) this.waitingCount += 1;
     return member.session.submit(what, body, traceParent).finally(() => {
-      member.load -= 1;
+      this.byLoad.change(member, -1);
       if (waits) this.waitingCount -= 1;
     });
   }
 
   /** An idle session, else a new one while there is room, else the least loaded. */
   private pick(): Member {
-    let best: Member | undefined;
-    for (const member of this.members) {
-      if (member.load === 0) return member;
-      if (best === undefined || member.load < best.load) best = member;
-    }
+    const best = this.byLoad.least();
+    if (best !== undefined && best.load === 0) return best;
     if (best === undefined || this.members.length < this.options.sessionCountMax) {
-      const member = { session: new Session(this.options), load: 0 };
+      const member = { session: new Session(this.options), load: 0, levelIndex: 0 };
       this.members.push(member);
+      this.byLoad.add(member);
       return member;
     }
     return best;
