@@ -449,7 +449,7 @@ export class Journal {
     });
   }
 
-  /** Writes zeros over [from, to) of the tail segment and datasyncs them; never rejects. */
+  /** Writes zeros over [from, to) of the tail segment and datasyncs them; rejects only on a bug. */
   private async layZeros(tail: Tail, from: number, to: number): Promise<void> {
     try {
       for (let position = from; position < to; position += zeroChunk.length) {
@@ -464,6 +464,7 @@ export class Journal {
       // roll replaced or shortened it meanwhile: they waited for this promise first).
       if (this.tail === tail && tail.fileSizeBytes === from) tail.fileSizeBytes = to;
     } catch (error) {
+      if (error instanceof AssertionError) throw error; // A programmer error kills the process.
       // A full or failing disk: records go on being written as before, extending the file;
       // whatever zeros reached the file are still zeros after the last record.
       this.freeSpace = false;
