@@ -44,6 +44,11 @@ export interface RetryContext {
   readonly attemptTimeoutMs: number;
 }
 
+/** The text of an Exchange's `what`, built now if it was deferred. */
+export function whatText(what: string | (() => string)): string {
+  return typeof what === 'string' ? what : what();
+}
+
 /** A successful answer: a reply to a request or the result of a query. */
 export type Success = Exclude<Answer, { kind: 'error' }>;
 
@@ -116,6 +121,6 @@ function timeoutError(context: RetryContext, exchange: Exchange, seen: string[])
     exchange.message.kind === 'request' ? '; it may or may not have been applied' : '';
   return new KmbError(
     errorCodes.timeout,
-    `${typeof exchange.what === 'string' ? exchange.what : exchange.what()} not answered within ${context.timeoutMs} ms${unknown}; ${tried}`,
+    `${whatText(exchange.what)} not answered within ${context.timeoutMs} ms${unknown}; ${tried}`,
   );
 }

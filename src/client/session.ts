@@ -20,7 +20,7 @@ import { decodeResult } from '../kernel/command.js';
 import type { CommandResult } from '../kernel/command.js';
 import type { RequestMessage, TraceParent } from '../net/client_protocol.js';
 import { requestKey } from './connection.js';
-import { exchangeWithRetry } from './retry.js';
+import { exchangeWithRetry, whatText } from './retry.js';
 import type { RetryContext } from './retry.js';
 
 /** The committed, successful result of a command. */
@@ -143,8 +143,7 @@ export class Session {
       deadlineMs,
     );
     if (answer.kind !== 'reply') {
-      const label = typeof what === 'string' ? what : what();
-      throw kmbError('frame_malformed', `${label} was answered with a ${answer.kind}`);
+      throw kmbError('frame_malformed', `${whatText(what)} was answered with a ${answer.kind}`);
     }
     return answer.reply;
   }
