@@ -312,6 +312,40 @@ describe('journal', () => {
     });
   });
 
+  it('cuts a full segment back to its records even when its zeros never became durable', async () => {
+    // Proves the roll rule survives a failed datasync of zeros (the zeros reached the file, but
+    // the journal never counted them): the full segment is still cut back to its records, so
+    // reopening finds no zeros in a segment before the last (which would be corruption).
+    await withTempDir(async (dir) => {
+      const io = new RecordingFileIO(realFileIO);
+      let lastWriteWasZeros = false;
+      io.faults.write = (_path, buffers) => {
+        lastWriteWasZeros = buffers.every((buffer) => buffer.every((byte) => byte === 0));
+        return undefined;
+      };
+      io.faults.datasync = () =>
+        lastWriteWasZeros ? new Error('EIO: datasync failed') : undefined;
+      const errors: unknown[] = [];
+      const segmentSizeBytesMax = 8192;
+      const journal = await Journal.open({
+        dir,
+        cluster: testCluster,
+        io,
+        segmentSizeBytesMax,
+        onFreeSpaceError: (error) => errors.push(error),
+      });
+      const prepares = makeChain(patternBodies(60, 400));
+      for (const prepare of prepares) await journal.append(prepare);
+      assert.equal(errors.length, 1);
+      assert.ok(journal.segmentCount > 2);
+      await journal.close();
+      const reopened = await Journal.open({ dir, cluster: testCluster, segmentSizeBytesMax });
+      assert.equal(reopened.recovery.truncated, null);
+      assertSameChain(await readAllEntries(reopened), prepares);
+      await reopened.close();
+    });
+  });
+
   it('scans at open and replays with entries() in large chunks, not per record', async () => {
     // Proves the start-up path is batch-friendly: 3000 records are scanned by open() and read
     // back by entries() with a handful of read calls each (the recording FileIO counts them).

@@ -161,6 +161,11 @@ interface Tail {
   sizeBytes: number;
   /** The end of the durable zeros beyond the records (= sizeBytes when there are none). */
   fileSizeBytes: number;
+  /**
+   * Zeros were written to this segment: the file may run past fileSizeBytes (a chunk whose
+   * write or datasync failed counts for nothing there, but may have reached the file).
+   */
+  laidZeros: boolean;
   /** Written since the last datasync. */
   dirty: boolean;
 }
@@ -231,6 +236,7 @@ export class Journal {
       handle: state.tailHandle,
       sizeBytes: tailSizeBytes,
       fileSizeBytes: Math.max(tailSizeBytes, state.tailFileSizeBytes),
+      laidZeros: false,
       dirty: false,
     };
     this.closedSegmentsSizeBytes = recovery.sizeBytes - tailSizeBytes;
@@ -444,6 +450,7 @@ export class Journal {
     const from = tail.fileSizeBytes;
     const to = Math.min(from + freeSpaceChunkBytes, this.segmentSizeBytesMax);
     if (to <= from) return;
+    tail.laidZeros = true;
     this.layingFreeSpace = this.layZeros(tail, from, to).finally(() => {
       this.layingFreeSpace = null;
     });
@@ -476,7 +483,7 @@ export class Journal {
   private async rollTo(segment: number, opFirst: number): Promise<void> {
     assert(segment === this.tail.segment + 1, 'segments are created in order');
     if (this.layingFreeSpace !== null) await this.layingFreeSpace;
-    if (this.tail.fileSizeBytes > this.tail.sizeBytes) {
+    if (this.tail.fileSizeBytes > this.tail.sizeBytes || this.tail.laidZeros) {
       // Only the last segment holds free space: cut this one back to its records.
       await this.tail.handle.truncate(this.tail.sizeBytes);
       this.tail.fileSizeBytes = this.tail.sizeBytes;
@@ -499,6 +506,7 @@ export class Journal {
       handle,
       sizeBytes: segmentHeaderSizeBytes,
       fileSizeBytes: segmentHeaderSizeBytes,
+      laidZeros: false,
       dirty: false,
     };
   }
@@ -591,7 +599,14 @@ export class Journal {
       removedClosedBytes += this.segmentEnd(segment);
       const handle = await this.io.open(segmentPath(this.journalDir, segment), 'readwrite');
       const sizeBytes = this.segmentEnd(segment);
-      this.tail = { segment, handle, sizeBytes, fileSizeBytes: sizeBytes, dirty: false };
+      this.tail = {
+        segment,
+        handle,
+        sizeBytes,
+        fileSizeBytes: sizeBytes,
+        laidZeros: false,
+        dirty: false,
+      };
     }
     await this.tail.handle.truncate(position);
     await this.tail.handle.datasync();
