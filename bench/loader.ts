@@ -8,7 +8,7 @@ import { connect } from '../src/client/client.js';
 import type { Client } from '../src/client/client.js';
 import { asStreamId, asTenantId } from '../src/core/types.js';
 import type { ClientId } from '../src/core/types.js';
-import { encodeCommand } from '../src/kernel/command.js';
+import { encodeCommand } from '../src/kernel/kernel.js';
 import { RawClient, newClientId } from '../src/testing/raw_client.js';
 
 export interface LoadSpec {

@@ -1,5 +1,7 @@
 // Bad peers on the replica port, with real processes: a replica of another cluster, garbage
-// bytes (as a first frame, and after a replica hello), and a connection that says nothing.
+// bytes (as a first frame, and after a replica hello for a replica whose link is live), and a
+// connection that says nothing. test/forged_peer.test.ts has what a peer that does get a link
+// may send.
 
 import { strict as assert } from 'node:assert';
 import { connect as netConnect } from 'node:net';
@@ -121,9 +123,11 @@ test(
     });
 
     await t.test('garbage bytes after a replica hello', async (st) => {
-      // Proves the replica link's framing check: a connection that introduces itself as replica 0
-      // of this cluster (a valid hello) and then sends garbage is dropped, the node logs a
-      // warning naming that peer, and the real replica 0 links up again.
+      // Proves a stranger cannot take a live link over: a connection that introduces itself as
+      // replica 0 of this cluster (a valid hello) while replica 0's link is up, then sends
+      // garbage, is refused at its hello (issue 14: before, it replaced the real link); the node
+      // logs a warning naming replica 0, closes the connection, and the cluster keeps serving
+      // with every replica normal.
       const target = cluster.node(2);
       const since = target.lines.length;
       const socket = await rawSocket(target.address);

@@ -9,7 +9,7 @@
 import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { decodeHeader, headerSizeBytes } from '../src/core/header.js';
-import { decodeCommand } from '../src/kernel/command.js';
+import { decodeCommand } from '../src/kernel/kernel.js';
 import { segmentHeaderSizeBytes } from '../src/storage/segment_header.js';
 import { decodeBatch } from '../src/vsr/batch.js';
 

@@ -15,8 +15,8 @@ import { clusterIdFromName, headerSizeBytes, makePrepare, rootPrepare } from '..
 import type { Prepare } from '../core/header.js';
 import { asClientId, asOp, asReplicaIndex, asRequestNumber, asTimestampUs } from '../core/types.js';
 import { asStreamId, asTenantId, asView } from '../core/types.js';
-import { encodeCommand } from '../kernel/command.js';
-import type { Command } from '../kernel/command.js';
+import { encodeCommand } from '../kernel/kernel.js';
+import type { Command } from '../kernel/kernel.js';
 import { Journal } from '../storage/journal.js';
 import { segmentHeaderSizeBytes } from '../storage/segment_header.js';
 import { Superblock } from '../storage/superblock.js';

@@ -11,13 +11,17 @@
 // DATE is ISO-8601: 2024-01-31, 2024-01-31T10:00:00Z, 2024-01-31T10:00:00.123456+02:00; no
 // offset means UTC; a bare --end date includes that whole day. Exit codes as every admin
 // command: 0 ok, 1 failure (KMB_ERR_* on stderr), 2 usage. The file is written to FILE.tmp and
-// renamed, so a reader never sees half an export.
+// renamed, so a reader never sees half an export; when FILE cannot be written (no such
+// directory, a directory in the way, no permission, disk full) the command fails with
+// KMB_ERR_STORAGE_IO naming FILE and why, and leaves no FILE.tmp behind.
 
 import type { Command } from 'commander';
-import { readFile, rename, writeFile } from 'node:fs/promises';
+import { readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { kmbError } from '../core/errors.js';
 import { exportAudit } from '../node/audit_export.js';
 import { parseAuditTime } from '../node/audit_format.js';
 import { verifyAuditExport } from '../node/audit_verify.js';
+import { describeFsError } from '../node/data_dir_prepare.js';
 import type { AuditVerifyReport } from '../node/audit_verify.js';
 import type { CliIo } from './cli_io.js';
 import { UsageError, exitCodes, write, writeJson } from './cli_io.js';
@@ -39,6 +43,19 @@ function timeFlag(name: string, text: string, endOfDay: boolean): number {
   return us;
 }
 
+/** Writes the export through a temporary file; see the top of the file for its failures. */
+async function writeExport(output: string, text: string): Promise<void> {
+  const temporary = `${output}.tmp`;
+  try {
+    await writeFile(temporary, text);
+    await rename(temporary, output);
+  } catch (error) {
+    await rm(temporary, { force: true }).catch(() => undefined);
+    const why = describeFsError(error);
+    throw kmbError('storage_io', `cannot write the export to ${output}: ${why}`, error);
+  }
+}
+
 async function exportCommand(io: CliIo, flags: ExportFlags): Promise<number> {
   if (flags.format !== 'json') {
     throw new UsageError(`--format ${JSON.stringify(flags.format)} is not supported; use json`);
@@ -52,8 +69,7 @@ async function exportCommand(io: CliIo, flags: ExportFlags): Promise<number> {
     await write(io.stdout, text);
     return exitCodes.ok;
   }
-  await writeFile(`${flags.output}.tmp`, text);
-  await rename(`${flags.output}.tmp`, flags.output);
+  await writeExport(flags.output, text);
   const { summary, chain, digest } = document;
   const result = { output: flags.output, ...summary, ...chain, digest };
   if (flags.json === true) {

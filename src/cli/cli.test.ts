@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { FakeServer } from '../testing/fake_server.js';
-import { decodeCommand } from '../kernel/command.js';
+import { decodeCommand } from '../kernel/kernel.js';
 import { runCli } from './cli.js';
 import { stdinBatchEventCountMax } from './cli_commands.js';
 

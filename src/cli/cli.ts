@@ -12,7 +12,11 @@ import { Command, InvalidArgumentError } from 'commander';
 import { connect, dataClasses } from '../client/client.js';
 import type { DataClass } from '../client/client.js';
 import { formatAddress, parseAddressList } from '../client/address.js';
-import { KmbError } from '../core/errors.js';
+import { constants } from '../core/constants.js';
+import { KmbError, errorCodes } from '../core/errors.js';
+import { fieldLimitMessage, fieldNames } from '../kernel/kernel.js';
+import { newNameProblem } from '../kernel/kernel.js';
+import type { NameKind } from '../kernel/kernel.js';
 import * as operator from './cli_cluster.js';
 import type { OperatorContext } from './cli_cluster.js';
 import * as commands from './cli_commands.js';
@@ -68,17 +72,32 @@ function dataClassOption(value: string): DataClass {
   return found;
 }
 
-/** Collects repeated --data values, checking each is JSON (or - for stdin) before connecting. */
+/**
+ * Collects repeated --data values, checking each (UTF-8, JSON, event size) before connecting.
+ * Its UsageError is thrown as it is, not as commander's InvalidArgumentError, whose message
+ * would repeat the whole value (up to megabytes of it).
+ */
 function dataOption(value: string, previous: string[] | undefined): string[] {
-  if (value !== '-') {
-    try {
-      eventsFromDataOption(value);
-    } catch (error) {
-      if (error instanceof KmbError) throw new InvalidArgumentError(error.message);
-      throw error;
-    }
-  }
+  if (value !== '-') eventsFromDataOption(value);
   return [...(previous ?? []), value];
+}
+
+/** A text option the server bounds (--actor, --reason...), refused here as the SDK would. */
+function boundedTextOption(field: string, bytesMax: number) {
+  return (value: string): string => {
+    const sizeBytes = Buffer.byteLength(value, 'utf8');
+    if (sizeBytes <= bytesMax) return value;
+    throw new UsageError(fieldLimitMessage(field, sizeBytes, bytesMax), errorCodes.limit_exceeded);
+  };
+}
+
+/** --name of a new tenant or stream, refused here with the message the server would give. */
+function newNameOption(kind: NameKind) {
+  return (value: string): string => {
+    const problem = newNameProblem(value, kind);
+    if (problem !== null) throw new UsageError(problem.message, problem.code);
+    return value;
+  };
 }
 
 function addressesOf(cluster: string): string[] {
@@ -228,7 +247,11 @@ function addTenantCommands(program: Command, io: CliIo): void {
   tenant
     .command('create')
     .description('create a tenant')
-    .requiredOption('--name <name>', 'the tenant name (unique in the cluster)')
+    .requiredOption(
+      '--name <name>',
+      'the tenant name (unique in the cluster)',
+      newNameOption('tenant'),
+    )
     .action(
       withClient(io, (context, command) => commands.tenantCreate(context, command.opts()['name'])),
     );
@@ -244,7 +267,11 @@ function addStreamCommands(program: Command, io: CliIo): void {
     .command('create')
     .description('create a stream in a tenant')
     .requiredOption('--tenant <tenant>', 'tenant id or name')
-    .requiredOption('--name <name>', 'the stream name (unique in its tenant)')
+    .requiredOption(
+      '--name <name>',
+      'the stream name (unique in its tenant)',
+      newNameOption('stream'),
+    )
     .option('--data-class <class>', `one of ${dataClasses.join(', ')}`, dataClassOption, 'Public')
     .action(withClient(io, (context, command) => commands.streamCreate(context, command.opts())));
   stream
@@ -313,9 +340,21 @@ export function buildProgram(io: CliIo, exit: { code: number } = { code: exitCod
       `replica addresses host:port,... (env KMB_CLUSTER, default ${clusterDefault})`,
     )
     .option('--cluster-name <name>', 'refuse nodes of any other cluster')
-    .option('--actor <name>', 'who is acting, recorded with every change (default: OS user)')
-    .option('--reason <text>', 'why, recorded with every change')
-    .option('--correlation-id <id>', 'an id tying the change to a ticket or request')
+    .option(
+      '--actor <name>',
+      'who is acting, recorded with every change (default: OS user)',
+      boundedTextOption(fieldNames.actor, constants.actorBytesMax),
+    )
+    .option(
+      '--reason <text>',
+      'why, recorded with every change',
+      boundedTextOption(fieldNames.reason, constants.reasonBytesMax),
+    )
+    .option(
+      '--correlation-id <id>',
+      'an id tying the change to a ticket or request',
+      boundedTextOption(fieldNames.correlationId, constants.correlationIdBytesMax),
+    )
     .option(
       '--timeout-ms <ms>',
       `give up after this long (default ${timeoutMsDefault})`,

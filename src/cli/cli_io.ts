@@ -8,6 +8,7 @@ import { CommanderError } from 'commander';
 import type { Command } from 'commander';
 import type { Readable, Writable } from 'node:stream';
 import { KmbError, errorCodes } from '../core/errors.js';
+import type { ErrorCode } from '../core/errors.js';
 
 export interface CliIo {
   readonly stdout: Writable;
@@ -23,10 +24,13 @@ export interface CliIo {
 
 export const exitCodes = { ok: 0, failure: 1, usage: 2 } as const;
 
-/** A mistake in how the tool was called (exit code 2); nothing was sent. */
+/**
+ * A mistake in how the tool was called (exit code 2); nothing was sent. Its code is
+ * KMB_ERR_INVALID_ARGUMENT, or KMB_ERR_LIMIT_EXCEEDED for a value over a bound.
+ */
 export class UsageError extends KmbError {
-  constructor(message: string) {
-    super(errorCodes.invalid_argument, message);
+  constructor(message: string, code: ErrorCode = errorCodes.invalid_argument) {
+    super(code, message);
     this.name = 'UsageError';
   }
 }

@@ -7,13 +7,12 @@
 // start script to this list.
 //
 // --initial-old-space-size=128: without it, V8 sizes the old generation's limit from the small
-// live heap of a fresh server (about 15 MB), and under a sustained write load it then starts
-// incremental marking again and again far below that limit. With 100-event requests on 3
-// replicas the leader ran 88-111 mark-compacts in 10 s (55-65 ms of pauses a second, and
-// marking threads competing for the same two cores); with the flag 1-4, and the cluster
-// appended 186-195K events/s instead of 149-165K (three alternating pairs). The old
-// generation may now grow to ~128 MB of garbage before a full collection; a server's resident
-// memory is ~130 MB with a million events anyway.
+// live heap of a fresh server, and under a sustained write load it then starts incremental
+// marking again and again far below that limit: with 100-event requests on 3 replicas the
+// leader ran many mark-compacts a second, with marking threads competing for the same two
+// cores, and the flag cut them to a few and raised throughput (docs/performance.md, "Figures
+// behind the code"). The old generation may now grow to ~128 MB of garbage before a full
+// collection, about what a server holds resident with a million events anyway.
 
 /** Node/V8 flags the server process expects (node FLAGS bin/kimberlite-server.js ...). */
 export const serverNodeFlags: readonly string[] = ['--initial-old-space-size=128'];

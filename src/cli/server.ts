@@ -10,8 +10,8 @@ import { Command, CommanderError } from 'commander';
 import { KmbError, errorCodes } from '../core/errors.js';
 import { parseHostPort, loadConfig, renderConfig } from '../node/config.js';
 import type { Config, ConfigFlagName } from '../node/config.js';
-import { mkdir } from 'node:fs/promises';
 import { lockDataDir } from '../node/data_dir_lock.js';
+import { prepareDataDir } from '../node/data_dir_prepare.js';
 import { KimberliteNode } from '../node/node.js';
 import type { NodeConfig } from '../node/node.js';
 import { tracingConfigOf } from '../node/node_tracing.js';
@@ -39,6 +39,7 @@ function toNodeConfig(config: Config): NodeConfig {
     metricsAddress: config.telemetry.metrics_enabled ? config.server.metrics_address : null,
     dataDir: config.storage.data_dir,
     segmentSizeBytesMax: config.storage.segment_size_bytes,
+    diskFreeBytesMin: config.storage.disk_free_bytes_min,
     tickMs: config.consensus.tick_ms,
     heartbeatMs: config.consensus.heartbeat_ms,
     electionTimeoutMs: config.consensus.election_timeout_ms,
@@ -48,6 +49,16 @@ function toNodeConfig(config: Config): NodeConfig {
       : 1,
     clientSessionCountMax: config.consensus.client_sessions_max,
     connectionCountMax: config.server.max_connections,
+    clientPort: {
+      idleTimeoutMs: config.server.idle_timeout_ms,
+      frameTimeoutMs: config.server.frame_timeout_ms,
+      frameBufferBudgetBytes: config.server.frame_buffer_budget_bytes,
+    },
+    sessionAdmission: {
+      sessionCountMax: config.server.sessions_per_connection_max,
+      registerRatePerSecond: config.server.session_registrations_per_second,
+      registerBurst: config.server.session_registration_burst,
+    },
     shutdownTimeoutMs: config.server.shutdown_timeout_ms,
     tracing: tracingConfigOf(config.telemetry),
   };
@@ -56,6 +67,7 @@ function toNodeConfig(config: Config): NodeConfig {
 interface ServerFlags extends Partial<Record<string, string | boolean>> {
   config?: string;
   showConfig?: boolean;
+  format?: boolean;
 }
 
 function parseFlags(argv: string[]): ServerFlags {
@@ -69,6 +81,10 @@ function parseFlags(argv: string[]): ServerFlags {
     .option('--metrics-address <host:port>', 'ops HTTP address (default 127.0.0.1:9090)')
     .option('--data-dir <dir>', 'data directory (default ./data)')
     .option('--cluster-name <name>', 'cluster name; replicas of another name are refused')
+    .option(
+      '--format',
+      'format --data-dir even though it holds other files (never one holding kimberlite data)',
+    )
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
   program.parse(argv);
@@ -121,11 +137,11 @@ export async function main(argv: string[]): Promise<void> {
     process.stdout.write(renderConfig(loaded.config, loaded.sources, loaded.origins));
     return;
   }
-  await run(loaded.config);
+  await run(loaded.config, flags.format === true);
 }
 
-async function run(config: Config): Promise<void> {
-  const nodeConfig = toNodeConfig(config);
+async function run(config: Config, format: boolean): Promise<void> {
+  const nodeConfig = { ...toNodeConfig(config), format };
   let logger: Logger;
   try {
     logger = createLogger({
@@ -168,11 +184,22 @@ async function run(config: Config): Promise<void> {
   };
   // The lock comes first: nothing, not even the ops endpoint, may start for a data directory
   // that another process owns. The ops endpoint then answers 503 while the journal recovers.
-  const lock = await mkdir(nodeConfig.dataDir, { recursive: true })
-    .then(() => lockDataDir(nodeConfig.dataDir))
+  const lock = await prepareDataDir(nodeConfig.dataDir)
+    .then(() =>
+      lockDataDir(nodeConfig.dataDir, {
+        // A LOCK file left by a process that is gone (kill -9): the OS lock was free, so it is
+        // only information now; say whose it was.
+        onTakeover: (owner) =>
+          logger.warn('Took over the data directory from a process that is gone', {
+            data_dir: nodeConfig.dataDir,
+            previous_owner: owner.trim().replace(/\s+/g, ' '),
+          }),
+      }),
+    )
     .catch(startFailed);
   const ops = await startOps(
     nodeConfig,
+    config.telemetry,
     logger,
     metrics,
     () => node,
@@ -215,6 +242,7 @@ async function run(config: Config): Promise<void> {
 
 async function startOps(
   config: NodeConfig,
+  telemetry: Config['telemetry'],
   logger: Logger,
   metrics: Metrics,
   node: () => KimberliteNode | null,
@@ -225,7 +253,15 @@ async function startOps(
   return startOpsServer({
     host,
     port,
-    logger,
+    logger: logger.child({}, 'kimberlite_ops'),
+    limits: {
+      connectionCountMax: telemetry.ops_max_connections,
+      headersTimeoutMs: telemetry.ops_headers_timeout_ms,
+      requestTimeoutMs: telemetry.ops_request_timeout_ms,
+      keepAliveTimeoutMs: telemetry.ops_keep_alive_timeout_ms,
+    },
+    debugEndpoints: telemetry.debug_endpoints,
+    instruments: metrics.ops,
     provider: {
       live: () => !stopping() && (node()?.live() ?? true),
       ready: () => node()?.ready() ?? { ready: false, reason: 'recovering' },

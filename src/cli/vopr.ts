@@ -262,7 +262,7 @@ function buildProgram(io: CliIo, exit: { code: number }): Command {
     .option('--seed <n>', 'first seed (default: random)', integer(0, Number.MAX_SAFE_INTEGER))
     .option('--count <n>', 'number of seeds', integer(1, 1e9), 1)
     .option('--replicas <n>', 'replicas in the cluster', integer(1, 6), 3)
-    .option('--faults <list>', 'network,client_network,storage,crash,clock | all | none')
+    .option('--faults <list>', 'network,client_network,storage,crash,clock,forge | all | none')
     .option('--ticks <n>', 'ticks of the safety phase', integer(1, 1e8), 1000)
     .option('--liveness-ticks <n>', 'tick bound of the liveness phase', integer(1, 1e8))
     .option('--canary <name>', `switch on a known bug: ${canaryNames.join(', ')}`)

@@ -17,9 +17,19 @@ import { constants } from '../core/constants.js';
 import { KmbError, kmbError } from '../core/errors.js';
 import { asOffset, asStreamId, asTenantId } from '../core/types.js';
 import type { ClientId, Offset, StreamId, TenantId } from '../core/types.js';
-import { encodeCommand, isDataClass } from '../kernel/command.js';
-import type { Audit, Command, DataClass } from '../kernel/command.js';
-import type { Consistency, Query, QueryResult, TraceParent } from '../net/client_protocol.js';
+import {
+  encodeCommand,
+  eventCountLimitMessage,
+  eventFieldName,
+  fieldLimitMessage,
+  fieldNames,
+  isDataClass,
+} from '../kernel/kernel.js';
+import type { Audit, Command, DataClass } from '../kernel/kernel.js';
+import { newNameProblem } from '../kernel/kernel.js';
+import type { NameKind } from '../kernel/kernel.js';
+import type { TraceParent } from '../core/trace_parent.js';
+import type { Consistency, Query, QueryResult } from '../net/client_protocol.js';
 import { formatAddress, parseAddress } from './address.js';
 import { AppendCoalescer } from './append_coalescer.js';
 import { verifyStreamChain } from './chain_verify.js';
@@ -74,8 +84,8 @@ export type { TraceOptions } from './tracing.js';
 export { KmbError, errorCodes, isRetryableCode } from '../core/errors.js';
 export type { ErrorCode } from '../core/errors.js';
 export type { ClientId, Offset, StreamId, TenantId, TimestampUs } from '../core/types.js';
-export { dataClasses } from '../kernel/command.js';
-export type { DataClass } from '../kernel/command.js';
+export { dataClasses } from '../kernel/kernel.js';
+export type { DataClass } from '../kernel/kernel.js';
 
 /** What {@link Client.createStream} takes. */
 export interface CreateStreamInput {
@@ -152,21 +162,36 @@ function text(value: string, bytesMax: number, what: string): string {
   if (typeof value !== 'string') throw kmbError('invalid_argument', `${what} must be a string`);
   const sizeBytes = Buffer.byteLength(value, 'utf8');
   if (sizeBytes > bytesMax) {
-    throw kmbError('invalid_argument', `${what} of ${sizeBytes} bytes exceeds ${bytesMax}`);
+    throw kmbError('limit_exceeded', fieldLimitMessage(what, sizeBytes, bytesMax));
   }
+  return value;
+}
+
+/** A new tenant's or stream's name, refused as the server's admission would (names.ts). */
+function newName(value: string, kind: NameKind): string {
+  if (typeof value !== 'string') {
+    throw kmbError('invalid_argument', `${kind} name must be a string`);
+  }
+  const problem = newNameProblem(value, kind);
+  if (problem !== null) throw new KmbError(problem.code, problem.message);
   return value;
 }
 
 function eventBytes(events: ReadonlyArray<Uint8Array | string>): Uint8Array[] {
   if (!Array.isArray(events)) throw kmbError('invalid_argument', 'events must be an array');
   if (events.length > constants.appendEventCountMax) {
-    const max = constants.appendEventCountMax;
-    throw kmbError('limit_exceeded', `${events.length} events exceed the maximum of ${max}`);
+    throw kmbError('limit_exceeded', eventCountLimitMessage(events.length));
   }
   return events.map((event, index) => {
-    if (typeof event === 'string') return textEncoder.encode(event);
-    if (event instanceof Uint8Array) return event;
-    throw kmbError('invalid_argument', `event ${index} must be a Uint8Array or a string`);
+    let bytes: Uint8Array;
+    if (typeof event === 'string') bytes = textEncoder.encode(event);
+    else if (event instanceof Uint8Array) bytes = event;
+    else throw kmbError('invalid_argument', `event ${index} must be a Uint8Array or a string`);
+    const max = constants.eventSizeBytesMax;
+    if (bytes.length > max) {
+      throw kmbError('limit_exceeded', fieldLimitMessage(eventFieldName(index), bytes.length, max));
+    }
+    return bytes;
   });
 }
 
@@ -224,7 +249,7 @@ export class Client {
 
   /** Creates a tenant; throws KMB_ERR_TENANT_EXISTS if the name is taken. */
   async createTenant(name: string, audit?: WriteOptions): Promise<CreatedTenant> {
-    text(name, constants.tenantNameBytesMax, 'tenant name');
+    newName(name, 'tenant');
     const command: Command = { kind: 'create_tenant', name, audit: this.audit(audit) };
     const result = await this.command(command, audit);
     if (result.kind !== 'create_tenant') throw mismatched('create_tenant', result.kind);
@@ -234,7 +259,7 @@ export class Client {
   /** Creates a stream in a tenant; throws KMB_ERR_STREAM_EXISTS if the name is taken there. */
   async createStream(input: CreateStreamInput, audit?: WriteOptions): Promise<CreatedStream> {
     const tenantId = asTenantId(u53(input.tenantId, 'tenantId'));
-    const name = text(input.name, constants.streamNameBytesMax, 'stream name');
+    const name = newName(input.name, 'stream');
     const dataClass = input.dataClass ?? 'Public';
     if (!isDataClass(dataClass)) {
       throw kmbError('invalid_argument', `unknown data class ${JSON.stringify(dataClass)}`);
@@ -423,11 +448,11 @@ export class Client {
   }
 
   private audit(audit: AuditOptions | undefined): Audit {
-    const reason = text(audit?.reason ?? '', constants.reasonBytesMax, 'reason');
+    const reason = text(audit?.reason ?? '', constants.reasonBytesMax, fieldNames.reason);
     const correlationId =
       audit?.correlationId === undefined
         ? null
-        : text(audit.correlationId, constants.correlationIdBytesMax, 'correlationId');
+        : text(audit.correlationId, constants.correlationIdBytesMax, fieldNames.correlationId);
     return { actor: this.options.actor, reason, correlationId };
   }
 

@@ -85,7 +85,8 @@ export class Connection {
   private readonly cork: TickCork;
   /**
    * One timer for every wait on this connection, due at the earliest deadline (a pipelining
-   * client has hundreds of waits; a timer each cost ~0.35 µs to set and clear, and an object).
+   * client has hundreds of waits; a timer each cost CPU to set and clear, and an object:
+   * docs/performance.md, "Figures behind the code").
    */
   private timer: NodeJS.Timeout | null = null;
   private timerDeadlineMs = Number.POSITIVE_INFINITY;

@@ -1,7 +1,7 @@
 // Items kept by load (a count that moves by one at a time), so that finding an item of the
 // lowest load is O(1) amortised instead of a scan: the session pool of a pipelining client
-// asks for its least busy session on every write, and scanning 256 sessions each time was 2–3%
-// of the client's CPU.
+// asks for its least busy session on every write, and scanning 256 sessions each time showed
+// in the client's profile (docs/performance.md, "Figures behind the code").
 //
 // Invariants: every item is in exactly one level, at the index it records; `lowest` is at most
 // the lowest non-empty level (it only moves up past empty levels when asked).

@@ -4,7 +4,9 @@
 
 import { userInfo } from 'node:os';
 import type { Tracer } from '@opentelemetry/api';
+import { constants } from '../core/constants.js';
 import { kmbError } from '../core/errors.js';
+import { fieldLimitMessage, fieldNames } from '../kernel/kernel.js';
 import type { Address } from './address.js';
 import { parseAddress } from './address.js';
 import { defaultBackoff } from './backoff.js';
@@ -115,7 +117,7 @@ export function resolveOptions(options: ConnectOptions): ResolvedOptions {
   return {
     addresses: options.addresses.map(parseAddress),
     clusterName: options.clusterName ?? '',
-    actor: options.actor ?? defaultActor(),
+    actor: actorOf(options.actor),
     requestTimeoutMs: positiveMs(
       options.requestTimeoutMs,
       clientLimits.requestTimeoutMsDefault,
@@ -137,6 +139,18 @@ export function resolveOptions(options: ConnectOptions): ResolvedOptions {
     pipelineMax: pipelineMaxOf(options.pipelineMax),
     coalesceAppends: booleanOf(options.coalesceAppends, 'coalesceAppends'),
   };
+}
+
+/** The actor, refused here when the server would refuse it for its size (command.ts). */
+function actorOf(value: string | undefined): string {
+  const actor = value ?? defaultActor();
+  if (typeof actor !== 'string') throw kmbError('invalid_argument', 'actor must be a string');
+  const sizeBytes = Buffer.byteLength(actor, 'utf8');
+  if (sizeBytes > constants.actorBytesMax) {
+    const message = fieldLimitMessage(fieldNames.actor, sizeBytes, constants.actorBytesMax);
+    throw kmbError('limit_exceeded', message);
+  }
+  return actor;
 }
 
 function pipelineMaxOf(value: number | undefined): number {

@@ -5,7 +5,7 @@
 import { toHex } from '../core/checksum.js';
 import { formatTimestampUs } from '../core/types.js';
 import type { Offset, StreamId, TenantId, TimestampUs } from '../core/types.js';
-import type { DataClass } from '../kernel/command.js';
+import type { DataClass } from '../kernel/kernel.js';
 import type { EventRecord, StreamInfo, TenantInfo } from '../net/client_protocol.js';
 import type { OkResult } from './session.js';
 

@@ -11,14 +11,15 @@
 // reply of the first, which would be wrong.
 
 import { assert } from '../core/assert.js';
-import { randomId, toHex } from '../core/checksum.js';
 import { DecodeError } from '../core/binary.js';
 import { KmbError, kmbError } from '../core/errors.js';
-import { asClientId, asRequestNumber } from '../core/types.js';
+import { asRequestNumber } from '../core/types.js';
 import type { ClientId, Op, TimestampUs } from '../core/types.js';
-import { decodeResult } from '../kernel/command.js';
-import type { CommandResult } from '../kernel/command.js';
-import type { RequestMessage, TraceParent } from '../net/client_protocol.js';
+import type { TraceParent } from '../core/trace_parent.js';
+import { decodeResult } from '../kernel/kernel.js';
+import type { CommandResult } from '../kernel/kernel.js';
+import type { RequestMessage } from '../net/client_protocol.js';
+import { newClientId } from './client_id.js';
 import { requestKey } from './connection.js';
 import { exchangeWithRetry, whatText } from './retry.js';
 import type { RetryContext } from './retry.js';
@@ -38,8 +39,6 @@ interface Committed {
   readonly timestampUs: TimestampUs;
   readonly result: Uint8Array;
 }
-
-const clientIdSizeBytes = 16;
 
 export class Session {
   private clientIdCurrent: ClientId | null = null;
@@ -119,7 +118,7 @@ export class Session {
     traceParent: TraceParent | undefined,
   ): Promise<ClientId> {
     if (this.clientIdCurrent !== null) return this.clientIdCurrent;
-    const clientId = asClientId(toHex(randomId(clientIdSizeBytes)));
+    const clientId = newClientId();
     const requestNumber = asRequestNumber(0);
     const what = `register (client ${clientId})`;
     const request = { clientId, requestNumber, operation: 'register' as const, body: empty };

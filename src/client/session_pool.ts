@@ -17,7 +17,7 @@
 import { assert } from '../core/assert.js';
 import { kmbError } from '../core/errors.js';
 import type { ClientId, Op } from '../core/types.js';
-import type { TraceParent } from '../net/client_protocol.js';
+import type { TraceParent } from '../core/trace_parent.js';
 import { Session } from './session.js';
 import type { OkResult, SessionOptions } from './session.js';
 import { LoadLevels } from './load_levels.js';

@@ -12,7 +12,7 @@
 
 import { context, isSpanContextValid, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import type { Attributes, Context, SpanContext, Tracer } from '@opentelemetry/api';
-import type { TraceParent } from '../net/client_protocol.js';
+import type { TraceParent } from '../core/trace_parent.js';
 
 /** Per-call tracing option, accepted by writes and reads. */
 export interface TraceOptions {

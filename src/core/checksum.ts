@@ -1,8 +1,10 @@
-// Checksums. This is the one file in the project that imports node:crypto (HOUSE_RULES §1), so the
-// pure core can hash without touching ambient I/O. CRC32 guards frames on the wire; SHA-256 guards
-// everything that must be tamper-evident: journal records, the hash chain, per-stream chains.
+// Checksums. This is the one file of core/ that imports node:crypto (HOUSE_RULES §1), so the
+// pure core can hash without touching ambient I/O; it hashes only and draws no randomness (lint
+// forbids it: random client ids are made in client/client_id.ts). CRC32 guards frames on the
+// wire; SHA-256 guards everything that must be tamper-evident: journal records, the hash chain,
+// per-stream chains.
 
-import { createHash, hash as oneShotHash, randomBytes } from 'node:crypto';
+import { createHash, hash as oneShotHash } from 'node:crypto';
 import { crc32 as zlibCrc32 } from 'node:zlib';
 import { assert } from './assert.js';
 import type { ClientId } from './types.js';
@@ -16,10 +18,10 @@ export function crc32(data: Uint8Array, initial = 0): number {
 }
 
 // node:crypto hands a digest back either as a new Buffer (an ArrayBuffer with its own off-heap
-// store: measured at ~1 µs of CPU per call and ten times the GC work) or as a string. As a
-// 'binary' (latin1) string it is a small heap string whose char codes are the digest's bytes,
-// copied here into the caller's array: about half the CPU per hash of a 152-byte chain link,
-// and nothing off-heap. The per-stream chain hashes once per event, so this is on the hot path.
+// store, which costs CPU and GC work per call) or as a string. As a 'binary' (latin1) string it
+// is a small heap string whose char codes are the digest's bytes, copied here into the caller's
+// array: less CPU per hash and nothing off-heap (docs/performance.md, "Figures behind the
+// code"). The per-stream chain hashes once per event, so this is on the hot path.
 
 function copyDigest(digest: string, out: Uint8Array, offset: number): void {
   assert(digest.length === sha256SizeBytes, 'a SHA-256 digest is 32 bytes');
@@ -67,8 +69,8 @@ export function toHex(data: Uint8Array): string {
 
 /**
  * A client id from its 16 wire bytes. Hex of exactly 16 bytes is always 32 lower-case hex
- * digits, so only the length is checked (asClientId's pattern test showed up at 3% of a
- * leader's CPU when run for every request).
+ * digits, so only the length is checked: asClientId's pattern test, run for every request,
+ * showed in a leader's profile (docs/performance.md, "Figures behind the code").
  */
 export function clientIdFromBytes(data: Uint8Array): ClientId {
   assert(data.length === clientIdSizeBytes, 'a client id is 16 bytes');
@@ -77,9 +79,4 @@ export function clientIdFromBytes(data: Uint8Array): ClientId {
 
 export function fromHex(hex: string): Uint8Array {
   return Buffer.from(hex, 'hex');
-}
-
-/** Fresh random bytes, for ids made at the edge (client ids). Never used by the pure core. */
-export function randomId(sizeBytes: number): Uint8Array {
-  return randomBytes(sizeBytes);
 }

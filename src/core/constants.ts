@@ -8,6 +8,23 @@ export const constants = {
   /** Replicas in one cluster (standbys not counted). */
   replicaCountMax: 6,
 
+  // Peer input (issue 14): the numbers a replica accepts from a peer, so that nothing a peer
+  // sends can move it to a view or op it could not encode, persist or increment again.
+  /** The largest view anything holds: the wire, a prepare header and the superblock (u32). */
+  viewMax: 0xffff_ffff,
+  /** View changes of room a replica keeps above the highest view a peer may name. */
+  viewHeadroomCount: 2 ** 24,
+  /** The largest op or commit number anything holds: a u64 that is a safe integer. */
+  opMax: Number.MAX_SAFE_INTEGER,
+  /** Ops of room kept above the highest op a peer may name (op + pipeline, anchor + suffix). */
+  opHeadroomCount: 2 ** 32,
+  /**
+   * A replica whose view is healthy follows a silent peer into a later view at most once per
+   * this many election timeouts (vsr/view_follow.ts): a peer that forges view changes in the
+   * name of a replica that is down costs at most one view change per interval.
+   */
+  viewFollowIntervalElectionTimeouts: 8,
+
   /** A journal segment is closed and a new one started past this size. */
   journalSegmentSizeBytesMax: 64 * MiB,
   /** Copies of the superblock; the newest valid copy wins. */
@@ -63,6 +80,28 @@ export const constants = {
   /** Bytes a connection may have queued for sending before it is considered stalled. */
   connectionSendQueueBytesMax: 32 * MiB,
 
+  // The client port after the handshake (src/net/client_port.ts, src/node/session_admission.ts):
+  // the defaults of its [server] keys and the bounds that have no key.
+  /** A new connection must send its first frame (client or replica hello) within this. */
+  connectionHandshakeTimeoutMs: 10_000,
+  /** Connections accepted that have not sent their first frame yet; more are refused. */
+  connectionHandshakeCountMax: 1024,
+  /** Refused connections still being answered; past it a refused socket is just destroyed. */
+  connectionRefusingCountMax: 256,
+  /** Default of [server] idle_timeout_ms: a client connection with no complete frame for this. */
+  connectionIdleTimeoutMsDefault: 5 * 60_000,
+  /** Default of [server] frame_timeout_ms: a frame started must be complete within this. */
+  connectionFrameTimeoutMsDefault: 30_000,
+  /** Default of [server] frame_buffer_budget_bytes: incomplete frames of all connections. */
+  frameBufferBudgetBytesDefault: 256 * MiB,
+  /** What one received chunk costs besides its bytes (a Buffer object and a backing store). */
+  frameChunkOverheadBytes: 256,
+  /** Default of [server] sessions_per_connection_max (an SDK client opens at most 256). */
+  connectionSessionCountMaxDefault: 1024,
+  /** Defaults of [server] session_registrations_per_second and session_registration_burst. */
+  sessionRegisterRatePerSecondDefault: 100,
+  sessionRegisterBurstDefault: 256,
+
   /** Client sessions kept in the replicated client table; the oldest is evicted past this. */
   clientSessionCountMax: 4096,
 
@@ -81,4 +120,37 @@ export const constants = {
   readEventCountMax: 10_000,
   /** Bytes returned by one read (the read stops early rather than exceed it). */
   readSizeBytesMax: 4 * MiB,
+
+  // A full disk (src/node/disk_space.ts, the journal's and the superblock's write paths).
+  /**
+   * Default of [storage] disk_free_bytes_min: below this much free space on the data
+   * directory's filesystem, writes are refused at admission. Room for a few seconds of writes
+   * at full speed, the next segment's first chunks, and an operator's tools.
+   */
+  diskFreeBytesMinDefault: 256 * MiB,
+  /** The largest [storage] disk_free_bytes_min accepted (1 TiB). */
+  diskFreeBytesMinMax: 1024 * 1024 * MiB,
+  /** How often the free space of the data directory's filesystem is measured. */
+  diskSpaceCheckIntervalMs: 1000,
+  /** How often a journal or superblock write stopped by a full disk is tried again. */
+  diskFullRetryIntervalMs: 500,
+  /**
+   * Prepares a replica whose journal waits for space keeps queued; prepare and repair messages
+   * arriving beyond it are dropped, as a lossy network would, and repaired once space returns.
+   */
+  diskFullJournalPendingCountMax: 64,
+
+  // The ops HTTP port (/health/*, /metrics, /status, /debug/*): the defaults of its [telemetry]
+  // keys and the largest values they accept (ops_server.ts, ops_connections.ts).
+  /** Ops connections open at once; at the cap one with no request in progress is shed. */
+  opsConnectionCountDefault: 64,
+  opsConnectionCountMax: 1024,
+  /** A request's headers must arrive within this (defeats slowloris; idle sockets included). */
+  opsHeadersTimeoutMsDefault: 10_000,
+  /** A whole request (headers and body) must arrive within this. */
+  opsRequestTimeoutMsDefault: 10_000,
+  /** An idle keep-alive connection is closed after this (Prometheus scrapes every 15 s). */
+  opsKeepAliveTimeoutMsDefault: 30_000,
+  opsTimeoutMsMin: 1000,
+  opsTimeoutMsMax: 300_000,
 } as const;

@@ -34,11 +34,20 @@ export const errorCodes = {
   // Storage and configuration.
   storage_corrupt: 'KMB_ERR_STORAGE_CORRUPT',
   storage_io: 'KMB_ERR_STORAGE_IO',
+  /**
+   * The data directory's disk is full: writes are refused until space returns, reads go on.
+   * Not retryable: it lasts until an operator frees space, and a client that retried on its own
+   * would only wait out its deadline and hide the cause. A refused request never entered the
+   * log, so sending it again later with the same request number is safe.
+   */
+  storage_full: 'KMB_ERR_STORAGE_FULL',
   config_invalid: 'KMB_ERR_CONFIG_INVALID',
   // The ops HTTP endpoint (/metrics, /status, /debug/*).
   not_found: 'KMB_ERR_NOT_FOUND',
   method_not_allowed: 'KMB_ERR_METHOD_NOT_ALLOWED',
   profile_busy: 'KMB_ERR_PROFILE_BUSY',
+  /** A /debug/* path asked from an address [telemetry] debug_endpoints does not admit. */
+  forbidden: 'KMB_ERR_FORBIDDEN',
   internal: 'KMB_ERR_INTERNAL',
 } as const;
 

@@ -12,6 +12,7 @@ import { constants } from '../core/constants.js';
 import { errorCodes } from '../core/errors.js';
 import { asOffset, asStreamId, asTenantId, asTimestampUs } from '../core/types.js';
 import {
+  CommandLimitError,
   checkCommand,
   dataClasses,
   decodeCommand,
@@ -277,7 +278,37 @@ describe('command codec', () => {
     const ids = new Array<number>(16).fill(0).concat(new Array<number>(8).fill(0xff));
     const hugeCount = [0xff, 0xff, 0xff, 0x7f];
     const bytes = new Uint8Array([...header, ...ids, ...hugeCount]);
-    assert.throws(() => decodeCommand(bytes), /exceeds/);
-    assert.throws(() => decodeCommand(bytes), DecodeError);
+    assert.throws(() => decodeCommand(bytes), /over the limit of 10000 events/);
+    assert.throws(() => decodeCommand(bytes), CommandLimitError);
+    assert.throws(() => checkCommand(bytes), CommandLimitError);
+  });
+
+  it('names the field, its size and its limit when a field is over its bound', () => {
+    // A CommandLimitError (a DecodeError) from both decoders, with fieldLimitMessage's words:
+    // the node answers it with KMB_ERR_LIMIT_EXCEEDED and the SDK refuses with the same text.
+    const audit = { actor: 'a', reason: '', correlationId: null };
+    const ids = { tenantId: asTenantId(1), streamId: asStreamId(2), expectedOffset: null };
+    const big = new Uint8Array(constants.eventSizeBytesMax + 1);
+    const cases: Array<[Command, RegExp]> = [
+      [
+        { kind: 'append', ...ids, events: [Uint8Array.of(1), big], audit },
+        new RegExp(`^event 1 is ${big.length} bytes, over the limit of ${big.length - 1} bytes$`),
+      ],
+      [
+        { kind: 'create_tenant', name: 't', audit: { ...audit, actor: 'x'.repeat(300) } },
+        /^audit actor is 300 bytes, over the limit of 256 bytes$/,
+      ],
+      [
+        { kind: 'create_tenant', name: 'é'.repeat(65), audit },
+        /^tenant name is 130 bytes, over the limit of 128 bytes$/,
+      ],
+    ];
+    for (const [command, message] of cases) {
+      const bytes = encodeCommand(command);
+      assert.throws(() => checkCommand(bytes), CommandLimitError);
+      assert.throws(() => checkCommand(bytes), { message });
+      assert.throws(() => decodeCommand(bytes), { message });
+      assert.throws(() => decodeForApply(bytes), CommandLimitError);
+    }
   });
 });

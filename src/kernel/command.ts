@@ -4,7 +4,10 @@
 // format: change it only with a format version bump.
 //
 // Decoding takes untrusted bytes: every length is bounded and a DecodeError is thrown for any
-// malformed input, which the boundary turns into KMB_ERR_INVALID_ARGUMENT.
+// malformed input, which the boundary turns into KMB_ERR_INVALID_ARGUMENT. A well-formed field
+// over its bound (an event over eventSizeBytesMax, an actor over actorBytesMax, too many events)
+// throws CommandLimitError, a DecodeError the boundary answers with KMB_ERR_LIMIT_EXCEEDED; its
+// message (fieldLimitMessage) is the one the SDK gives when it refuses the same field unsent.
 
 import { DecodeError, Reader, Writer } from '../core/binary.js';
 import { sha256SizeBytes } from '../core/checksum.js';
@@ -65,8 +68,8 @@ export type AppendCommand = Extract<Command, { readonly kind: 'append' }>;
  * appends in this form (decodeForApply): a view per event was the last per-event allocation in
  * applying an append, after the SHA-256 digest (see chain.ts). The walk over the fields is
  * written out where it is needed (eventArray here, chainAppend, the size check in events.ts)
- * rather than behind one visitor callback: that version made closures per command, +145 bytes
- * and ~3.5% more kernel CPU per one-event append in a microbenchmark.
+ * rather than behind one visitor callback: that version made closures per command, and more
+ * bytes and kernel CPU per append (docs/performance.md, "Figures behind the code").
  */
 export interface EncodedEvents {
   readonly bytes: Uint8Array;
@@ -139,6 +142,57 @@ export type CommandResult =
     }
   | { readonly status: 'error'; readonly code: ErrorCode; readonly message: string };
 
+/** The message for a field over its bound, shared by the server and the SDK. */
+export function fieldLimitMessage(field: string, sizeBytes: number, limitBytes: number): string {
+  return `${field} is ${sizeBytes} bytes, over the limit of ${limitBytes} bytes`;
+}
+
+/** The field name of event `index` in limit messages. */
+export function eventFieldName(index: number): string {
+  return `event ${index}`;
+}
+
+/** The message for an append of too many events, shared by the server and the SDK. */
+export function eventCountLimitMessage(count: number): string {
+  const max = constants.appendEventCountMax;
+  return `an append of ${count} events is over the limit of ${max} events`;
+}
+
+/** A well-formed command with a field over its bound: answered with KMB_ERR_LIMIT_EXCEEDED. */
+export class CommandLimitError extends DecodeError {
+  constructor(message: string) {
+    super(message);
+    this.name = 'CommandLimitError';
+  }
+}
+
+/** The names of string fields in limit messages (the SDK uses the same words). */
+export const fieldNames = {
+  actor: 'audit actor',
+  reason: 'audit reason',
+  correlationId: 'audit correlation id',
+  tenantName: 'tenant name',
+  streamName: 'stream name',
+} as const;
+
+/** Reads a field's u32 length and checks it against its bound. */
+function fieldSizeBytes(reader: Reader, maxBytes: number, field: string): number {
+  const sizeBytes = reader.u32();
+  if (sizeBytes > maxBytes) {
+    throw new CommandLimitError(fieldLimitMessage(field, sizeBytes, maxBytes));
+  }
+  return sizeBytes;
+}
+
+/** Reads an append's event count and checks it against its bound. */
+function eventCount(reader: Reader): number {
+  const count = reader.u32();
+  if (count > constants.appendEventCountMax) {
+    throw new CommandLimitError(eventCountLimitMessage(count));
+  }
+  return count;
+}
+
 const commandTag = { create_tenant: 1, create_stream: 2, append: 3 } as const;
 const resultTag = { error: 0, create_tenant: 1, create_stream: 2, append: 3 } as const;
 const noOffset = 0xffff_ffff; // u32 marker meaning "no expected offset" in the high word
@@ -150,7 +204,8 @@ const stringDecoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
 
 /**
  * Strings at most this long that are pure ASCII skip the UTF-8 decoder: every request carries
- * its actor and reason, and TextDecoder's per-call cost showed at several % of a leader's CPU.
+ * its actor and reason, and TextDecoder's per-call cost showed in a leader's profile
+ * (docs/performance.md, "Figures behind the code").
  */
 const asciiFastPathBytesMax = 64;
 
@@ -161,8 +216,8 @@ function isAscii(data: Uint8Array): boolean {
   return true;
 }
 
-function readString(reader: Reader, maxBytes: number): string {
-  const data = reader.bytesField(maxBytes);
+function readString(reader: Reader, maxBytes: number, field: string): string {
+  const data = reader.fixed(fieldSizeBytes(reader, maxBytes, field));
   if (data.length <= asciiFastPathBytesMax && isAscii(data)) {
     // ASCII bytes are their own UTF-16 code units.
     return String.fromCharCode.apply(null, data as unknown as number[]);
@@ -181,9 +236,11 @@ function writeAudit(writer: Writer, audit: Audit): void {
 }
 
 function readAudit(reader: Reader): Audit {
-  const actor = readString(reader, constants.actorBytesMax);
-  const reason = readString(reader, constants.reasonBytesMax);
-  const correlationId = reader.bool() ? readString(reader, constants.correlationIdBytesMax) : null;
+  const actor = readString(reader, constants.actorBytesMax, fieldNames.actor);
+  const reason = readString(reader, constants.reasonBytesMax, fieldNames.reason);
+  const correlationId = reader.bool()
+    ? readString(reader, constants.correlationIdBytesMax, fieldNames.correlationId)
+    : null;
   return { actor, reason, correlationId };
 }
 
@@ -234,14 +291,14 @@ function readDataClass(reader: Reader): DataClass {
 /** Reads an append's events as one view each. */
 function readEventViews(reader: Reader, _bytes: Uint8Array, count: number): Uint8Array[] {
   const events: Uint8Array[] = [];
-  for (let i = 0; i < count; i++) events.push(reader.bytesField(constants.eventSizeBytesMax));
+  for (let i = 0; i < count; i++) events.push(reader.fixed(eventSizeBytes(reader, i)));
   return events;
 }
 
 /** Checks an append's events as readEventViews() reads them, and leaves them encoded. */
 function readEncodedEvents(reader: Reader, bytes: Uint8Array, count: number): EncodedEvents {
   const start = reader.offset;
-  for (let i = 0; i < count; i++) skipBytesField(reader, constants.eventSizeBytesMax);
+  for (let i = 0; i < count; i++) reader.skip(eventSizeBytes(reader, i));
   return { bytes, start, end: reader.offset, count };
 }
 
@@ -269,21 +326,18 @@ function decodeWith(
   if (tag === commandTag.create_tenant) {
     command = {
       kind: 'create_tenant',
-      name: readString(reader, constants.tenantNameBytesMax),
+      name: readString(reader, constants.tenantNameBytesMax, fieldNames.tenantName),
       audit,
     };
   } else if (tag === commandTag.create_stream) {
     const tenantId = asTenantId(reader.u64());
-    const name = readString(reader, constants.streamNameBytesMax);
+    const name = readString(reader, constants.streamNameBytesMax, fieldNames.streamName);
     command = { kind: 'create_stream', tenantId, name, dataClass: readDataClass(reader), audit };
   } else if (tag === commandTag.append) {
     const tenantId = asTenantId(reader.u64());
     const streamId = asStreamId(reader.u64());
     const expectedOffset = readExpectedOffset(reader);
-    const count = reader.u32();
-    if (count > constants.appendEventCountMax) {
-      throw new DecodeError(`append of ${count} events exceeds ${constants.appendEventCountMax}`);
-    }
+    const count = eventCount(reader);
     const events = readEvents(reader, bytes, count);
     command = { kind: 'append', tenantId, streamId, expectedOffset, events, audit } as
       AppendCommand | EncodedAppend;
@@ -299,10 +353,8 @@ function decodeWith(
  * (every actor and reason in practice) is checked in place; anything else goes through the
  * strict decoder once.
  */
-function checkString(reader: Reader, bytes: Uint8Array, maxBytes: number): void {
-  const sizeBytes = reader.u32();
-  if (sizeBytes > maxBytes)
-    throw new DecodeError(`field of ${sizeBytes} bytes exceeds ${maxBytes}`);
+function checkString(reader: Reader, bytes: Uint8Array, maxBytes: number, field: string): void {
+  const sizeBytes = fieldSizeBytes(reader, maxBytes, field);
   const start = reader.offset;
   reader.skip(sizeBytes);
   for (let index = start; index < start + sizeBytes; index++) {
@@ -316,12 +368,14 @@ function checkString(reader: Reader, bytes: Uint8Array, maxBytes: number): void 
   }
 }
 
-/** An event field checked as Reader.bytesField() would read it, without a view per event. */
-function skipBytesField(reader: Reader, maxBytes: number): void {
+/** The u32 length of event `index`, checked against eventSizeBytesMax. */
+function eventSizeBytes(reader: Reader, index: number): number {
   const sizeBytes = reader.u32();
-  if (sizeBytes > maxBytes)
-    throw new DecodeError(`field of ${sizeBytes} bytes exceeds ${maxBytes}`);
-  reader.skip(sizeBytes);
+  if (sizeBytes > constants.eventSizeBytesMax) {
+    const max = constants.eventSizeBytesMax;
+    throw new CommandLimitError(fieldLimitMessage(eventFieldName(index), sizeBytes, max));
+  }
+  return sizeBytes;
 }
 
 /**
@@ -333,27 +387,26 @@ function skipBytesField(reader: Reader, maxBytes: number): void {
 export function checkCommand(bytes: Uint8Array): CommandKind {
   const reader = new Reader(bytes);
   const tag = reader.u8();
-  checkString(reader, bytes, constants.actorBytesMax);
-  checkString(reader, bytes, constants.reasonBytesMax);
-  if (reader.bool()) checkString(reader, bytes, constants.correlationIdBytesMax);
+  checkString(reader, bytes, constants.actorBytesMax, fieldNames.actor);
+  checkString(reader, bytes, constants.reasonBytesMax, fieldNames.reason);
+  if (reader.bool()) {
+    checkString(reader, bytes, constants.correlationIdBytesMax, fieldNames.correlationId);
+  }
   let kind: CommandKind;
   if (tag === commandTag.create_tenant) {
-    checkString(reader, bytes, constants.tenantNameBytesMax);
+    checkString(reader, bytes, constants.tenantNameBytesMax, fieldNames.tenantName);
     kind = 'create_tenant';
   } else if (tag === commandTag.create_stream) {
     reader.u64();
-    checkString(reader, bytes, constants.streamNameBytesMax);
+    checkString(reader, bytes, constants.streamNameBytesMax, fieldNames.streamName);
     readDataClass(reader);
     kind = 'create_stream';
   } else if (tag === commandTag.append) {
     reader.u64();
     reader.u64();
     readExpectedOffset(reader);
-    const count = reader.u32();
-    if (count > constants.appendEventCountMax) {
-      throw new DecodeError(`append of ${count} events exceeds ${constants.appendEventCountMax}`);
-    }
-    for (let i = 0; i < count; i++) skipBytesField(reader, constants.eventSizeBytesMax);
+    const count = eventCount(reader);
+    for (let i = 0; i < count; i++) reader.skip(eventSizeBytes(reader, i));
     kind = 'append';
   } else {
     throw new DecodeError(`unknown command tag ${tag}`);
@@ -395,18 +448,18 @@ export function decodeResult(bytes: Uint8Array): CommandResult {
   const tag = reader.u8();
   let result: CommandResult;
   if (tag === resultTag.error) {
-    const code = readString(reader, 256);
-    const message = readString(reader, 64 * 1024);
+    const code = readString(reader, 256, 'error code');
+    const message = readString(reader, 64 * 1024, 'error message');
     result = { status: 'error', code: isErrorCode(code) ? code : errorCodes.internal, message };
   } else if (tag === resultTag.create_tenant) {
     const tenantId = asTenantId(reader.u64());
-    const name = readString(reader, constants.tenantNameBytesMax);
+    const name = readString(reader, constants.tenantNameBytesMax, fieldNames.tenantName);
     const createdAtUs = asTimestampUs(reader.u64());
     result = { status: 'ok', kind: 'create_tenant', tenantId, name, createdAtUs };
   } else if (tag === resultTag.create_stream) {
     const streamId = asStreamId(reader.u64());
     const tenantId = asTenantId(reader.u64());
-    const name = readString(reader, constants.streamNameBytesMax);
+    const name = readString(reader, constants.streamNameBytesMax, fieldNames.streamName);
     const dataClass = readDataClass(reader);
     const createdAtUs = asTimestampUs(reader.u64());
     result = {

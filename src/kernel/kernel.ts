@@ -2,6 +2,8 @@
 // kernel is pure and deterministic (DESIGN.md §2): State is changed only by apply(), in log
 // order, and read through the queries below. Import from here, not from the domain files.
 
+export { admitCommand } from './admission.js';
+export type { Admission } from './admission.js';
 export { apply } from './apply.js';
 export type { ApplyOutcome, CommandMeta, KernelEffect } from './outcome.js';
 export { createState, defaultStateLimits, stateInvariants } from './state.js';
@@ -10,6 +12,8 @@ export { activeTenantCount, tenantById, tenantByName, tenantList } from './tenan
 export { streamById, streamByName, streamList } from './streams.js';
 export { chainDomain, eventLink, linkPrefixSizeBytes, streamGenesis } from './chain.js';
 export { stateDigest } from './digest.js';
+export { newNameProblem } from './names.js';
+export type { NameKind } from './names.js';
 export {
   dataClasses,
   checkCommand,
@@ -19,6 +23,10 @@ export {
   encodeCommand,
   encodeResult,
   eventArray,
+  eventCountLimitMessage,
+  eventFieldName,
+  fieldLimitMessage,
+  fieldNames,
   isDataClass,
 } from './command.js';
 export type {

@@ -17,7 +17,8 @@ import {
   asTimestampUs,
   asView,
 } from '../core/types.js';
-import { dataClasses } from '../kernel/command.js';
+import type { TraceParent } from '../core/trace_parent.js';
+import { dataClasses } from '../kernel/kernel.js';
 import {
   decodeMessage,
   encodeMessage,
@@ -25,7 +26,7 @@ import {
   messageKind,
 } from './client_protocol.js';
 import { encodeFrame } from './frame.js';
-import type { ClientMessage, TraceParent } from './client_protocol.js';
+import type { ClientMessage } from './client_protocol.js';
 
 const u32 = fc.nat({ max: 0xffff_ffff });
 const safe = fc.nat({ max: Number.MAX_SAFE_INTEGER });

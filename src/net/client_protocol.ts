@@ -18,6 +18,8 @@ import { clientIdFromBytes, fromHex, sha256SizeBytes, toHex } from '../core/chec
 import { constants } from '../core/constants.js';
 import { errorCodes, isErrorCode } from '../core/errors.js';
 import type { ErrorCode } from '../core/errors.js';
+import { isValidTraceParent } from '../core/trace_parent.js';
+import type { TraceParent } from '../core/trace_parent.js';
 import {
   asOffset,
   asOp,
@@ -37,8 +39,8 @@ import type {
   TimestampUs,
   View,
 } from '../core/types.js';
-import { dataClasses } from '../kernel/command.js';
-import type { DataClass } from '../kernel/command.js';
+import { dataClasses } from '../kernel/kernel.js';
+import type { DataClass } from '../kernel/kernel.js';
 import { encodeFrame } from './frame.js';
 
 export const protocolVersion = 1;
@@ -69,19 +71,6 @@ export interface HelloOk {
   readonly replicaCount: number;
   readonly view: View;
   readonly leader: number;
-}
-
-/**
- * A W3C trace context (the `traceparent` header's fields): the client's span, which the
- * server's spans for the request take as their parent. Ids are lowercase hex and never all zero.
- */
-export interface TraceParent {
-  /** 32 hex digits (16 bytes). */
-  readonly traceId: string;
-  /** 16 hex digits (8 bytes): the client's span. */
-  readonly spanId: string;
-  /** The trace flags byte; bit 0 means sampled. */
-  readonly flags: number;
 }
 
 export interface RequestMessage {
@@ -225,21 +214,6 @@ function writeClientId(writer: Writer, clientId: ClientId): void {
 
 function readClientId(reader: Reader): ClientId {
   return clientIdFromBytes(reader.fixed(clientIdSizeBytes));
-}
-
-const hexPattern = { trace: /^[0-9a-f]{32}$/, span: /^[0-9a-f]{16}$/ } as const;
-
-/** True for ids a trace context may carry: the right length of lowercase hex, not all zero. */
-export function isValidTraceParent(value: TraceParent): boolean {
-  return (
-    hexPattern.trace.test(value.traceId) &&
-    hexPattern.span.test(value.spanId) &&
-    !/^0+$/.test(value.traceId) &&
-    !/^0+$/.test(value.spanId) &&
-    Number.isInteger(value.flags) &&
-    value.flags >= 0 &&
-    value.flags <= 0xff
-  );
 }
 
 function writeTraceParent(writer: Writer, value: TraceParent | undefined): void {

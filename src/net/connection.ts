@@ -4,6 +4,9 @@
 // considered stalled and is disconnected, so one slow client cannot exhaust the node's memory.
 // A framing error is answered with an `error` message carrying its stable code, then the
 // connection is closed: a byte stream cannot be resynchronised after a bad frame.
+// The owner (client_port.ts) learns after every read how many frames completed and what the
+// decoder still holds (onReceived, bufferedCostBytes), for its timeouts and memory budget; a
+// closing connection drops what its decoder held at once, not when the socket finally closes.
 
 import type { Socket } from 'node:net';
 import { constants } from '../core/constants.js';
@@ -11,6 +14,7 @@ import { DecodeError } from '../core/binary.js';
 import { errorCodes } from '../core/errors.js';
 import type { ErrorCode } from '../core/errors.js';
 import { FrameDecoder } from './frame.js';
+import { bufferedCostBytes } from './frame_budget.js';
 import { TickCork } from './tick_cork.js';
 import type { Frame, FrameError } from './frame.js';
 import { decodeMessage, encodeMessageFrame } from './client_protocol.js';
@@ -21,6 +25,8 @@ export interface ConnectionHandlers {
   /** A protocol problem from the peer: logged by the owner; the connection is closing. */
   onProtocolError(connection: Connection, code: ErrorCode, message: string): void;
   onClose(connection: Connection): void;
+  /** After each read: `frameCount` frames completed; the decoder may hold part of the next. */
+  onReceived?(connection: Connection, frameCount: number): void;
 }
 
 let connectionIdNext = 1;
@@ -55,6 +61,7 @@ export class Connection {
     socket.on('error', () => socket.destroy());
     socket.on('close', () => {
       this.closing = true;
+      this.decoder.release();
       handlers.onClose(this);
     });
   }
@@ -63,10 +70,16 @@ export class Connection {
     return this.closing;
   }
 
+  /** What the decoder holds of frames not yet complete, as the frame budget counts it. */
+  get bufferedCostBytes(): number {
+    return bufferedCostBytes(this.decoder);
+  }
+
   private onData(data: Buffer): void {
     if (this.closing) return;
     const { frames, error } = this.decoder.push(data);
     this.onFrames(frames, error);
+    if (!this.closing) this.handlers.onReceived?.(this, frames.length);
   }
 
   private onFrames(frames: readonly Frame[], error: FrameError | null): void {
@@ -89,6 +102,12 @@ export class Connection {
   fail(code: ErrorCode, message: string): void {
     if (this.closing) return;
     this.handlers.onProtocolError(this, code, message);
+    this.closeWith(code, message);
+  }
+
+  /** Sends a connection-scoped error (a limit or timeout, not the peer's fault) and closes. */
+  closeWith(code: ErrorCode, message: string): void {
+    if (this.closing) return;
     this.send({
       kind: 'error',
       error: { scope: { kind: 'connection' }, code, message, leaderHint: -1 },
@@ -99,8 +118,7 @@ export class Connection {
   send(message: ClientMessage): void {
     if (this.closing) return;
     if (this.socket.writableLength > this.sendQueueBytesMax) {
-      this.closing = true;
-      this.socket.destroy();
+      this.destroy();
       return;
     }
     this.cork.hold();
@@ -110,6 +128,7 @@ export class Connection {
   /** Flushes what is queued, then closes. */
   close(): void {
     this.closing = true;
+    this.decoder.release();
     this.cork.release();
     this.socket.end();
     setTimeout(() => this.socket.destroy(), 1000).unref();
@@ -117,6 +136,7 @@ export class Connection {
 
   destroy(): void {
     this.closing = true;
+    this.decoder.release();
     this.socket.destroy();
   }
 }

@@ -1,4 +1,4 @@
-// Binary framing for every TCP connection (clients now, replicas later, on the same port).
+// Binary framing for every TCP connection: clients and replicas, on the same port.
 //
 // A frame is a 16-byte header followed by a body:
 //   0  magic     u32  'KMBF'
@@ -10,6 +10,11 @@
 // large, too small, has a bad magic or a bad checksum is a stream error: the connection cannot be
 // resynchronised, so the decoder reports the error once and stops; the caller answers with the
 // stable code and closes the connection.
+//
+// Memory: bytes are kept as the chunks they arrived in, and a frame's chunks are joined only
+// once all of its bytes are here; nothing is ever allocated from the size a header claims. The
+// owner of many decoders bounds their sum (frame_budget.ts) with bufferedSizeBytes and
+// bufferedChunkCount, and drops what a closing connection held with release().
 
 import { constants } from '../core/constants.js';
 import { crc32 } from '../core/checksum.js';
@@ -91,6 +96,18 @@ export class FrameDecoder {
 
   get bufferedSizeBytes(): number {
     return this.bufferedBytes;
+  }
+
+  /** Chunks held: each costs an object and a backing store besides its bytes. */
+  get bufferedChunkCount(): number {
+    return this.chunks.length;
+  }
+
+  /** Drops every buffered byte; later pushes return nothing (the connection is closing). */
+  release(): void {
+    if (this.failure === null) {
+      this.fail({ code: errorCodes.connection_lost, message: 'the connection is closing' });
+    }
   }
 
   push(data: Uint8Array): { frames: Frame[]; error: FrameError | null } {

@@ -2,14 +2,23 @@
 // pair and deliver messages both ways in order; a cut link is redialed and delivery resumes; a
 // replica of another cluster is refused with both cluster names in the reason; garbage bytes in
 // place of a hello are refused; and a send to a peer that is down is dropped and counted.
+// Impostors (issue 14): a second hello for a replica whose link is live is refused and the real
+// link stays up (before: the newcomer won and the real replica had to redial); a hello claiming
+// the receiver's own index is refused as such; a peer whose cluster id alone differs is refused
+// with both ids named (before: the reason named the same cluster twice).
 
 import { strict as assert } from 'node:assert';
 import { createServer } from 'node:net';
 import type { Server, Socket } from 'node:net';
 import { connect as netConnect } from 'node:net';
 import { describe, it } from 'node:test';
-import { FrameDecoder } from './frame.js';
-import { ReplicaBus, replicaFrameKind, replicaProtocolVersion } from './replica_bus.js';
+import { FrameDecoder, encodeFrame } from './frame.js';
+import {
+  ReplicaBus,
+  encodeReplicaHello,
+  replicaFrameKind,
+  replicaProtocolVersion,
+} from './replica_bus.js';
 import type { BusPeer } from './replica_bus.js';
 
 interface Node {
@@ -47,7 +56,12 @@ async function listen(): Promise<Node> {
   return node;
 }
 
-function startBus(nodes: Node[], index: number, clusterName = 'c'): ReplicaBus {
+function startBus(
+  nodes: Node[],
+  index: number,
+  clusterName = 'c',
+  cluster = clusterName.length,
+): ReplicaBus {
   const node = nodes[index];
   assert.ok(node);
   const peers: BusPeer[] = nodes
@@ -57,7 +71,7 @@ function startBus(nodes: Node[], index: number, clusterName = 'c'): ReplicaBus {
     self: {
       protocolVersion: replicaProtocolVersion,
       clusterName,
-      cluster: clusterName.length,
+      cluster,
       replica: index,
       replicaCount: nodes.length,
     },
@@ -134,6 +148,56 @@ describe('replica bus', () => {
       socket.write(Buffer.from('GET / HTTP/1.1\r\n\r\n'));
       await new Promise((resolve) => socket.once('close', resolve));
       assert.ok(nodes[1]?.rejected.includes('KMB_ERR_FRAME_MALFORMED'));
+    } finally {
+      await good.close();
+      await stranger.close();
+      for (const node of nodes) node.server.close();
+    }
+  });
+});
+
+/** Connects to `port`, says hello as `replica` of cluster "c" (3 replicas); resolves on close. */
+async function impostor(port: number, replica: number): Promise<void> {
+  const socket = netConnect({ host: '127.0.0.1', port });
+  socket.on('error', () => undefined);
+  socket.resume();
+  await new Promise((resolve) => socket.once('connect', resolve));
+  const hello = { protocolVersion: replicaProtocolVersion, clusterName: 'c', cluster: 1 };
+  socket.write(
+    encodeFrame(replicaFrameKind.hello, encodeReplicaHello({ ...hello, replica, replicaCount: 3 })),
+  );
+  await new Promise((resolve) => socket.once('close', resolve));
+}
+
+describe('replica bus impostors', () => {
+  it('keeps a live link against a second hello, and refuses its own index', async () => {
+    const nodes = await Promise.all([listen(), listen(), listen()]);
+    const buses = nodes.map((_, i) => startBus(nodes, i));
+    try {
+      await until(() => buses.every((b) => b.connectedPeers().length === 2), 'full mesh');
+      const reconnects = buses[0]?.counters.reconnects ?? 0;
+      await impostor(nodes[2]?.port ?? 0, 0);
+      assert.match(nodes[2]?.rejected.at(-1) ?? '', /replica 0 .*live link/);
+      await impostor(nodes[2]?.port ?? 0, 2);
+      assert.match(nodes[2]?.rejected.at(-1) ?? '', /own index/);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      assert.equal(buses[2]?.isConnected(0), true, 'the real link 0-2 is still up');
+      assert.equal(buses[0]?.counters.reconnects, reconnects, 'replica 0 never had to redial');
+      buses[0]?.send(2, 5, Buffer.from('still'));
+      await until(() => nodes[2]?.received.includes('0:5:still') === true, 'delivery');
+    } finally {
+      for (const bus of buses) await bus.close();
+      for (const node of nodes) node.server.close();
+    }
+  });
+
+  it('names both cluster ids when only the id differs', async () => {
+    const nodes = await Promise.all([listen(), listen()]);
+    const good = startBus(nodes, 1, 'pc', 1);
+    const stranger = startBus(nodes, 0, 'pc', 2);
+    try {
+      await until(() => (nodes[1]?.rejected.length ?? 0) > 0, 'a rejection');
+      assert.match(nodes[1]?.rejected[0] ?? '', /id 2\b.*id 1\b/);
     } finally {
       await good.close();
       await stranger.close();

@@ -9,7 +9,12 @@
 //   - bounds each peer's send queue: past sendQueueBytesMax messages are dropped and counted —
 //     VSR tolerates lost messages, and a stalled peer must not exhaust memory;
 //   - checks every frame's checksum (FrameDecoder) and closes a link on any framing error;
-//   - rejects a peer from another cluster, with both names in the reason.
+//   - rejects a peer from another cluster, with both names and ids in the reason;
+//   - refuses a hello that claims this replica's own index, and a second hello for a replica
+//     whose link is live (it carried a frame within linkQuietMsMax): the real link stays up.
+//     A replica that restarts gets back in as soon as its old link closes (its process died,
+//     so its sockets did) or has been quiet that long. Links are not authenticated yet (mTLS
+//     is a later issue): an impostor can still take the place of a replica whose link is down.
 // Replica messages travel as opaque bodies with a kind byte; their codec lives elsewhere, so the
 // bus knows nothing of VSR.
 
@@ -63,13 +68,27 @@ export interface BusPeer {
   readonly port: number;
 }
 
+/** What kind of refusal onRejected reports (for counting; the reason is the detail). */
+export type BusRejection =
+  /** A hello from another cluster (name or id). */
+  | 'cluster_mismatch'
+  /** A second hello for a replica whose link is live. */
+  | 'link_taken'
+  /** A hello claiming this replica's own index. */
+  | 'self_index'
+  /** Anything else: a malformed hello, a wrong version or size, the wrong direction, framing. */
+  | 'handshake';
+
+/** A link that carried a frame within this long is live: another hello for it is refused. */
+export const linkQuietMsMax = 3_000;
+
 export interface BusHandlers {
   /** A message from a peer: its kind byte (application-defined) and body. */
   onMessage(from: number, kind: number, body: Uint8Array): void;
   /** A link came up or went down (for status, metrics and logs). */
   onLinkChange?(peer: number, up: boolean): void;
   /** A peer or a stranger was refused or misbehaved; the reason is for the operator. */
-  onRejected?(remote: string, reason: string): void;
+  onRejected?(remote: string, reason: string, kind: BusRejection): void;
 }
 
 export interface BusOptions {
@@ -81,6 +100,8 @@ export interface BusOptions {
   readonly reconnectDelayMsMax?: number;
   /** Jitter source in [0, 1); injected so tests are repeatable. */
   readonly random?: () => number;
+  /** Milliseconds of a monotonic clock (default performance.now), for link liveness. */
+  readonly nowMs?: () => number;
 }
 
 export interface BusCounters {
@@ -96,6 +117,8 @@ interface Link {
   decoder: FrameDecoder;
   /** Frames sent to the peer in one tick leave in one write. */
   readonly cork: TickCork;
+  /** When the link last carried a frame from the peer (or came up). */
+  receivedMs: number;
 }
 
 export class ReplicaBus {
@@ -161,6 +184,16 @@ export class ReplicaBus {
       this.reject(socket, `replica ${peer}`, `replica ${peer} dialed, but this replica dials it`);
       return;
     }
+    const existing = this.links.get(peer);
+    const quietMs = existing === undefined ? Infinity : this.nowMs() - existing.receivedMs;
+    if (quietMs <= linkQuietMsMax) {
+      const remote = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`;
+      const reason =
+        `replica ${peer} is already linked (a live link, heard ${Math.round(quietMs)} ms ago): ` +
+        'refusing the newcomer';
+      this.reject(socket, remote, reason, 'link_taken');
+      return;
+    }
     this.sendHello(socket);
     this.adopt(peer, socket, decoder);
   }
@@ -179,12 +212,17 @@ export class ReplicaBus {
       return this.reject(
         socket,
         remote,
-        `replica ${hello.replica} belongs to cluster "${hello.clusterName}", ` +
-          `this replica to cluster "${self.clusterName}"`,
+        `replica ${hello.replica} belongs to cluster "${hello.clusterName}" (id ${hello.cluster}), ` +
+          `this replica to cluster "${self.clusterName}" (id ${self.cluster})`,
+        'cluster_mismatch',
       );
     }
     if (hello.protocolVersion !== replicaProtocolVersion) {
       return this.reject(socket, remote, `replica protocol ${hello.protocolVersion} unsupported`);
+    }
+    if (hello.replica === self.replica) {
+      const reason = `a hello claims this replica's own index ${hello.replica}`;
+      return this.reject(socket, remote, reason, 'self_index');
     }
     const known = this.options.peers.some((p) => p.replica === hello.replica);
     if (!known || hello.replicaCount !== self.replicaCount) {
@@ -198,11 +236,20 @@ export class ReplicaBus {
     return hello.replica;
   }
 
-  private reject(socket: Socket, remote: string, reason: string): null {
+  private reject(
+    socket: Socket,
+    remote: string,
+    reason: string,
+    kind: BusRejection = 'handshake',
+  ): null {
     this.counters.rejectedConnections += 1;
-    this.options.handlers.onRejected?.(remote, reason);
+    this.options.handlers.onRejected?.(remote, reason, kind);
     socket.destroy();
     return null;
+  }
+
+  private nowMs(): number {
+    return (this.options.nowMs ?? (() => performance.now()))();
   }
 
   private sendHello(socket: Socket): void {
@@ -267,17 +314,20 @@ export class ReplicaBus {
     }
     // Both ends of a link, the accepted one too: with Nagle's algorithm on, a small message
     // (a prepare_ok) written while earlier bytes are unacknowledged waits for the peer's delayed
-    // ACK, ~40 ms on Linux, which showed as a 40 ms p99 for single writes on 3 replicas.
+    // ACK, which showed in the p99 of single writes (docs/performance.md, "Figures behind the
+    // code").
     socket.setNoDelay(true);
-    const link: Link = { socket, decoder, cork: new TickCork(socket) };
+    const link: Link = { socket, decoder, cork: new TickCork(socket), receivedMs: this.nowMs() };
     this.links.set(peer, link);
     this.retryDelayMs.delete(peer);
     this.options.handlers.onLinkChange?.(peer, true);
     socket.on('data', (data: Buffer) => {
       const { frames, error } = decoder.push(data);
+      if (frames.length > 0) link.receivedMs = this.nowMs();
       for (const frame of frames) this.onFrame(peer, socket, frame);
       if (error !== null) {
-        this.options.handlers.onRejected?.(`replica ${peer}`, `${error.code}: ${error.message}`);
+        const reason = `${error.code}: ${error.message}`;
+        this.options.handlers.onRejected?.(`replica ${peer}`, reason, 'handshake');
         socket.destroy();
       }
     });
@@ -293,7 +343,8 @@ export class ReplicaBus {
 
   private onFrame(peer: number, socket: Socket, frame: Frame): void {
     if (frame.kind !== replicaFrameKind.message || frame.body.length < 1) {
-      this.options.handlers.onRejected?.(`replica ${peer}`, `unexpected frame kind ${frame.kind}`);
+      const reason = `unexpected frame kind ${frame.kind}`;
+      this.options.handlers.onRejected?.(`replica ${peer}`, reason, 'handshake');
       socket.destroy();
       return;
     }

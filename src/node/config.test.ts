@@ -294,6 +294,45 @@ test('rules across keys name both keys, their values and where each came from', 
   );
 });
 
+test('the ops port keys parse, are bounded, and headers may not outlast the request', () => {
+  // Proves the [telemetry] keys of the ops HTTP port: documented defaults (loopback, 64, 10 s,
+  // 10 s, 30 s), values from the environment, a mode or cap outside its set refused with what
+  // is accepted, and ops_headers_timeout_ms above ops_request_timeout_ms refused naming both.
+  const defaults = load({}).config.telemetry;
+  assert.equal(defaults.debug_endpoints, 'loopback');
+  assert.equal(defaults.ops_max_connections, 64);
+  assert.equal(defaults.ops_headers_timeout_ms, 10_000);
+  assert.equal(defaults.ops_request_timeout_ms, 10_000);
+  assert.equal(defaults.ops_keep_alive_timeout_ms, 30_000);
+  const set = load({
+    env: { KMB_TELEMETRY_DEBUG_ENDPOINTS: 'any', KMB_TELEMETRY_OPS_MAX_CONNECTIONS: '8' },
+  }).config.telemetry;
+  assert.equal(set.debug_endpoints, 'any');
+  assert.equal(set.ops_max_connections, 8);
+  assert.match(
+    problemOf({ env: { KMB_TELEMETRY_DEBUG_ENDPOINTS: 'public' } }),
+    /debug_endpoints = "public" .*must be "loopback", "any" or "off"/,
+  );
+  assert.match(
+    problemOf({ file: '[telemetry]\nops_max_connections = 0\n' }),
+    /ops_max_connections = 0 .*must be an integer from 1 to 1024/,
+  );
+  assert.match(
+    problemOf({ env: { KMB_TELEMETRY_OPS_KEEP_ALIVE_TIMEOUT_MS: '0' } }),
+    /ops_keep_alive_timeout_ms = 0 .*from 1000 to 300000/,
+  );
+  assert.match(
+    problemOf({ file: '[telemetry]\nops_headers_timeout_ms = 20000\n' }),
+    new RegExp(
+      escape('[telemetry] ops_headers_timeout_ms = 20000 (from file ') +
+        '.*' +
+        escape('must not exceed [telemetry] ops_request_timeout_ms') +
+        '.*' +
+        escape('[telemetry] ops_request_timeout_ms = 10000 (default)'),
+    ),
+  );
+});
+
 test('unknown keys and sections are errors that suggest the intended name', () => {
   // Proves strictness with help: a misspelt key, a key in the wrong section, a misspelt
   // section, a key outside any section, and a misspelt environment variable or flag.
@@ -475,6 +514,14 @@ const configArb: fc.Arbitrary<Config> = fc
       fc.integer({ min: 1, max: 3600 }),
     ),
     flags: fc.tuple(fc.boolean(), fc.boolean(), fc.boolean()),
+    clientPort: fc.tuple(
+      fc.integer({ min: 100, max: 86_400_000 }),
+      fc.integer({ min: 100, max: 3_600_000 }),
+      fc.integer({ min: constants.frameSizeBytesMax, max: 2 ** 36 }),
+      fc.integer({ min: 1, max: constants.clientSessionCountMax }),
+      fc.integer({ min: 1, max: 1_000_000 }),
+      fc.integer({ min: 1, max: constants.clientSessionCountMax }),
+    ),
     logLevel: fc.oneof(
       fc.constantFrom('off', 'error', 'warn', 'info', 'debug', 'trace'),
       fc
@@ -491,19 +538,37 @@ const configArb: fc.Arbitrary<Config> = fc
     statsd: fc.option(hostPortArb, { nil: undefined }),
     prefix: fc.stringMatching(/^[A-Za-z0-9._-]{0,64}$/),
     service: fc.string({ unit: 'grapheme', minLength: 1, maxLength: 20 }).filter(noControl),
+    debugEndpoints: fc.constantFrom('loopback' as const, 'any' as const, 'off' as const),
+    opsConnections: fc.integer({ min: 1, max: constants.opsConnectionCountMax }),
+    diskFree: fc.integer({ min: 0, max: constants.diskFreeBytesMinMax }),
+    opsTimeouts: fc.array(
+      fc.integer({ min: constants.opsTimeoutMsMin, max: constants.opsTimeoutMsMax }),
+      { minLength: 3, maxLength: 3 },
+    ),
   })
   .map((r) => {
     const [maxConnections, shutdown, segment, pipeline, batch, sessions, interval] = r.ints;
     const [metricsEnabled, batching, tracingWanted] = r.flags;
+    const [timeoutA = 0, timeoutB = 0, keepAlive = 0] = r.opsTimeouts;
     return {
       server: {
         address: r.listeners[0],
         metrics_address: r.listeners[1],
         max_connections: maxConnections,
         shutdown_timeout_ms: shutdown,
+        idle_timeout_ms: r.clientPort[0],
+        frame_timeout_ms: r.clientPort[1],
+        frame_buffer_budget_bytes: r.clientPort[2],
+        sessions_per_connection_max: r.clientPort[3],
+        session_registrations_per_second: r.clientPort[4],
+        session_registration_burst: r.clientPort[5],
       },
       cluster: { name: r.name, node_id: r.nodeSeed % r.peers.length, peers: r.peers },
-      storage: { data_dir: r.dataDir, segment_size_bytes: segment },
+      storage: {
+        data_dir: r.dataDir,
+        segment_size_bytes: segment,
+        disk_free_bytes_min: r.diskFree,
+      },
       consensus: {
         tick_ms: 1 + (r.seeds[0] % Math.min(1000, r.heartbeat)),
         heartbeat_ms: r.heartbeat,
@@ -525,6 +590,11 @@ const configArb: fc.Arbitrary<Config> = fc
         ...optional('statsd_address', r.statsd),
         statsd_prefix: r.prefix,
         service_name: r.service,
+        debug_endpoints: r.debugEndpoints,
+        ops_max_connections: r.opsConnections,
+        ops_headers_timeout_ms: Math.min(timeoutA, timeoutB),
+        ops_request_timeout_ms: Math.max(timeoutA, timeoutB),
+        ops_keep_alive_timeout_ms: keepAlive,
       },
     };
   });
@@ -571,4 +641,40 @@ test('docs/configuration.md documents every key, its environment variable and ev
     for (const name of configEnvNames(key)) assert.ok(text.includes(name), `${name} is documented`);
   }
   for (const flag of Object.keys(configFlags)) assert.ok(text.includes(`--${flag}`), `--${flag}`);
+});
+
+test('[storage] disk_free_bytes_min: defaults to 256 MiB, 0 is allowed, negatives are refused', () => {
+  // Proves the disk-full floor is a validated key: its default is the named constant, the
+  // environment sets it (0 turns the floor off, leaving ENOSPC alone), and a negative value is
+  // refused naming the key and the accepted range.
+  assert.equal(load({}).config.storage.disk_free_bytes_min, constants.diskFreeBytesMinDefault);
+  const env = { KMB_STORAGE_DISK_FREE_BYTES_MIN: '0' };
+  assert.equal(load({ env }).config.storage.disk_free_bytes_min, 0);
+  assert.match(
+    problemOf({ file: '[storage]\ndisk_free_bytes_min = -1\n' }),
+    /\[storage\] disk_free_bytes_min = -1 \(from file .*\): must be an integer from 0 to/,
+  );
+});
+
+test('[server] client port limits load from the environment and are validated', () => {
+  // Proves the client port's keys (idle and frame timeouts, frame buffer budget, session
+  // limits) are read from KMB_SERVER_*, and that a budget smaller than one frame is refused
+  // naming the key and the accepted range.
+  const loaded = loadConfig({
+    flags: {},
+    env: {
+      KMB_SERVER_IDLE_TIMEOUT_MS: '1500',
+      KMB_SERVER_FRAME_TIMEOUT_MS: '700',
+      KMB_SERVER_SESSIONS_PER_CONNECTION_MAX: '6',
+    },
+  });
+  assert.equal(loaded.config.server.idle_timeout_ms, 1500);
+  assert.equal(loaded.config.server.frame_timeout_ms, 700);
+  assert.equal(loaded.config.server.sessions_per_connection_max, 6);
+  assert.equal(loaded.sources['server.idle_timeout_ms'], 'env');
+  assert.equal(loaded.config.server.frame_buffer_budget_bytes, 256 * 1024 * 1024);
+  assert.match(
+    problemOf({ env: { KMB_SERVER_FRAME_BUFFER_BUDGET_BYTES: '1024' } }),
+    /\[server\] frame_buffer_budget_bytes = 1024 \(from env .*\): must be an integer from 8388608/,
+  );
 });

@@ -9,11 +9,11 @@
 //
 // Effects are performed in order. A journal_truncate is a barrier: journal appends and superblock
 // writes issued after it start only once it is durable (message.ts). Journal reads go straight
-// to the journal (they read committed records, which a truncation never touches). This build
-// serves a single replica; replication between processes (the send effect) comes next.
+// to the journal (they read committed records, which a truncation never touches). The node is
+// one replica of a cluster of --cluster-peers (a single node is a cluster of one): send effects
+// travel over the replica bus (net/replica_bus.ts) to the peers, whose links arrive on the same
+// port as clients and are handed to the bus after their replica hello.
 
-import { createServer } from 'node:net';
-import type { Server, Socket } from 'node:net';
 import { mkdir } from 'node:fs/promises';
 import { assert } from '../core/assert.js';
 import { DecodeError } from '../core/binary.js';
@@ -24,12 +24,12 @@ import { clusterIdFromName, rootPrepare } from '../core/header.js';
 import type { Prepare } from '../core/header.js';
 import { asOp, asReplicaIndex, asView } from '../core/types.js';
 import type { ClientId, Op, View } from '../core/types.js';
-import { activeTenantCount, checkCommand, createState } from '../kernel/kernel.js';
-import type { CommandKind, State } from '../kernel/kernel.js';
-import { Connection } from '../net/connection.js';
-import { FrameDecoder } from '../net/frame.js';
-import type { Frame } from '../net/frame.js';
-import { ReplicaBus, replicaFrameKind, replicaProtocolVersion } from '../net/replica_bus.js';
+import { activeTenantCount, admitCommand, createState } from '../kernel/kernel.js';
+import type { State } from '../kernel/kernel.js';
+import type { Connection } from '../net/connection.js';
+import { ClientPort } from '../net/client_port.js';
+import type { ClientPortLimits } from '../net/client_port.js';
+import { ReplicaBus, replicaProtocolVersion } from '../net/replica_bus.js';
 import { decodeReplicaMessage, encodeReplicaMessage } from '../net/replica_codec.js';
 import { protocolVersion } from '../net/client_protocol.js';
 import type {
@@ -38,8 +38,8 @@ import type {
   Query,
   QueryResult,
   RequestMessage,
-  TraceParent,
 } from '../net/client_protocol.js';
+import type { TraceParent } from '../core/trace_parent.js';
 import type { Logger } from '../observability/logger.js';
 import { Metrics } from '../observability/metrics.js';
 import type { RequestMethod } from '../observability/metrics.js';
@@ -54,12 +54,27 @@ import { QueryService } from './query_service.js';
 import { StreamIndex } from './stream_index.js';
 import { ViewChangeHistory } from './view_change_history.js';
 import { NodeMetrics } from './node_metrics.js';
+import { logReplicaRejections, onBusRejected } from './peer_rejections.js';
 import { NodeEventLog } from './node_event_log.js';
 import { createNodeTracing } from './node_tracing.js';
 import type { NodeTracing, NodeTracingConfig } from './node_tracing.js';
 import type { Tracing } from '../observability/tracing.js';
 import type { ViewChangeRecord } from './view_change_history.js';
 import { parseHostPort } from './config.js';
+import { DiskSpace } from './disk_space.js';
+import {
+  checkJournalDir,
+  judgeJournal,
+  openOrFormatSuperblock,
+  refusedJournal,
+} from './storage_startup.js';
+import {
+  bindClientPortGauges,
+  clientPortEvents,
+  clientPortLimitsOf,
+} from './client_port_events.js';
+import { SessionAdmission, sessionAdmissionLimitsDefault } from './session_admission.js';
+import type { SessionAdmissionLimits } from './session_admission.js';
 
 export interface NodeConfig {
   readonly clusterName: string;
@@ -78,9 +93,17 @@ export interface NodeConfig {
   readonly prepareRequestCountMax: number;
   readonly clientSessionCountMax: number;
   readonly connectionCountMax: number;
+  /** The client port's timeouts and frame buffer budget ([server]); defaults when absent. */
+  readonly clientPort?: Partial<Omit<ClientPortLimits, 'connectionCountMax'>>;
+  /** Per-connection session limits ([server]); defaults when absent. */
+  readonly sessionAdmission?: SessionAdmissionLimits;
   readonly shutdownTimeoutMs: number;
   /** Where spans go ([telemetry] tracing_*); absent or null: tracing off. */
   readonly tracing?: NodeTracingConfig | null;
+  /** [storage] disk_free_bytes_min: below it writes are refused (disk_space.ts). */
+  readonly diskFreeBytesMin?: number;
+  /** --format: format a non-empty directory that holds no kimberlite data (storage_startup). */
+  readonly format?: boolean;
 }
 
 export interface NodeDependencies {
@@ -104,9 +127,6 @@ interface PendingRequest {
   /** When the request arrived (performance.now(), ms). */
   readonly startMs: number;
 }
-
-/** How long a new connection may take to send its first frame (client or replica hello). */
-const handshakeTimeoutMs = 10_000;
 
 /**
  * A replica that knows of more committed ops than it has applied, by more than this, answers
@@ -143,10 +163,10 @@ export class KimberliteNode {
   private readonly tracing: NodeTracing | null;
   private readonly clients = new Map<ClientId, Connection>();
   private readonly pending = new Map<ClientId, PendingRequest>();
-  private readonly connections = new Set<Connection>();
   /** The storage work later appends and superblock writes wait for (a truncation), or null. */
   private barrier: Promise<void> | null = null;
-  private server: Server | null = null;
+  private clientPort: ClientPort | null = null;
+  private readonly sessionAdmission: SessionAdmission;
   private bus: ReplicaBus | null = null;
   /** The primary's own view of whether a quorum answers it (from primary_quorum events). */
   private quorumReachable = true;
@@ -167,14 +187,21 @@ export class KimberliteNode {
     deps: NodeDependencies,
     private readonly superblock: Superblock,
     private readonly journal: Journal,
-    /** This start created the data directory: no earlier incarnation ever ran. */
-    private readonly superblockFormatted: boolean,
+    /** What start-up found: formatted (no earlier incarnation ran), journal intact. */
+    private readonly opened: { readonly formatted: boolean; readonly journalIntact: boolean },
+    /** Whether the data directory's disk is full: writes refused, reads served. */
+    private readonly disk: DiskSpace,
   ) {
     this.deps = deps;
     this.config = deps.config;
     this.metrics = deps.metrics;
     this.logger = deps.logger;
     this.netLogger = deps.logger.child({}, 'kimberlite_net');
+    this.sessionAdmission = new SessionAdmission({
+      limits: deps.config.sessionAdmission ?? sessionAdmissionLimitsDefault,
+      logger: this.netLogger,
+      refused: deps.metrics.clientPort.sessionsRefused,
+    });
     this.state = createState();
     const cluster = clusterIdFromName(deps.config.clusterName);
     this.replica = new Replica<KernelOutput>({
@@ -231,36 +258,40 @@ export class KimberliteNode {
     const cluster = clusterIdFromName(config.clusterName);
     const startedNs = process.hrtime.bigint();
     const storageLog = logger.child({}, 'kimberlite_storage');
+    const check = {
+      dataDir: config.dataDir,
+      superblock,
+      formatted,
+      alone: config.peers.length === 1,
+      logger: storageLog,
+      io: deps.io,
+    };
+    const journalDirPresent = await checkJournalDir(check);
+    const disk = await DiskSpace.start({
+      dataDir: config.dataDir,
+      freeBytesMin: config.diskFreeBytesMin,
+      logger: storageLog,
+      instruments: deps.metrics.disk,
+    });
+    superblock.onFull = (full, error) => disk.setWaiting('superblock', full, error);
     const journal = await Journal.open({
       dir: config.dataDir,
       cluster,
       segmentSizeBytesMax: config.segmentSizeBytesMax,
       // With peers, a corrupt record is cut and fetched again from them; alone, refuse to start.
       onCorruption: config.peers.length > 1 ? 'cut' : 'refuse',
+      // A journal ending below the superblock's commit lost records (storage_startup.ts).
+      commitFloor: superblock.state.commit,
+      onFull: (full, error) => disk.setWaiting('journal', full, error),
       onFreeSpaceError: (error) =>
         storageLog.warn('Journal stopped laying down free space; records now extend the file', {
           error: error instanceof Error ? error.message : String(error),
         }),
       ...(deps.io === undefined ? {} : { io: deps.io }),
-    });
+    }).catch((error: unknown) => refusedJournal(check, error));
     deps.metrics.logFreeSpaceBytes.bind(() => journal.freeSpaceBytes);
-    const truncated = journal.recovery.truncated;
-    if (truncated !== null && truncated.reason === 'corruption') {
-      storageLog.error('Journal corruption: cut at the first bad record; repairing from peers', {
-        segment: truncated.segment,
-        position: truncated.position,
-        op: truncated.op,
-        bytes: truncated.bytesTruncated,
-      });
-    } else if (truncated !== null) {
-      storageLog.warn('Truncated torn tail of the journal', {
-        segment: truncated.segment,
-        position: truncated.position,
-        bytes: truncated.bytesTruncated,
-        reason: truncated.reason,
-      });
-    }
-    const node = new KimberliteNode(deps, superblock, journal, formatted);
+    const journalIntact = judgeJournal({ ...check, journal, journalDirPresent });
+    const node = new KimberliteNode(deps, superblock, journal, { formatted, journalIntact }, disk);
     await node.replay();
     const replaySeconds = Number(process.hrtime.bigint() - startedNs) / 1e9;
     storageLog.info('Recovered journal', {
@@ -275,48 +306,20 @@ export class KimberliteNode {
     return node;
   }
 
-  private static async openSuperblock(
+  /** Opens the superblock, or formats an empty directory (or any, with --format): see there. */
+  private static openSuperblock(
     deps: NodeDependencies,
   ): Promise<{ superblock: Superblock; formatted: boolean }> {
-    const { config, logger } = deps;
-    const io = deps.io;
-    const existing = await Superblock.open(config.dataDir, io);
-    if (existing === null) {
-      logger.info('Formatting new data directory', {
-        data_dir: config.dataDir,
-        cluster_name: config.clusterName,
-      });
-      const created = await Superblock.create(
-        config.dataDir,
-        {
-          cluster: clusterIdFromName(config.clusterName),
-          clusterName: config.clusterName,
-          replica: asReplicaIndex(config.nodeId),
-          replicaCount: config.peers.length,
-          view: asView(0),
-          logView: asView(0),
-          commit: asOp(0),
-        },
-        io,
-      );
-      return { superblock: created, formatted: true };
-    }
-    const state = existing.state;
-    if (state.clusterName !== config.clusterName) {
-      throw kmbError(
-        'cluster_mismatch',
-        `data directory ${config.dataDir} belongs to cluster "${state.clusterName}", ` +
-          `but this node is configured for cluster "${config.clusterName}"`,
-      );
-    }
-    if (state.replica !== config.nodeId) {
-      throw kmbError(
-        'config_invalid',
-        `data directory ${config.dataDir} belongs to node ${state.replica}, ` +
-          `but [cluster] node_id is ${config.nodeId}`,
-      );
-    }
-    return { superblock: existing, formatted: false };
+    const { config } = deps;
+    return openOrFormatSuperblock({
+      dataDir: config.dataDir,
+      clusterName: config.clusterName,
+      nodeId: config.nodeId,
+      replicaCount: config.peers.length,
+      format: config.format === true,
+      logger: deps.logger,
+      io: deps.io,
+    });
   }
 
   private async replay(): Promise<void> {
@@ -325,11 +328,12 @@ export class KimberliteNode {
     }
     // Journal.open verified every record and cut a torn (never acknowledged) tail — the replay
     // then held every record this replica ever acknowledged — or, in a cluster, cut at a corrupt
-    // record: then the journal is not intact and the replica must not vote until repaired.
+    // record or found fewer ops than the superblock's commit (judgeJournal): then the journal is
+    // not intact and the replica must not vote until repaired.
     this.perform(
       this.replica.finishRecovery({
-        journalIntact: this.journal.recovery.truncated?.reason !== 'corruption',
-        formatted: this.superblockFormatted,
+        journalIntact: this.opened.journalIntact,
+        formatted: this.opened.formatted,
       }),
     );
     this.nodeMetrics.replayFinished();
@@ -343,19 +347,27 @@ export class KimberliteNode {
 
   private async listen(): Promise<void> {
     const { host, port } = parseHostPort(this.config.address);
-    const server = createServer((socket) => this.accept(socket));
-    server.maxConnections = this.config.connectionCountMax;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(port, host, () => {
-        server.off('error', reject);
-        resolve();
-      });
+    // The listener, first-frame demux, timeouts and limits live in net/client_port.ts.
+    const limits = clientPortLimitsOf(this.config.connectionCountMax, this.config.clientPort);
+    const clientPort = await ClientPort.listen({
+      host,
+      port,
+      limits,
+      handlers: {
+        onClientMessage: (c, m) => this.onClientMessage(c, m),
+        onConnectionClosed: (c) => this.onConnectionClosed(c),
+        onReplicaHello: (socket, hello, decoder) => {
+          if (this.bus === null) return false;
+          this.bus.acceptInbound(socket, hello, decoder);
+          return true;
+        },
+        onClientSocket: (socket) => this.nodeMetrics.trackSocket(socket),
+      },
+      events: clientPortEvents(this.metrics, this.netLogger),
     });
-    const bound = server.address();
-    assert(bound !== null && typeof bound === 'object', 'server is bound to an address');
-    this.boundAddress = `${host.includes(':') ? `[${host}]` : host}:${bound.port}`;
-    this.server = server;
+    bindClientPortGauges(this.metrics, clientPort, limits);
+    this.boundAddress = `${host.includes(':') ? `[${host}]` : host}:${clientPort.boundPort}`;
+    this.clientPort = clientPort;
     this.bus = this.startBus();
     this.listening = true;
     this.tickTimer = setInterval(() => this.perform(this.replica.onTick()), this.config.tickMs);
@@ -382,13 +394,9 @@ export class KimberliteNode {
         onMessage: (from, tag, body) => this.onReplicaMessage(from, tag, body),
         onLinkChange: (peer, up) =>
           this.netLogger.info(up ? 'Replica link up' : 'Replica link down', { peer }),
-        onRejected: (remote, reason) => {
-          this.metrics.errorsTotal(errorCodes.cluster_mismatch).inc();
-          this.nodeMetrics.onRejected('handshake_rejected');
-          this.netLogger.warnRateLimited(`peer:${remote}:${reason}`, 10_000, 'Peer rejected', {
-            remote,
-            reason,
-          });
+        onRejected: (remote, reason, kind) => {
+          const deps = { metrics: this.metrics, nodeMetrics: this.nodeMetrics };
+          onBusRejected({ ...deps, logger: this.netLogger }, remote, reason, kind);
         },
       },
     });
@@ -397,6 +405,7 @@ export class KimberliteNode {
   }
 
   private onReplicaMessage(from: number, tag: number, body: Uint8Array): void {
+    if (this.disk.dropsReplicaMessage(tag, this.journal.pendingCount)) return; // disk_space.ts
     let message: ReplicaMessage;
     try {
       message = decodeReplicaMessage(tag, body);
@@ -423,7 +432,9 @@ export class KimberliteNode {
       });
       return;
     }
-    this.perform(this.replica.onMessage(message));
+    const effects = this.replica.onMessage(message);
+    logReplicaRejections(this.netLogger, from, effects);
+    this.perform(effects);
   }
 
   /** The client protocol address actually bound (port 0 resolved). */
@@ -433,65 +444,7 @@ export class KimberliteNode {
 
   // ----- connections and messages -----
 
-  /**
-   * Reads a connection's first frame to tell a replica (replica hello) from a client; the
-   * replica bus takes the former, a client Connection the latter. Garbage fails framing and is
-   * answered like any client's bad frame.
-   */
-  private accept(socket: Socket): void {
-    const decoder = new FrameDecoder();
-    // A connection must introduce itself promptly: a peer that connects and stalls is closed.
-    const timer = setTimeout(() => {
-      this.netLogger.warnRateLimited('handshake-timeout', 10_000, 'Connection sent no hello', {
-        remote: `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`,
-        timeout_ms: handshakeTimeoutMs,
-      });
-      socket.destroy();
-    }, handshakeTimeoutMs);
-    socket.once('close', () => clearTimeout(timer));
-    const onData = (data: Buffer): void => {
-      const { frames } = decoder.push(data);
-      const first = frames[0];
-      if (first === undefined && decoder.error === null) return;
-      clearTimeout(timer);
-      socket.off('data', onData);
-      if (first !== undefined && first.kind === replicaFrameKind.hello && this.bus !== null) {
-        this.bus.acceptInbound(socket, first, decoder);
-        return;
-      }
-      this.acceptClient(socket, { decoder, frames });
-    };
-    socket.on('data', onData);
-    socket.on('error', () => socket.destroy());
-  }
-
-  private acceptClient(
-    socket: Socket,
-    adopted: { decoder: FrameDecoder; frames: readonly Frame[] },
-  ): void {
-    this.nodeMetrics.trackSocket(socket);
-    const connection = new Connection(
-      socket,
-      {
-        onMessage: (c, m) => this.onClientMessage(c, m),
-        onProtocolError: (c, code, message) => {
-          this.metrics.errorsTotal(code).inc();
-          this.netLogger.warnRateLimited(`protocol:${code}`, 10_000, 'Client protocol error', {
-            code,
-            reason: message,
-            remote: c.remoteAddress,
-          });
-        },
-        onClose: (c) => this.onConnectionClosed(c),
-      },
-      undefined,
-      adopted,
-    );
-    this.connections.add(connection);
-  }
-
   private onConnectionClosed(connection: Connection): void {
-    this.connections.delete(connection);
     for (const [clientId, owner] of this.clients) {
       if (owner === connection) this.clients.delete(clientId);
     }
@@ -550,23 +503,26 @@ export class KimberliteNode {
   }
 
   private onRequest(connection: Connection, request: RequestMessage): void {
+    if (this.disk.full && this.replica.isPrimary) {
+      // A full disk: no write (register included) enters the log until space returns.
+      const refusal = this.disk.refusal();
+      this.rejectRequest(connection, request, refusal.code, refusal.message);
+      return;
+    }
     const { clientId, requestNumber } = request;
     let method: RequestMethod = 'register';
     if (request.operation === 'command') {
-      let kind: CommandKind;
-      try {
-        kind = checkCommand(request.body);
-      } catch (error) {
-        if (!(error instanceof DecodeError)) throw error;
-        this.rejectRequest(
-          connection,
-          request,
-          errorCodes.invalid_argument,
-          `command does not decode: ${error.message}`,
-        );
+      // Undecodable bytes, fields over their bounds and bad new names never reach the log.
+      const admission = admitCommand(request.body);
+      if (!admission.admitted) {
+        const { code, message } = admission.error;
+        const fields = { code, reason: message };
+        const key = `admission:${code}`;
+        this.netLogger.warnRateLimited(key, 10_000, 'Request refused at admission', fields);
+        this.rejectRequest(connection, request, code, message);
         return;
       }
-      method = kind;
+      method = admission.kind;
     }
     if (this.shuttingDown) {
       this.rejectRequest(
@@ -575,6 +531,15 @@ export class KimberliteNode {
         errorCodes.shutting_down,
         'node is shutting down; retry against another replica or after restart',
       );
+      return;
+    }
+    // Sessions per connection and their registration rate (session_admission.ts).
+    const refused =
+      request.operation === 'register'
+        ? this.sessionAdmission.admit(connection, clientId, connection.remoteAddress)
+        : null;
+    if (refused !== null) {
+      this.rejectRequest(connection, request, errorCodes.limit_exceeded, refused);
       return;
     }
     this.clients.set(clientId, connection);
@@ -837,7 +802,11 @@ export class KimberliteNode {
         this.metrics.logSizeBytes.set(this.journal.sizeBytes);
         this.perform(this.replica.onJournalDurable(op, checksum));
       },
-      (error: unknown) => this.fatal(error),
+      (error: unknown) => {
+        // Stopping while the disk is full: those ops were never acknowledged (journal.ts).
+        const abandoned = error instanceof KmbError && error.code === errorCodes.storage_full;
+        if (!(abandoned && this.shuttingDown)) this.fatal(error);
+      },
     );
     this.queries.remember(prepare);
   }
@@ -964,6 +933,7 @@ export class KimberliteNode {
   ready(): { ready: boolean; reason: string } {
     if (this.shuttingDown) return { ready: false, reason: 'shutting_down' };
     if (!this.listening) return { ready: false, reason: 'recovering' };
+    if (this.disk.full) return { ready: false, reason: 'disk_full' };
     if (this.replica.status !== 'normal') return { ready: false, reason: this.replica.status };
     if (!this.quorumReachableNow()) return { ready: false, reason: 'quorum_unreachable' };
     if (this.replica.commitMax - this.replica.commitMin > readyCommitLagOpsMax) {
@@ -1015,6 +985,10 @@ export class KimberliteNode {
       cluster_name: this.config.clusterName,
       metrics_address: this.config.metricsAddress,
       commit_timestamp_us: this.commitTimestampUs,
+      // A full disk refuses writes and serves reads (disk_space.ts); free bytes null: unknown.
+      disk_full: this.disk.full,
+      disk_free_bytes: this.disk.freeBytes,
+      disk_free_bytes_min: this.disk.freeBytesMin,
       cluster_members: this.config.peers.map((address, nodeId) => {
         const self = nodeId === this.config.nodeId;
         return {
@@ -1038,12 +1012,13 @@ export class KimberliteNode {
     this.logger.info('Shutting down: draining in-flight requests', {
       in_flight: this.replica.pendingRequestCount,
     });
-    this.server?.close();
+    this.clientPort?.close();
     const deadline = Date.now() + this.config.shutdownTimeoutMs;
     while (this.replica.pendingRequestCount > 0 && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 5));
     }
     if (this.tickTimer !== null) clearInterval(this.tickTimer);
+    this.disk.stop();
     this.nodeMetrics.stop();
     await this.bus?.close();
     while (this.barrier !== null) await this.barrier;
@@ -1056,7 +1031,7 @@ export class KimberliteNode {
     if (commit > this.superblock.state.commit)
       await this.superblock.write({ commit: asOp(commit) });
     await new Promise((resolve) => setImmediate(resolve));
-    for (const connection of this.connections) connection.close();
+    this.clientPort?.closeConnections();
     this.logger.info('Stopped', { op: this.replica.op, commit_number: this.replica.commitMax });
   }
 }

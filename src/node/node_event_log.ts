@@ -15,7 +15,7 @@
 // A request or query answered with an error code ("client error") is DEBUG: most are routine
 // (not leader, retry later) and are counted by kmb_errors_total; a client bug shows up there.
 
-import { decodeResult } from '../kernel/command.js';
+import { decodeResult } from '../kernel/kernel.js';
 import type { Logger } from '../observability/logger.js';
 import type { ReplicaEvent } from '../vsr/message.js';
 

@@ -269,7 +269,7 @@ export class NodeMetrics {
         this.onRejected('log_divergence');
         return;
       case 'message_rejected':
-        this.onRejected('invalid_header');
+        this.onRejected(event.reason === 'invalid_sender' ? 'invalid_header' : event.reason);
         return;
       default:
         return;

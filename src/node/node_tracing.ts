@@ -27,8 +27,9 @@
 
 import { SpanStatusCode } from '@opentelemetry/api';
 import type { ClientId } from '../core/types.js';
-import { decodeCommand, decodeResult } from '../kernel/command.js';
-import type { Query, RequestMessage, TraceParent } from '../net/client_protocol.js';
+import type { TraceParent } from '../core/trace_parent.js';
+import { decodeCommand, decodeResult } from '../kernel/kernel.js';
+import type { Query, RequestMessage } from '../net/client_protocol.js';
 import type { TelemetryConfig } from './config.js';
 import type { Logger } from '../observability/logger.js';
 import { SpanKind, spanContextOf, Tracing } from '../observability/tracing.js';

@@ -21,8 +21,8 @@ import type { StreamIndex } from './stream_index.js';
  * Bounds on the read caches. The prepare cache holds the newest 256 prepares: enough for reads
  * that tail a stream, and short-lived enough to stay in V8's young generation. It held 4096, and
  * at a few thousand small prepares a second each one lived a second or more, was promoted to the
- * old generation and died there: on one node at 4,000 one-event requests/s a 27 s run made 10
- * mark-compacts (6 with 256). Older prepares are read back from the journal.
+ * old generation and died there, costing mark-compacts (docs/performance.md, "Figures behind the
+ * code"). Older prepares are read back from the journal.
  */
 const prepareCacheCountMax = 256;
 const prepareCacheBytesMax = 64 * 1024 * 1024;

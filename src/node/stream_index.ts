@@ -8,10 +8,10 @@
 // up to chunkEntryCountMax; after that each full chunk stays as it is and a new one is added. Why
 // not plain growable arrays: a JavaScript array of tens of thousands of numbers is one large
 // object in V8's old generation, and every time it grows it is copied and the old copy is
-// garbage there, which only a mark-compact reclaims (on one node at 4,000 appends/s a heap
-// snapshot diff found three such 397 KB copies dying within 1.5 s). Typed arrays keep the
-// numbers outside the JavaScript heap, a full chunk is never copied again, and the collector
-// never scans their contents.
+// garbage there, which only a mark-compact reclaims (a heap snapshot diff under load found such
+// copies dying: docs/performance.md, "Figures behind the code"). Typed arrays keep the numbers
+// outside the JavaScript heap, a full chunk is never copied again, and the collector never
+// scans their contents.
 //
 // Invariants: within a stream, entries are in offset order and chunks hold consecutive entries;
 // every chunk but the last is full; firstOffsets strictly increase across the whole stream.

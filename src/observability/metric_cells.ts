@@ -1,9 +1,10 @@
 // Cheap instrument cells, rendered by prom-client registries only when somebody scrapes.
 //
 // prom-client's own `inc()`, `set()` and `observe()` build label objects, hash them into
-// strings and return result objects or closures on every call (an observe costs ~0.3 µs), too
-// much for the write path (DESIGN.md §6 budgets all of observability at < 1% overhead). So the
-// node updates plain numeric cells here instead: `inc()` and `set()` are one addition or one
+// strings and return result objects or closures on every call (their cost: docs/performance.md,
+// "Figures behind the code"), too much for the write path (DESIGN.md §6 budgets all of
+// observability at < 1% overhead). So the node updates plain numeric cells here instead:
+// `inc()` and `set()` are one addition or one
 // store, a histogram's `observe()` a scan of its bucket bounds and three additions, a summary's
 // one store into a ring; none allocates. Families are registry metrics whose `get()` (run at
 // scrape or export time) reads the cells and reports samples; nothing is copied before then.

@@ -27,7 +27,9 @@ import { Registry } from 'prom-client';
 import { assert } from '../core/assert.js';
 import { constants } from '../core/constants.js';
 import { errorCodes, type ErrorCode } from '../core/errors.js';
+import { ClientPortMetrics } from './client_port_metrics.js';
 import { registerNodeCompat, registerVsrCompat } from './compat_metrics.js';
+import { createDiskInstruments, type DiskInstruments } from './disk_metrics.js';
 import {
   CounterFamily,
   GaugeFamily,
@@ -41,6 +43,7 @@ import {
   type ReadCell,
   type SummaryCell,
 } from './metric_cells.js';
+import { createOpsInstruments, type OpsInstruments } from './ops_metrics.js';
 import { registerProcessMetrics } from './process_metrics.js';
 import {
   secondsBuckets,
@@ -145,6 +148,12 @@ export class Metrics {
   readonly storageDiskUsagePercent: GaugeCell;
   /** kimberlite_cluster_replicas{status}: replicas this node sees healthy or unreachable. */
   readonly clusterReplicas: Readonly<Record<ClusterReplicaStatus, ReadCell>>;
+  /** kmb_storage_disk_*: a full disk (disk_metrics.ts). */
+  readonly disk: DiskInstruments;
+  /** kmb_client_*: the client port's connections, frame buffer and limits. */
+  readonly clientPort: ClientPortMetrics;
+  /** The ops HTTP port's own instruments (kmb_ops_*), ops_metrics.ts. */
+  readonly ops: OpsInstruments;
 
   private readonly consensusLeader: GaugeCell;
   private readonly consensusIsLeader: GaugeCell;
@@ -214,6 +223,9 @@ export class Metrics {
       'Log positions not yet applied (head - applied).',
     );
     this.errorCells = this.buildErrorCells();
+    this.disk = createDiskInstruments(this.registry);
+    this.clientPort = new ClientPortMetrics(this.registry);
+    this.ops = createOpsInstruments(this.registry, (code) => this.errorsTotal(code));
     this.buildSums();
     new CounterFamily(
       this.family('kimberlite_consensus_commits_total', 'Requests committed (kmb_ alias).'),

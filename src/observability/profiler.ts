@@ -11,13 +11,20 @@
 // heap profiler); no flag or restart is needed. Heap sampling (one sample per ~512 KiB
 // allocated, a negligible cost) runs from the first acquire() to the last release(), so a heap
 // profile shows the objects still alive that were allocated in that time, like Go's inuse
-// profile. Invariants: at most one CPU profile runs in the process at a time (a second request
-// gets 429 KMB_ERR_PROFILE_BUSY); a bad `seconds` or `format` gets 400 KMB_ERR_INVALID_ARGUMENT
-// before anything starts; release() of the last holder stops a running CPU profile at once.
+// profile. Invariants: at most one CPU profile and at most one heap profile run in the process
+// at a time (another request of the same kind gets 429 KMB_ERR_PROFILE_BUSY at once: a full
+// garbage collection or a profile encoding per request, four loops at once, starved writes),
+// and heap profiles take at most profileLimits.heapTimeShareMax of the process's time (one
+// started sooner after the last gets the same 429, with Retry-After);
+// a bad `seconds`, `format` or `gc` gets 400 KMB_ERR_INVALID_ARGUMENT before anything starts;
+// when the caller's signal aborts (its client closed the connection) a CPU profile stops at
+// once and a heap profile is dropped after the inspector call in flight, the profile is freed
+// for the next request, and the call rejects with KMB_ERR_CONNECTION_LOST; release() of the
+// last holder stops a running CPU profile at once.
 
 import type { Profiler } from 'node:inspector';
 import { Session } from 'node:inspector/promises';
-import { errorCodes } from '../core/errors.js';
+import { errorCodes, kmbError, type ErrorCode } from '../core/errors.js';
 import { cpuProfileToPprof, encodePprof, heapProfileToPprof } from './profile_pprof.js';
 import type { V8HeapProfile } from './profile_pprof.js';
 
@@ -30,6 +37,15 @@ export const profileLimits = {
   cpuIntervalUs: 1000,
   /** Average bytes allocated between two heap samples. */
   heapIntervalBytes: 512 * 1024,
+  /**
+   * Share of the process's time heap profiles may take. A heap profile blocks the process while
+   * it runs (a gc=1 snapshot ~100 ms: a full collection, then the profile's conversion), so
+   * after one that took d ms the next is refused for d × (1 / share − 1) ms. One client looping
+   * gc=1 cut writes from ~9,000 to ~100 per 8 s without it.
+   */
+  heapTimeShareMax: 0.1,
+  /** The longest such pause, whatever the last profile took. */
+  heapCooldownMsMax: 10_000,
 } as const;
 
 export const profileErrorCodes = {
@@ -43,6 +59,8 @@ export interface ProfileReply {
   contentType: string;
   body: string | Uint8Array;
   headers?: Record<string, string>;
+  /** The stable code of an error answer, for kmb_errors_total. */
+  errorCode?: ErrorCode;
 }
 
 export type ProfileKind = 'cpu' | 'heap';
@@ -77,9 +95,9 @@ export function parseProfileRequest(query: URLSearchParams, kind: ProfileKind): 
   return { ok: true, seconds, format: formatText === 'pprof' ? 'pprof' : 'v8', gc: gcText === '1' };
 }
 
-function errorReply(statusCode: number, code: string, message: string): ProfileReply {
+function errorReply(statusCode: number, code: ErrorCode, message: string): ProfileReply {
   const body = JSON.stringify({ error: { code, message } });
-  return { statusCode, contentType: 'application/json; charset=utf-8', body };
+  return { statusCode, contentType: 'application/json; charset=utf-8', body, errorCode: code };
 }
 
 function fileReply(body: string | Uint8Array, fileName: string): ProfileReply {
@@ -102,7 +120,9 @@ class ProcessProfiler {
   private session: Session | null = null;
   private holderCount = 0;
   private running: RunningProfile | null = null;
-  private busy = false;
+  private readonly busy: Record<ProfileKind, boolean> = { cpu: false, heap: false };
+  /** Date.now() before which a new heap profile is refused (heapTimeShareMax). */
+  private heapReadyAtMs = 0;
 
   acquire(): () => void {
     this.holderCount += 1;
@@ -132,56 +152,117 @@ class ProcessProfiler {
     session?.disconnect();
   }
 
-  async cpu(request: { seconds: number; format: 'pprof' | 'v8' }): Promise<ProfileReply> {
+  async cpu(
+    request: { seconds: number; format: 'pprof' | 'v8' },
+    signal: AbortSignal,
+  ): Promise<ProfileReply> {
     const session = this.session;
     if (session === null) return errorReply(503, errorCodes.shutting_down, 'profiler is closed');
-    if (this.busy) {
-      const message = 'another CPU profile is running in this process; retry when it ends';
-      return errorReply(429, profileErrorCodes.busy, message);
-    }
-    this.busy = true;
+    if (this.busy.cpu) return busyReply('cpu');
+    this.busy.cpu = true;
     try {
       const startedAtMs = Date.now();
-      const profile = await this.sampleCpu(session, request.seconds);
+      const profile = await this.sampleCpu(session, request.seconds, signal);
+      throwIfCancelled(signal, 'cpu');
       if (request.format === 'v8') {
         return fileReply(JSON.stringify(profile), 'kimberlite.cpuprofile');
       }
       const pprof = cpuProfileToPprof(profile, profileLimits.cpuIntervalUs, startedAtMs);
       return fileReply(await encodePprof(pprof), 'profile.pb.gz');
     } finally {
-      this.busy = false;
+      this.busy.cpu = false;
     }
   }
 
-  private async sampleCpu(session: Session, seconds: number): Promise<Profiler.Profile> {
+  /** Samples for `seconds`, or until the signal aborts or the last holder releases. */
+  private async sampleCpu(
+    session: Session,
+    seconds: number,
+    signal: AbortSignal,
+  ): Promise<Profiler.Profile> {
     await session.post('Profiler.enable');
     await session.post('Profiler.setSamplingInterval', { interval: profileLimits.cpuIntervalUs });
     await session.post('Profiler.start');
     await new Promise<void>((resolve) => {
       const finish = (): void => {
         clearTimeout(timer);
+        signal.removeEventListener('abort', finish);
         this.running = null;
         resolve();
       };
       const timer = setTimeout(finish, seconds * 1000);
       this.running = { finish };
+      if (signal.aborted) finish();
+      else signal.addEventListener('abort', finish, { once: true });
     });
     const { profile } = await session.post('Profiler.stop');
     await session.post('Profiler.disable');
     return profile;
   }
 
-  async heap(request: { format: 'pprof' | 'v8'; gc: boolean }): Promise<ProfileReply> {
+  heapWaitMs(nowMs: number): number {
+    return Math.max(0, this.heapReadyAtMs - nowMs);
+  }
+
+  async heap(
+    request: { format: 'pprof' | 'v8'; gc: boolean },
+    signal: AbortSignal,
+  ): Promise<ProfileReply> {
     const session = this.session;
     if (session === null) return errorReply(503, errorCodes.shutting_down, 'profiler is closed');
-    if (request.gc) await session.post('HeapProfiler.collectGarbage');
-    const result = await session.post('HeapProfiler.getSamplingProfile');
-    const profile = result.profile as unknown as V8HeapProfile;
-    if (request.format === 'v8')
-      return fileReply(JSON.stringify(profile), 'kimberlite.heapprofile');
-    const pprof = heapProfileToPprof(profile, profileLimits.heapIntervalBytes, Date.now());
-    return fileReply(await encodePprof(pprof), 'heap.pb.gz');
+    if (this.busy.heap) return busyReply('heap');
+    const startedAtMs = Date.now();
+    if (startedAtMs < this.heapReadyAtMs) return cooldownReply(this.heapReadyAtMs - startedAtMs);
+    this.busy.heap = true;
+    try {
+      throwIfCancelled(signal, 'heap');
+      if (request.gc) await session.post('HeapProfiler.collectGarbage');
+      throwIfCancelled(signal, 'heap');
+      const result = await session.post('HeapProfiler.getSamplingProfile');
+      throwIfCancelled(signal, 'heap');
+      const profile = result.profile as unknown as V8HeapProfile;
+      if (request.format === 'v8')
+        return fileReply(JSON.stringify(profile), 'kimberlite.heapprofile');
+      const pprof = heapProfileToPprof(profile, profileLimits.heapIntervalBytes, Date.now());
+      return fileReply(await encodePprof(pprof), 'heap.pb.gz');
+    } finally {
+      this.busy.heap = false;
+      this.heapReadyAtMs = heapReadyAtMs(startedAtMs, Date.now());
+    }
   }
+}
+
+/** How long from `nowMs` until a heap profile may start; 0 when one may start now. */
+export function heapProfileWaitMs(nowMs: number = Date.now()): number {
+  return processProfiler.heapWaitMs(nowMs);
+}
+
+/** When the next heap profile may start, given when the last one started and ended. */
+export function heapReadyAtMs(startedAtMs: number, endedAtMs: number): number {
+  const { heapTimeShareMax, heapCooldownMsMax } = profileLimits;
+  const tookMs = Math.max(0, endedAtMs - startedAtMs);
+  return endedAtMs + Math.min(heapCooldownMsMax, tookMs * (1 / heapTimeShareMax - 1));
+}
+
+function cooldownReply(waitMs: number): ProfileReply {
+  const share = `${Math.round(profileLimits.heapTimeShareMax * 100)}%`;
+  const message =
+    `heap profiles may take at most ${share} of the process's time; ` +
+    `retry in ${(waitMs / 1000).toFixed(1)} s`;
+  const reply = errorReply(429, profileErrorCodes.busy, message);
+  return { ...reply, headers: { 'retry-after': String(Math.ceil(waitMs / 1000)) } };
+}
+
+function busyReply(kind: ProfileKind): ProfileReply {
+  const what = kind === 'cpu' ? 'CPU profile' : 'heap profile';
+  const message = `another ${what} is running in this process; retry when it ends`;
+  return errorReply(429, profileErrorCodes.busy, message);
+}
+
+/** Rejects with KMB_ERR_CONNECTION_LOST once the client has gone. */
+function throwIfCancelled(signal: AbortSignal, kind: ProfileKind): void {
+  if (!signal.aborted) return;
+  throw kmbError('connection_lost', `${kind} profile cancelled: the client closed the connection`);
 }
 
 const processProfiler = new ProcessProfiler();
@@ -191,12 +272,18 @@ export function acquireProfiler(): () => void {
   return processProfiler.acquire();
 }
 
-/** The answer to GET /debug/pprof/profile or /debug/pprof/heap with this query. */
+/**
+ * The answer to GET /debug/pprof/profile or /debug/pprof/heap with this query. `signal` aborts
+ * when the client goes; the profile then stops and this rejects with KMB_ERR_CONNECTION_LOST.
+ */
 export async function profileReply(
   kind: ProfileKind,
   query: URLSearchParams,
+  signal: AbortSignal = new AbortController().signal,
 ): Promise<ProfileReply> {
   const request = parseProfileRequest(query, kind);
   if (!request.ok) return errorReply(400, profileErrorCodes.invalid_argument, request.message);
-  return kind === 'cpu' ? processProfiler.cpu(request) : processProfiler.heap(request);
+  return kind === 'cpu'
+    ? processProfiler.cpu(request, signal)
+    : processProfiler.heap(request, signal);
 }

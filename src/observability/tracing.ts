@@ -20,7 +20,7 @@ import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { BasicTracerProvider, BatchSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace-base';
-import type { TraceParent } from '../net/client_protocol.js';
+import type { TraceParent } from '../core/trace_parent.js';
 import type { Logger } from './logger.js';
 
 export { SpanKind } from '@opentelemetry/api';

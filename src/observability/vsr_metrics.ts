@@ -81,8 +81,22 @@ export const vsrByzantineReasons = [
   'malformed',
   /** The message names another sender than the link it came on. */
   'sender_mismatch',
-  /** The replica refused its sender index or view number. */
+  /** The replica refused its sender index (not another replica of this cluster). */
   'invalid_header',
+  /** A view beyond what a replica may hold (it would leave no room to change views). */
+  'view_out_of_range',
+  /** An op or commit number beyond what a replica may hold. */
+  'op_out_of_range',
+  /** Another field that could not be encoded again (nonce, time, checksum length, suffix). */
+  'field_invalid',
+  /** A later view asked for while this replica's view is healthy (sticky views). */
+  'view_change_refused',
+  /** A commit number claimed for ops this view's primary does not hold (the claim is dropped). */
+  'commit_unreachable',
+  /** A second replica hello for a replica whose link is live (the newcomer is refused). */
+  'link_taken',
+  /** A replica hello claiming this replica's own index. */
+  'self_index',
   /** A prepare it carried failed its checksums. */
   'bad_checksum',
   /** A prepare did not continue the hash chain. */

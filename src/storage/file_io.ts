@@ -91,6 +91,19 @@ class RealFileHandle implements FileHandleLike {
   }
 }
 
+/** Errors that mean the disk (or the user's quota) is full. */
+const noSpaceCodes: ReadonlySet<string> = new Set(['ENOSPC', 'EDQUOT']);
+
+/**
+ * Whether a failed system call ran out of space (ENOSPC, EDQUOT): the journal and the
+ * superblock wait and write again instead of failing (journal_writer.ts, "A full disk").
+ */
+export function isNoSpaceError(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  const code = (error as NodeJS.ErrnoException).code;
+  return typeof code === 'string' && noSpaceCodes.has(code);
+}
+
 function isNotFound(error: unknown): boolean {
   return error instanceof Error && (error as NodeJS.ErrnoException).code === 'ENOENT';
 }

@@ -1,5 +1,6 @@
 // Tests of the journal's normal life: append, reopen, read back, segments, group commit, the
-// write → datasync → resolve order, and what happens when a datasync fails.
+// write → datasync → resolve order, what happens when a datasync fails, and how a full disk
+// (ENOSPC, EDQUOT) pauses appends instead of failing them.
 
 import assert from 'node:assert/strict';
 import { readFile, readdir, stat } from 'node:fs/promises';
@@ -16,7 +17,7 @@ import type { Prepare } from '../core/header.js';
 import { realFileIO } from './file_io.js';
 import { Journal, freeSpaceChunkBytes } from './journal.js';
 import { RecordingFileIO } from './recording_file_io.js';
-import { segmentHeaderSizeBytes } from './segment_header.js';
+import { segmentFileSuffix, segmentHeaderSizeBytes } from './segment_header.js';
 import { makeChain, patternBodies, samePrepare, testCluster, withTempDir } from './test_support.js';
 
 async function readAllEntries(journal: Journal, fromOp = 1, toOp?: number): Promise<Prepare[]> {
@@ -455,7 +456,7 @@ describe('journal', () => {
       const io = new RecordingFileIO(realFileIO);
       const journal = await Journal.open({ dir, cluster: testCluster, io });
       const prepares = makeChain(patternBodies(3, 40));
-      io.faults.write = () => new Error('ENOSPC: simulated full disk');
+      io.faults.write = () => errnoError('EIO', 'simulated write failure');
       await assert.rejects(journal.append(prepares[0] as Prepare), { code: errorCodes.storage_io });
       io.faults = {};
       await assert.rejects(journal.append(prepares[1] as Prepare), { code: errorCodes.storage_io });
@@ -587,6 +588,181 @@ describe('journal truncation', () => {
       await assert.rejects(journal.truncate(3, { commitFloor: 4 }), AssertionError);
       await assert.rejects(journal.truncate(9, { commitFloor: 0 }), AssertionError);
       await journal.close();
+    });
+  });
+});
+
+/** An error as node:fs raises it: `code` set to the errno name. */
+function errnoError(code: string, what: string): NodeJS.ErrnoException {
+  return Object.assign(new Error(`${code}: ${what}`), { code });
+}
+
+/** Resolves once `condition` holds, polling; fails after `timeoutMs` (a liveness bound). */
+async function eventually(condition: () => boolean, what: string, timeoutMs = 5000) {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    assert.ok(Date.now() < deadline, `timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 2));
+  }
+}
+
+/** Opens a journal whose full-disk state changes are recorded in `changes`. */
+async function openWatched(
+  dir: string,
+  io: RecordingFileIO,
+  extra: { segmentSizeBytesMax?: number; freeSpace?: boolean } = {},
+): Promise<{ journal: Journal; changes: boolean[] }> {
+  const changes: boolean[] = [];
+  const journal = await Journal.open({
+    dir,
+    cluster: testCluster,
+    io,
+    fullRetryIntervalMs: 2,
+    onFull: (full) => changes.push(full),
+    ...extra,
+  });
+  return { journal, changes };
+}
+
+describe('journal on a full disk', () => {
+  it('pauses on ENOSPC: nothing resolves, then all resolve in order once space returns', async () => {
+    // Proves a full disk is a pause, not a failure: with every record write refused (ENOSPC),
+    // appends stay pending (none resolves or rejects) through several retries, the journal
+    // says `full` once, pending records are still read from memory; once writes succeed again
+    // every append resolves in op order, `full` clears once, and a reopen finds every record.
+    await withTempDir(async (dir) => {
+      const io = new RecordingFileIO(realFileIO);
+      const { journal, changes } = await openWatched(dir, io);
+      const prepares = makeChain(patternBodies(40, 300));
+      await journal.append(prepares[0] as Prepare);
+      let refused = 0;
+      io.faults.write = () => {
+        refused += 1;
+        return errnoError('ENOSPC', 'no space left on device');
+      };
+      const order: number[] = [];
+      const settled = prepares.slice(1).map((prepare) =>
+        journal.append(prepare).then(
+          () => order.push(prepare.header.op),
+          (error: unknown) => assert.fail(`op ${prepare.header.op} rejected: ${String(error)}`),
+        ),
+      );
+      await eventually(() => refused >= 5, 'five refused write attempts');
+      assert.deepEqual(order, [], 'nothing resolves while the disk is full');
+      assert.equal(journal.full, true);
+      assert.equal(journal.failed, false);
+      assert.equal(journal.durableOpMax, 1);
+      assert.deepEqual(changes, [true]);
+      assert.ok(samePrepare(await journal.read(20), prepares[19] as Prepare));
+      io.faults = {};
+      await Promise.all(settled);
+      assert.deepEqual(
+        order,
+        prepares.slice(1).map((prepare) => prepare.header.op),
+      );
+      assert.equal(journal.full, false);
+      assert.deepEqual(changes, [true, false]);
+      await journal.close();
+      const reopened = await Journal.open({ dir, cluster: testCluster });
+      assert.equal(reopened.recovery.truncated, null);
+      assertSameChain(await readAllEntries(reopened), prepares);
+      await reopened.close();
+    });
+  });
+
+  it('after a datasync fails with ENOSPC, rewrites the same bytes before the next datasync', async () => {
+    // Proves the rule for a failed fsync: its dirty pages may have been dropped, so a second
+    // datasync alone proves nothing. After the failed datasync, the batch's records are written
+    // again at the same positions, and only the datasync after that rewrite resolves the appends.
+    await withTempDir(async (dir) => {
+      const io = new RecordingFileIO(realFileIO);
+      // No free space laid down: its datasyncs would take the injected failures.
+      const { journal, changes } = await openWatched(dir, io, { freeSpace: false });
+      const prepares = makeChain(patternBodies(10, 500));
+      await journal.append(prepares[0] as Prepare);
+      let failures = 2;
+      io.faults.datasync = () =>
+        failures-- > 0 ? errnoError('ENOSPC', 'no space left on device') : undefined;
+      io.clear();
+      await Promise.all(prepares.slice(1).map((prepare) => journal.append(prepare)));
+      const records = io.events.filter(
+        (event) => event.kind === 'write' && event.detail !== 'zeros',
+      );
+      const first = records[0];
+      assert.ok(first !== undefined);
+      const rewrites = records.filter((event) => event.position === first.position);
+      assert.equal(rewrites.length, 3, 'written once, then again after each failed datasync');
+      const lastRewrite = io.events.lastIndexOf(rewrites[2] as (typeof io.events)[number]);
+      const syncedAt = io.events.findIndex((event) => event.kind === 'datasync');
+      assert.ok(syncedAt > lastRewrite, 'the datasync that succeeds follows the last rewrite');
+      assert.deepEqual(changes, [true, false]);
+      await journal.close();
+      const reopened = await Journal.open({ dir, cluster: testCluster });
+      assertSameChain(await readAllEntries(reopened), prepares);
+      await reopened.close();
+    });
+  });
+
+  it('retries a segment roll that ran out of space, leaving a partial segment file behind', async () => {
+    // Proves the roll is idempotent: with 8 KiB segments, the write of a new segment's header
+    // fails with ENOSPC after the file was created (as a full disk does), three times; the
+    // retry removes that partial file, creates the segment again, and every record reads back
+    // across the segments after a reopen.
+    await withTempDir(async (dir) => {
+      const io = new RecordingFileIO(realFileIO);
+      const segmentSizeBytesMax = 8192;
+      const { journal, changes } = await openWatched(dir, io, { segmentSizeBytesMax });
+      const prepares = makeChain(patternBodies(40, 600));
+      let headerFailures = 3;
+      io.faults.write = (path, buffers) => {
+        const header =
+          !path.endsWith(`00000000${segmentFileSuffix}`) &&
+          buffers.length === 1 &&
+          buffers[0]?.length === segmentHeaderSizeBytes &&
+          buffers[0].some((byte) => byte !== 0);
+        if (!header || headerFailures === 0) return undefined;
+        headerFailures -= 1;
+        return errnoError('ENOSPC', 'no space left on device');
+      };
+      for (const prepare of prepares) await journal.append(prepare);
+      assert.equal(headerFailures, 0, 'every injected failure was met');
+      assert.ok(journal.segmentCount > 2);
+      assert.deepEqual(changes, [true, false]);
+      await journal.close();
+      const reopened = await Journal.open({ dir, cluster: testCluster, segmentSizeBytesMax });
+      assert.equal(reopened.recovery.truncated, null);
+      assertSameChain(await readAllEntries(reopened), prepares);
+      await reopened.close();
+    });
+  });
+
+  it('EIO while full is still a failure, and close gives up waiting for space', async () => {
+    // Proves only ENOSPC/EDQUOT pause: an EIO during the pause rejects the pending appends with
+    // KMB_ERR_STORAGE_IO. And a journal closed while it waits for space does not wait forever:
+    // its pending appends reject with KMB_ERR_STORAGE_FULL (they were never acknowledged).
+    await withTempDir(async (dir) => {
+      const io = new RecordingFileIO(realFileIO);
+      const { journal } = await openWatched(dir, io);
+      const prepares = makeChain(patternBodies(4, 100));
+      let calls = 0;
+      io.faults.write = () =>
+        calls++ < 3 ? errnoError('EDQUOT', 'quota exceeded') : errnoError('EIO', 'I/O error');
+      await assert.rejects(journal.append(prepares[0] as Prepare), { code: errorCodes.storage_io });
+      assert.equal(journal.failed, true);
+      await journal.close();
+    });
+    await withTempDir(async (dir) => {
+      const io = new RecordingFileIO(realFileIO);
+      const { journal } = await openWatched(dir, io);
+      const prepares = makeChain(patternBodies(4, 100));
+      io.faults.write = () => errnoError('ENOSPC', 'no space left on device');
+      const pending = Promise.allSettled(prepares.map((prepare) => journal.append(prepare)));
+      await eventually(() => journal.full, 'the journal to report full');
+      await journal.close();
+      for (const result of await pending) {
+        assert.equal(result.status, 'rejected');
+        assert.equal((result.reason as KmbError).code, errorCodes.storage_full);
+      }
     });
   });
 });

@@ -5,15 +5,24 @@
 // The last segment may end in free space (zeros the journal laid down ahead of its writes; see
 // journal_scan.ts): it is left in place, and the segment's size is where its records end.
 //
+// The commit floor. Ops up to `commitFloor` (the superblock's commit) are committed: a journal
+// that ends below it lost acknowledged records (a deleted or cut-short segment, a deleted journal
+// directory), which no torn write can explain. With `onCorruption: 'refuse'` that throws
+// CommittedRecordsMissingError (data_dir_rules.ts, the words verify uses) before anything is
+// changed, even a torn tail below the floor is left in place; with `cut` the journal opens as it
+// is and the caller, seeing opMax below its commit, restarts the replica as not intact.
+//
 // Invariants: the only changes ever made here are (1) creating the journal directory and the
 // first segment when there is none, (2) truncating a provable torn tail of the last segment to
 // the end of its last valid record (then datasync), (3) removing a last segment whose own header
 // is torn (then fsync the directory). Any corruption throws KMB_ERR_STORAGE_CORRUPT before
-// anything is changed: scanning finishes before the truncation.
+// anything is changed: scanning finishes before the truncation, and the commit floor is checked
+// before any of (1)-(3).
 
 import { assert } from '../core/assert.js';
 import type { KmbError } from '../core/errors.js';
 import { rootPrepare } from '../core/header.js';
+import { committedRecordsMissing } from './data_dir_rules.js';
 import type { FileHandleLike, FileIO } from './file_io.js';
 import { newChain, scanSegment } from './journal_scan.js';
 import type { ChainState, ScanProblem, TornReason, TornTail } from './journal_scan.js';
@@ -61,12 +70,23 @@ interface RecoverContext {
    * the cut ops again from its peers, which hold every committed op.
    */
   readonly onCorruption: 'refuse' | 'cut';
+  /** Ops 1..commitFloor are committed and must be held (see "The commit floor"); 0: none. */
+  readonly commitFloor: number;
+}
+
+/** Refuses (refuse mode) a journal that would end below the commit floor, before any change. */
+function checkCommitFloor(context: RecoverContext, opMax: number): void {
+  if (context.onCorruption !== 'refuse') return;
+  const refusal = committedRecordsMissing(context.dataDir, context.commitFloor, opMax);
+  if (refusal !== null) throw refusal;
 }
 
 export async function recoverJournal(context: RecoverContext): Promise<RecoveredJournal> {
   const { io, journalDir } = context;
+  assert(Number.isSafeInteger(context.commitFloor) && context.commitFloor >= 0, 'commit floor');
   let syncCount = 0;
   if ((await io.stat(journalDir)) === null) {
+    checkCommitFloor(context, 0);
     await io.mkdir(journalDir, { recursive: true });
     await io.fsyncDir(context.dataDir);
     syncCount += 1;
@@ -94,11 +114,13 @@ export async function recoverJournal(context: RecoverContext): Promise<Recovered
       segmentSizesBytes.push(scanned.sizeBytes);
       continue;
     }
+    checkCommitFloor(context, index.opMax);
     syncCount += 1;
     truncated = await cutTornTail(context, segment, scanned.torn);
     if (scanned.torn.removeSegment) index.dropEmptyLastSegment();
     else segmentSizesBytes.push(scanned.torn.position);
   }
+  checkCommitFloor(context, index.opMax);
   const tail = await openTail(context, index, segmentSizesBytes);
   const headChecksum = chain.parent ?? rootPrepare(context.cluster).header.checksum;
   assert(chain.opNext === index.opMax + 1, 'the chain ends at the last indexed op');

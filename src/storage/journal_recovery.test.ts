@@ -17,9 +17,11 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 
 import { errorCodes, KmbError } from '../core/errors.js';
+import { CommittedRecordsMissingError, commitBeyondJournalProblem } from './data_dir_rules.js';
 import { headerSizeBytes, makePrepare } from '../core/header.js';
 import type { Prepare } from '../core/header.js';
 import { asOp } from '../core/types.js';
+import { rm } from 'node:fs/promises';
 import { Journal } from './journal.js';
 import { segmentHeaderSizeBytes } from './segment_header.js';
 import { Superblock } from './superblock.js';
@@ -524,6 +526,123 @@ describe('journal recovery: cutting at corruption (replicas with peers)', () => 
       const report = await verifyDataDir(dir);
       assert.equal(report.ok, true, JSON.stringify(report.problems));
       assert.equal(report.opMax, 30);
+    });
+  });
+});
+
+/** Every file under the journal directory with its size (to show a refusal changed nothing). */
+async function journalFiles(dir: string): Promise<Record<string, number>> {
+  const files: Record<string, number> = {};
+  const names = await readdir(join(dir, 'journal')).catch(() => null);
+  if (names === null) return files;
+  for (const name of names) files[name] = (await stat(join(dir, 'journal', name))).size;
+  return files;
+}
+
+/** Opening with `commitFloor` refuses with verify's words for the same damage, changing nothing. */
+async function expectBelowFloor(dir: string, commitFloor: number, opMax: number): Promise<void> {
+  const superblock = await Superblock.open(dir);
+  await superblock?.write({ commit: asOp(commitFloor) });
+  const before = await journalFiles(dir);
+  const problem = commitBeyondJournalProblem(commitFloor, opMax);
+  assert.ok(problem !== null);
+  await assert.rejects(Journal.open({ dir, cluster: testCluster, commitFloor }), (error) => {
+    assert.ok(error instanceof CommittedRecordsMissingError);
+    assert.equal(error.code, errorCodes.storage_corrupt);
+    assert.equal(error.superblockCommit, commitFloor);
+    assert.equal(error.journalOpMax, opMax);
+    assert.ok(error.message.includes(problem), error.message);
+    assert.match(error.message, /backup/);
+    assert.ok(error.message.includes(`kimberlite-admin verify --data-dir ${dir}`));
+    return true;
+  });
+  assert.deepEqual(await journalFiles(dir), before, 'the refusal changed nothing');
+  const report = await verifyDataDir(dir);
+  assert.deepEqual(
+    report.problems.map((p) => p.problem),
+    [problem],
+    'verify reports the same problem',
+  );
+}
+
+describe('journal recovery: the commit floor (the superblock commit)', () => {
+  it('refuses a journal whose last segment was deleted or cut to its header', async () => {
+    // Proves that records missing below the superblock's commit are never taken for a clean end:
+    // a 30-op journal in several segments loses its last segment (deleted, or cut to its 64-byte
+    // header); Journal.open with commitFloor 30 refuses with CommittedRecordsMissingError whose
+    // message holds verify's exact problem, and changes no file. With 'cut' (a replica with
+    // peers) the same journal opens as it is, at the last op it holds.
+    await withTempDir(async (dir) => {
+      const prepares = makeChain(patternBodies(30, 100));
+      await writeJournal(dir, prepares, 1024);
+      const lastSegment = (await verifyDataDir(dir)).segments.at(-1);
+      assert.ok(lastSegment !== undefined && lastSegment.opFirst !== null);
+      const lastFile = lastSegment.name;
+      const opMax = lastSegment.opFirst - 1;
+      await truncate(segmentFile(dir, lastFile), segmentHeaderSizeBytes);
+      await expectBelowFloor(dir, 30, opMax);
+      await unlink(segmentFile(dir, lastFile));
+      await expectBelowFloor(dir, 30, opMax);
+      const cut = await Journal.open({
+        dir,
+        cluster: testCluster,
+        commitFloor: 30,
+        onCorruption: 'cut',
+      });
+      assert.equal(cut.opMax, opMax);
+      await cut.close();
+    });
+  });
+
+  it('leaves a torn tail below the floor in place and refuses; above it, cuts as before', async () => {
+    // Proves a torn tail is only a torn tail above the commit: the last of 5 records cut in half
+    // with commitFloor 5 is refused without truncating the file (nothing acknowledged may be cut);
+    // a torn segment header after op 5 with floor 6 is refused without removing the file; with
+    // floor 4, the same torn record is cut as an unfinished write.
+    await withTempDir(async (dir) => {
+      const prepares = makeChain(patternBodies(5, 40));
+      await writeJournal(dir, prepares);
+      await writeFile(segmentFile(dir, '00000001.kjl'), new Uint8Array(20));
+      await expectBelowFloor(dir, 6, 5);
+      await unlink(segmentFile(dir, '00000001.kjl'));
+      const end = positionOf(prepares, 6);
+      await truncate(segmentFile(dir), end - 20);
+      const journal = await Journal.open({ dir, cluster: testCluster, commitFloor: 4 });
+      assert.equal(journal.recovery.truncated?.reason, 'body_incomplete');
+      assert.equal(journal.opMax, 4);
+      await journal.close();
+    });
+  });
+
+  it('refuses a torn last record at the floor without cutting it', async () => {
+    // Proves the check runs before the cut: the torn record is op 5, the floor is 5.
+    await withTempDir(async (dir) => {
+      const prepares = makeChain(patternBodies(5, 40));
+      await writeJournal(dir, prepares);
+      await truncate(segmentFile(dir), positionOf(prepares, 6) - 20);
+      await assert.rejects(
+        Journal.open({ dir, cluster: testCluster, commitFloor: 5 }),
+        CommittedRecordsMissingError,
+      );
+      assert.equal((await stat(segmentFile(dir))).size, positionOf(prepares, 6) - 20);
+    });
+  });
+
+  it('refuses a missing journal directory above floor 0, creating nothing', async () => {
+    // Proves the journal directory is not re-created over lost records: with commitFloor 3 and
+    // no journal directory, open refuses and creates nothing; with floor 0 (nothing committed)
+    // it creates the directory and the first segment as for a fresh data directory.
+    await withTempDir(async (dir) => {
+      await writeJournal(dir, makeChain(patternBodies(3, 10)));
+      await rm(join(dir, 'journal'), { recursive: true });
+      await assert.rejects(
+        Journal.open({ dir, cluster: testCluster, commitFloor: 3 }),
+        CommittedRecordsMissingError,
+      );
+      assert.deepEqual(await readdir(dir), ['superblock.kmb']);
+      const fresh = await Journal.open({ dir, cluster: testCluster, commitFloor: 0 });
+      assert.equal(fresh.opMax, 0);
+      await fresh.close();
     });
   });
 });

@@ -22,7 +22,7 @@
 //                      and no valid record follows anywhere after it.
 // The last segment's own header may be torn too (fewer than 64 bytes, or all zeros with no
 // valid record after): that segment holds nothing durable and is removed.
-// Free space. The journal lays zeros down ahead of its writes (journal.ts), so the last segment
+// Free space. The journal lays zeros down ahead of its writes (journal_writer.ts), so the last segment
 // may end in zeros: when every byte from the end of its last valid record to end of file is
 // zero, those bytes are free space, not a torn write: nothing is cut and nothing is reported.
 // (A write that left nothing but zeros is indistinguishable from one never made, and was never

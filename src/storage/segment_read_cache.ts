@@ -1,8 +1,9 @@
 // One cached read handle for the journal's random reads (scrubbing, repairs served to peers,
 // checks). Opening and closing a segment file for every record read cost three trips through
-// the thread pool per read; the scrubber alone reads a record every tick, and on the benchmark
-// machine that was half of an idle replica's CPU. Consecutive reads mostly hit one segment, so
-// one open handle, kept until a read needs another segment, removes nearly all of it.
+// the thread pool per read; the scrubber alone reads a record every tick, which was a large
+// share of an idle replica's CPU (docs/performance.md, "Figures behind the code"). Consecutive
+// reads mostly hit one segment, so one open handle, kept until a read needs another segment,
+// removes nearly all of it.
 //
 // Invariants: a handle is closed only once no read is using it (reads on one handle may run
 // concurrently: every read is positional); invalidate() retires the cached handle at once, so a

@@ -11,9 +11,17 @@
 // temporary file, datasyncs it, renames it into place and fsyncs the directory, so a crash
 // leaves no superblock (a fresh data dir) or a whole one.
 //
+// A full disk. write() overwrites bytes the file already holds, so on most filesystems it needs
+// no new blocks; a copy-on-write filesystem (btrfs, ZFS) or thin provisioning may still answer
+// ENOSPC or EDQUOT. That is a wait, as in the journal (space_wait.ts): the group's copies are
+// written again, whole, and datasynced, every fullRetryIntervalMs, until it succeeds (`full`
+// meanwhile). Retrying a group keeps the crash-safety argument above: the other group is not
+// touched.
+//
 // Invariants: the sequence only grows; the cluster never changes; view, log view and commit
-// never go backwards (asserted: going back is a programmer error); after a failed write the
-// superblock refuses further writes (KMB_ERR_STORAGE_IO), as the journal does.
+// never go backwards (asserted: going back is a programmer error); after a failed write (other
+// than a full disk) the superblock refuses further writes (KMB_ERR_STORAGE_IO), as the journal
+// does.
 
 import { join } from 'node:path';
 
@@ -21,9 +29,10 @@ import { assert } from '../core/assert.js';
 import { constants } from '../core/constants.js';
 import { kmbError } from '../core/errors.js';
 import type { KmbError } from '../core/errors.js';
-import { readAll, realFileIO, writeAll } from './file_io.js';
+import { isNoSpaceError, readAll, realFileIO, writeAll } from './file_io.js';
 import type { FileHandleLike, FileIO } from './file_io.js';
 import { corruptionError, ioError, withIoErrors } from './storage_errors.js';
+import { SpaceWait } from './space_wait.js';
 import { decodeCopy, encodeCopy, stateEqual, stateProblem } from './superblock_copy.js';
 import type { CopyDecoding, SuperblockState } from './superblock_copy.js';
 
@@ -31,6 +40,8 @@ export type { SuperblockState } from './superblock_copy.js';
 
 export const superblockFileName = 'superblock.kmb';
 const temporarySuffix = '.tmp';
+/** What create() writes before renaming it into place; left over only by a crash during it. */
+export const superblockTemporaryFileName = superblockFileName + temporarySuffix;
 
 export interface SuperblockCopyReport {
   readonly index: number;
@@ -111,6 +122,14 @@ export class Superblock {
   private current: boolean[];
   private writes: Promise<void> = Promise.resolve();
   private failure: KmbError | null = null;
+  /** How often a write stopped by a full disk is tried again (tests shorten it). */
+  fullRetryIntervalMs: number = constants.diskFullRetryIntervalMs;
+  /** Told when a write starts waiting for space (true, with the error) and when it resumes. */
+  onFull: (full: boolean, error: unknown) => void = () => undefined;
+  private readonly spaceWait = new SpaceWait({
+    onFull: (full, error) => this.onFull(full, error),
+    retryIntervalMs: () => this.fullRetryIntervalMs,
+  });
 
   private constructor(
     private readonly dataDir: string,
@@ -208,7 +227,9 @@ export class Superblock {
     try {
       const handle = await this.io.open(path, 'readwrite');
       try {
-        for (const group of this.writeGroups()) await writeGroup(handle, group, sequence, state);
+        for (const group of this.writeGroups()) {
+          await this.writeGroupDurably(handle, group, sequence, state);
+        }
       } finally {
         await handle.close();
       }
@@ -219,6 +240,31 @@ export class Superblock {
     this.stateValue = state;
     this.sequenceValue = sequence;
     this.current = this.current.map(() => true);
+  }
+
+  /** True while a write waits for space on a full disk. */
+  get full(): boolean {
+    return this.spaceWait.full;
+  }
+
+  /** Writes one group until its datasync succeeds, waiting while the disk is full. */
+  private async writeGroupDurably(
+    handle: FileHandleLike,
+    group: readonly number[],
+    sequence: number,
+    state: SuperblockState,
+  ): Promise<void> {
+    for (;;) {
+      try {
+        await writeGroup(handle, group, sequence, state);
+        this.spaceWait.leave();
+        return;
+      } catch (error) {
+        if (!isNoSpaceError(error)) throw error;
+        this.spaceWait.enter(error);
+        await this.spaceWait.wait();
+      }
+    }
   }
 
   /** Two groups of copy indexes: stale copies first, copies of the current state last. */

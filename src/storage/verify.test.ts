@@ -2,7 +2,7 @@
 // going on past problems into later segments, superblock checks, and the printed summary.
 
 import assert from 'node:assert/strict';
-import { copyFile, open, readdir } from 'node:fs/promises';
+import { copyFile, open, readdir, rm, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 
@@ -19,6 +19,7 @@ import { Superblock, superblockPath } from './superblock.js';
 import { makeChain, patternBodies, testCluster, testSuperblockState } from './test_support.js';
 import { withTempDir } from './test_support.js';
 import { formatVerifyReport, verifyDataDir } from './verify.js';
+import { journalDirMissingProblem, superblockMissingProblem } from './data_dir_rules.js';
 
 async function makeDataDir(dir: string, prepares: readonly Prepare[], segmentSize = 1024) {
   const superblock = await Superblock.create(dir, testSuperblockState);
@@ -84,6 +85,31 @@ describe('verify', () => {
       assert.ok(report.warnings.length > 0);
       const missing = await verifyDataDir(join(dir, 'nope'));
       assert.equal(missing.ok, false);
+    });
+  });
+
+  it('reports a superblock without its journal, and segment files without a superblock', async () => {
+    // Proves the pairing rules start-up shares (data_dir_rules.ts), each as exactly one problem:
+    // a superblock (commit 3) whose journal directory was deleted — not "a fresh directory" —
+    // and journal segment files, even ones holding no record, whose superblock was deleted.
+    await withTempDir(async (dir) => {
+      const superblock = await makeDataDir(dir, makeChain(patternBodies(3, 10)));
+      await superblock.write({ commit: asOp(3) });
+      await rm(join(dir, 'journal'), { recursive: true });
+      let report = await verifyDataDir(dir);
+      assert.deepEqual(
+        report.problems.map((p) => [p.segment, p.problem]),
+        [['journal/', journalDirMissingProblem(3)]],
+      );
+      await unlink(superblockPath(dir));
+      const journal = await Journal.open({ dir, cluster: testCluster });
+      await journal.close(); // An empty first segment: a header, no record.
+      report = await verifyDataDir(dir);
+      assert.deepEqual(
+        report.problems.map((p) => [p.segment, p.problem]),
+        [['superblock.kmb', superblockMissingProblem()]],
+      );
+      assert.match(formatVerifyReport(report), /superblock file is missing/);
     });
   });
 

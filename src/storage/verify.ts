@@ -4,6 +4,11 @@
 // the journal. Record bodies are checked against their checksums but never decoded: replaying
 // the kernel is the CLI's separate step.
 //
+// The superblock and the journal are judged against each other by the rules of
+// data_dir_rules.ts, which start-up applies too, in the same words: a superblock commit beyond the
+// journal's last valid op, a superblock without a journal directory, segment files without a
+// superblock.
+//
 // Invariants: strictly read-only — files are opened 'read' and nothing is truncated, created or
 // written, even for a torn tail (reported as a warning: start-up would truncate it). Records are
 // judged by the same scanner as Journal.open (journal_scan.ts), so verify and start-up always
@@ -17,6 +22,11 @@ import { constants } from '../core/constants.js';
 import { rootPrepare } from '../core/header.js';
 import { realFileIO } from './file_io.js';
 import type { FileIO } from './file_io.js';
+import {
+  commitBeyondJournalProblem,
+  journalDirMissingProblem,
+  superblockMissingProblem,
+} from './data_dir_rules.js';
 import { newChain, scanSegment } from './journal_scan.js';
 import type { ChainState, SegmentScan, TornReason } from './journal_scan.js';
 import { journalDirName, journalDirOf, listSegmentIndexes, segmentPath } from './segment_file.js';
@@ -120,8 +130,8 @@ export async function verifyDataDir(dir: string, io: FileIO = realFileIO): Promi
     findings.problem({ segment: '', position: 0, op: null, problem: `${dir} is not a directory` });
   }
   const superblock = await verifySuperblock(dir, io, findings);
-  const journal = await verifyJournal(dir, io, superblock.cluster, findings);
-  crossCheck(superblock, journal, findings);
+  const { dirPresent, ...journal } = await verifyJournal(dir, io, superblock, findings);
+  crossCheck(superblock, journal, dirPresent, findings);
   return {
     ok: findings.problemCount === 0,
     dataDir: dir,
@@ -195,12 +205,14 @@ interface JournalFindings {
   tornTail: VerifyTornTail | null;
 }
 
+/** The journal's findings, and whether there is a journal directory at all. */
 async function verifyJournal(
   dir: string,
   io: FileIO,
-  cluster: number | null,
+  superblock: VerifySuperblockReport,
   findings: Findings,
-): Promise<JournalFindings> {
+): Promise<JournalFindings & { dirPresent: boolean }> {
+  const cluster = superblock.cluster;
   const journal: JournalFindings = {
     segments: [],
     recordCount: 0,
@@ -214,13 +226,16 @@ async function verifyJournal(
   let indexes: number[];
   try {
     if ((await io.stat(journalDir)) === null) {
-      findings.warning(`no journal directory in ${dir} (a fresh data directory)`);
-      return journal;
+      const commit = superblock.state?.commit;
+      if (commit === undefined) {
+        findings.warning(`no journal directory in ${dir} (a fresh data directory)`);
+      } else findings.problem({ ...at, problem: journalDirMissingProblem(commit) });
+      return { ...journal, dirPresent: false };
     }
     indexes = await listSegmentIndexes(io, journalDir);
   } catch (error) {
     findings.problem({ ...at, problem: `cannot list the journal: ${messageOf(error)}` });
-    return journal;
+    return { ...journal, dirPresent: true };
   }
   const chain = newChain(cluster);
   const lastIndex = indexes[indexes.length - 1] ?? -1;
@@ -238,7 +253,7 @@ async function verifyJournal(
       findings,
     );
   }
-  return journal;
+  return { ...journal, dirPresent: true };
 }
 
 function reportMissing(from: number, to: number, findings: Findings): void {
@@ -335,22 +350,18 @@ function noteTornTail(
 function crossCheck(
   superblock: VerifySuperblockReport,
   journal: JournalFindings,
+  journalDirPresent: boolean,
   findings: Findings,
 ): void {
   const at = { segment: superblockFileName, position: 0, op: null };
-  if (!superblock.present && journal.recordCount > 0) {
-    findings.problem({ ...at, problem: 'superblock file is missing, but the journal has records' });
+  if (!superblock.present && (journal.segments.length > 0 || journal.recordCount > 0)) {
+    findings.problem({ ...at, problem: superblockMissingProblem() });
   } else if (!superblock.present) {
     findings.warning('no superblock (a fresh or uninitialised data directory)');
   }
   const state = superblock.state;
-  if (state !== null && state.commit > journal.opMax) {
-    findings.problem({
-      ...at,
-      op: state.commit,
-      problem:
-        `superblock commit ${state.commit} is beyond the journal's last valid op ` +
-        `${journal.opMax}: committed records are missing`,
-    });
-  }
+  // A missing journal directory is one problem (reported by verifyJournal), not two.
+  if (state === null || !journalDirPresent) return;
+  const problem = commitBeyondJournalProblem(state.commit, journal.opMax);
+  if (problem !== null) findings.problem({ ...at, op: state.commit, problem });
 }

@@ -64,7 +64,9 @@ export function formatVerifyReport(report: VerifyReport): string {
     report.ok
       ? 'Result: OK, no problems found.'
       : `Result: CORRUPT, ${problemCount} problem${problemCount === 1 ? '' : 's'} found. ` +
-          'Start-up refuses corrupt data: repair this replica from a healthy peer.',
+          'A single node refuses to start on it: restore the directory from a backup. A ' +
+          'replica of a cluster fetches lost or corrupt records from its peers ' +
+          '(docs/operations.md, "Start-up and damaged data directories").',
   );
   return `${lines.join('\n')}\n`;
 }

@@ -56,6 +56,11 @@ export const canaryConfigs: Record<CanaryName, readonly CanaryConfig[]> = {
     config(5, 'all', 800),
   ],
   no_duplicate_detection: [config(1, 'client_network', 600), config(3, 'client_network', 600)],
+  trust_peer_numbers: [
+    config(3, 'forge', 600),
+    config(3, 'network,crash,forge', 800),
+    config(5, 'network,crash,forge', 800),
+  ],
 };
 
 export type CanaryStatus = 'caught' | 'not_caught' | 'not_available';

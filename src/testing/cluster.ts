@@ -15,7 +15,9 @@
 // executed state (its mirrored streams), under the node shell's rules (readRefusal): a
 // linearizable read only at a primary that hears a quorum and has executed its view's log, a
 // stale read at any normal replica within a lag bound. An exception from any replica entry
-// point (an assertion in replica or kernel code) ends the run as a `crash`.
+// point (an assertion in replica or kernel code) ends the run as a `crash`, and so does a
+// message the node's codec could not encode, or a superblock view beyond its u32: the node's
+// shell would die on them (issue 14: a forged view of 2^32-1 did exactly that).
 
 import { assert } from '../core/assert.js';
 import { errorCodes } from '../core/errors.js';
@@ -23,11 +25,13 @@ import type { ErrorCode } from '../core/errors.js';
 import { clusterIdFromName, rootPrepare } from '../core/header.js';
 import type { Prepare } from '../core/header.js';
 import { asStreamId } from '../core/types.js';
+import { encodeReplicaMessage } from '../net/replica_codec.js';
 import type { Effect, JournalReadContext, ReplicaMessage } from '../vsr/message.js';
 import type { KernelOutput } from '../node/kernel_state_machine.js';
 import { SafetyChecker } from './checkers.js';
 import { deepCopy, flipPrepareBit, TraceHash } from './deep.js';
 import type { FaultClass, RunPlan } from './fault_plan.js';
+import { Forger } from './forger.js';
 import { Prng } from './prng.js';
 import { callOnJournalRead, createReplica, toSimEffect } from './replica_adapter.js';
 import type { CanaryName, RecoveryReport, SimEffect, SimReplica } from './replica_adapter.js';
@@ -90,6 +94,9 @@ export interface ClusterOptions {
   readonly mutation?: ShellMutation | undefined;
 }
 
+/** The largest view the superblock holds (a u32, as on the wire). */
+const superblockViewMax = 0xffff_ffff;
+
 /** The lag bound of the workload's stale reads (the SDK's `lagOpsMax`). */
 export const staleLagOpsMax = 10;
 
@@ -111,6 +118,8 @@ export class Cluster {
   private readonly rootChecksum: Uint8Array;
   private readonly clientsById = new Map<string, SimClient>();
   readonly quorum: number;
+  /** The `forge` fault class: a stranger sending forged and extreme messages (forger.ts). */
+  readonly forger: Forger | null;
 
   constructor(private readonly options: ClusterOptions) {
     const { plan, prng, replicaCount } = options;
@@ -138,6 +147,9 @@ export class Cluster {
       (_, i) => new SimClient(i, replicaCount, this.workload, transport),
     );
     for (const client of this.clients) this.clientsById.set(client.id, client);
+    // Forked last, and only with `forge`: runs without it draw exactly what they drew before.
+    const forging = options.faults.has('forge');
+    this.forger = forging ? new Forger(prng.fork(), replicaCount, this.cluster) : null;
     for (const node of this.nodes) this.start(node);
   }
 
@@ -190,6 +202,23 @@ export class Cluster {
       const victim = this.nodes[this.faultPrng.pick(plan.corruptibleReplicas)];
       victim?.storage.corruptRandomRecord();
     }
+    if (this.forger !== null) this.forge(this.forger);
+  }
+
+  /** Delivers one forged message (if the forger sends one this tick) straight to its target. */
+  private forge(forger: Forger): void {
+    const targets = this.nodes.flatMap((n) =>
+      n.replica === null ? [] : [{ replica: n.index, view: n.replica.view }],
+    );
+    const forgery = forger.maybeForge(targets);
+    if (forgery === null) return;
+    const node = this.nodes[forgery.to];
+    assert(node !== undefined && node.replica !== null, 'a forgery for a running replica');
+    this.trace.add(forgery);
+    this.perform(
+      node,
+      this.enter(node, 'onMessage', (r) => r.onMessage(forgery.message)),
+    );
   }
 
   /** Ends every fault and restarts every crashed replica: the liveness phase begins. */
@@ -296,6 +325,10 @@ export class Cluster {
         return this.agenda.schedule(node.storage.readDelayTicks(), item);
       }
       case 'superblock_write': {
+        if (effect.superblock.view > superblockViewMax) {
+          const error = new Error(`superblock view ${effect.superblock.view} beyond the u32`);
+          throw new ReplicaCrash(index, 'superblock_write', error);
+        }
         const delayTicks = node.storage.startSuperblockWrite(effect.superblock);
         return this.agenda.schedule(delayTicks, { kind: 'superblock_done', replica: index, epoch });
       }
@@ -390,6 +423,11 @@ export class Cluster {
   private replicaSend(from: number, to: number, message: ReplicaMessage): void {
     const target = this.nodes[to];
     assert(target !== undefined, 'send to a replica of this cluster');
+    try {
+      encodeReplicaMessage(message); // As the node's shell does before it sends.
+    } catch (error) {
+      throw new ReplicaCrash(from, `send (the codec refused a ${message.kind})`, error);
+    }
     for (const delay of this.network.route(from, to, this.now)) {
       const copy = deepCopy(message);
       if (this.network.corrupts()) flipPrepareBit(copy, (n) => this.faultPrng.below(n));

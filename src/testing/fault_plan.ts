@@ -9,6 +9,9 @@
 //                   most f replicas
 //   crash           replicas crash (losing what was not durable) and restart from their disk
 //   clock           wall-clock offsets up to seconds, drift, and jumps in both directions
+//   forge           a stranger on the replica network sends forged and extreme messages in the
+//                   name of any sender (forger.ts): views past the wire's u32, commits of 10^9,
+//                   far-ahead view changes, prepares that fail their checksums
 // Without a class, its part still runs benignly: links delay packets (FIFO), writes take a
 // few ticks, a clock is within a millisecond of true time.
 //
@@ -25,7 +28,14 @@ import type { LinkFaults, NetworkOptions, PartitionMode } from './sim_network.js
 import type { StorageOptions } from './sim_storage.js';
 import type { WorkloadOptions } from './workload.js';
 
-export const faultClasses = ['network', 'client_network', 'storage', 'crash', 'clock'] as const;
+export const faultClasses = [
+  'network',
+  'client_network',
+  'storage',
+  'crash',
+  'clock',
+  'forge',
+] as const;
 export type FaultClass = (typeof faultClasses)[number];
 
 export function parseFaults(text: string): Set<FaultClass> | string {

@@ -4,11 +4,10 @@
 
 import { connect as netConnect } from 'node:net';
 import type { Socket } from 'node:net';
-import { randomId, toHex } from '../core/checksum.js';
-import { asClientId, asRequestNumber } from '../core/types.js';
+import { asRequestNumber } from '../core/types.js';
 import type { ClientId } from '../core/types.js';
-import { encodeCommand } from '../kernel/command.js';
-import type { Command } from '../kernel/command.js';
+import { encodeCommand } from '../kernel/kernel.js';
+import type { Command } from '../kernel/kernel.js';
 import { FrameDecoder, encodeFrame } from '../net/frame.js';
 import { TickCork } from '../net/tick_cork.js';
 import {
@@ -18,6 +17,8 @@ import {
   protocolVersion,
 } from '../net/client_protocol.js';
 import type { ClientMessage, Query, QueryResult } from '../net/client_protocol.js';
+
+export { newClientId } from '../client/client_id.js';
 
 type Answer = Extract<ClientMessage, { kind: 'reply' | 'error' | 'query_result' }>;
 
@@ -155,10 +156,6 @@ export class RawClient {
   close(): void {
     this.socket.destroy();
   }
-}
-
-export function newClientId(): ClientId {
-  return asClientId(toHex(randomId(16)));
 }
 
 /** The key an answer is matched by: requests by (client, number), queries by id. */

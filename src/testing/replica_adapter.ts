@@ -41,6 +41,7 @@ export const canaryNames = [
   'adopt_wrong_log',
   'skip_repair_checksum',
   'no_duplicate_detection',
+  'trust_peer_numbers',
 ] as const satisfies readonly Canary[];
 export type CanaryName = (typeof canaryNames)[number];
 /** Compiles only while every Canary of the replica is listed above (else names the missing). */

@@ -10,13 +10,14 @@
 import { checksumEqual } from '../core/checksum.js';
 import { constants } from '../core/constants.js';
 import type { Prepare } from '../core/header.js';
-import type { Op, ReplicaIndex, View } from '../core/types.js';
+import type { Op } from '../core/types.js';
 import { executeCommitted } from './execute.js';
 import type { ReplicaMessage } from './message.js';
 import { prepareIsValid } from './prepare_check.js';
 import { scheduleRepair } from './repair.js';
 import type { ReplicaCore } from './replica_core.js';
 import { jumpToView } from './view_change.js';
+import { mayFollowLaterView } from './view_follow.js';
 
 type PrepareMessage = Extract<ReplicaMessage, { kind: 'prepare' }>;
 type CommitMessage = Extract<ReplicaMessage, { kind: 'commit' }>;
@@ -25,11 +26,15 @@ type CommitMessage = Extract<ReplicaMessage, { kind: 'commit' }>;
  * Common handling of a message from a primary (prepare, commit): true when it comes from this
  * replica's primary in its current view while normal, so the caller may act on it.
  */
-function fromMyPrimary<Output>(r: ReplicaCore<Output>, view: View, from: ReplicaIndex): boolean {
+function fromMyPrimary<Output>(
+  r: ReplicaCore<Output>,
+  message: PrepareMessage | CommitMessage,
+): boolean {
+  const { view, replica: from } = message;
   if (view < r.view || r.status === 'recovering') return false;
   if (from !== r.primaryOf(view)) return false;
   if (view > r.view) {
-    jumpToView(r, view);
+    if (mayFollowLaterView(r, from, message.kind, view)) jumpToView(r, view);
     return false;
   }
   if (r.status !== 'normal') {
@@ -55,7 +60,7 @@ export function electionJitter<Output>(r: ReplicaCore<Output>): number {
 }
 
 export function onPrepareMessage<Output>(r: ReplicaCore<Output>, message: PrepareMessage): void {
-  if (!fromMyPrimary(r, message.view, message.replica)) return;
+  if (!fromMyPrimary(r, message)) return;
   const prepare = message.prepare;
   if (!prepareIsValid(prepare, r.cluster) || prepare.header.view > message.view) {
     r.event({
@@ -71,7 +76,7 @@ export function onPrepareMessage<Output>(r: ReplicaCore<Output>, message: Prepar
   const journalOp = r.log.journalOp;
   acceptPrepare(r, prepare);
   // Its commit number is about the primary's log: learn it only while ours is a prefix of it.
-  if (!r.needStartView && header.commit > r.commitMax) r.commitMax = header.commit;
+  if (!r.needStartView) learnCommit(r, header.commit);
   r.appendReady();
   if (r.canary === 'ack_before_fsync') {
     // The canary acknowledges what it just appended, before the write is durable.
@@ -108,10 +113,26 @@ function acceptPrepare<Output>(r: ReplicaCore<Output>, prepare: Prepare): void {
 }
 
 export function onCommitMessage<Output>(r: ReplicaCore<Output>, message: CommitMessage): void {
-  if (!fromMyPrimary(r, message.view, message.replica)) return;
-  if (message.commit > r.commitMax) r.commitMax = message.commit;
+  if (!fromMyPrimary(r, message)) return;
+  learnCommit(r, message.commit);
   executeCommitted(r);
   scheduleRepair(r);
+}
+
+/**
+ * A commit number claimed by this view's primary (a prepare's, or a commit heartbeat's). It is
+ * adopted at once when this backup knows the primary holds that op: a prepare of this view
+ * carried it (primaryOpSeen), or it is in this replica's verified log. A larger claim is only
+ * a hint (commitClaim): repair fetches the ops up to it from the primary, and it is adopted once
+ * they arrive (ReplicaCore.settleCommitClaim), or dropped when the primary says it does not hold
+ * them (repair.ts). So a forged commit of 10^9 neither executes ops beyond what the primary
+ * prepared nor leaves a backup waiting forever for ops that do not exist, and commitMax (which a
+ * do_view_change carries to the next primary) never names an op nobody holds.
+ */
+function learnCommit<Output>(r: ReplicaCore<Output>, claim: Op): void {
+  if (claim <= r.commitMax) return;
+  if (claim <= Math.max(r.primaryOpSeen, r.log.verifiedOp)) r.commitMax = claim;
+  else if (claim > r.commitClaim) r.commitClaim = claim;
 }
 
 /** Whether this backup may acknowledge prepares now (see the file comment). */

@@ -5,6 +5,7 @@
 
 import { strict as assert } from 'node:assert';
 import { describe, it } from 'node:test';
+import { asReplicaIndex, asView } from '../core/types.js';
 import type { ReplicaMessage } from './message.js';
 import type { Canary } from './replica.js';
 import { Scenario } from './testing_harness.test-support.js';
@@ -96,12 +97,28 @@ function noDuplicateDetection(canary: Canary | undefined): Scenario {
   return t;
 }
 
+/** The primary crashes; a forged proposal of a view past the wire's u32 reaches the backups. */
+function trustPeerNumbers(canary: Canary | undefined): Scenario {
+  const t = new Scenario({ replicaCount: 3, ...(canary === undefined ? {} : { canary }) });
+  const c = t.client().register();
+  t.runUntil(() => c.idle, 'register');
+  t.replica(0).crash();
+  t.run(120); // The backups stop hearing their primary.
+  for (const to of [1, 2]) {
+    const forged = { kind: 'start_view_change', replica: asReplicaIndex(0), view: asView(2 ** 32) };
+    t.inject(to, forged as ReplicaMessage);
+  }
+  t.run(400);
+  return t;
+}
+
 const scenarios: [Canary, (canary: Canary | undefined) => Scenario][] = [
   ['ack_before_fsync', ackBeforeFsync],
   ['commit_without_quorum', commitWithoutQuorum],
   ['adopt_wrong_log', adoptWrongLog],
   ['skip_repair_checksum', skipRepairChecksum],
   ['no_duplicate_detection', noDuplicateDetection],
+  ['trust_peer_numbers', trustPeerNumbers],
 ];
 
 describe('canaries', () => {
@@ -124,6 +141,7 @@ describe('canaries', () => {
       adopt_wrong_log: /is not at op/,
       skip_repair_checksum: /differ in state/,
       no_duplicate_detection: /applied .* twice/,
+      trust_peer_numbers: /(sent|persisted) view 4294967296/,
     };
     for (const [canary, scenario] of scenarios) {
       const violations = scenario(canary).violations();

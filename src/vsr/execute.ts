@@ -19,6 +19,7 @@ import type { ReplicaCore } from './replica_core.js';
 /** Executes every committed, verified op this replica holds, in order. */
 export function executeCommitted<Output>(r: ReplicaCore<Output>): void {
   let executed = false;
+  r.settleCommitClaim();
   while (r.commitMin < r.commitMax && r.commitMin < r.log.verifiedOp) {
     const prepare = r.log.advanceBase();
     executePrepare(r, prepare);

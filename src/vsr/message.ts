@@ -231,6 +231,26 @@ export type TruncateReason =
   /** A quorum of replicas never saw this op: it cannot have been committed. */
   | 'nack_quorum';
 
+/**
+ * Why a peer's message was refused (issue 14: a replica survives whatever a peer sends):
+ *   invalid_sender       the sender index is not another replica of this cluster;
+ *   view_out_of_range    a view beyond what this replica may hold (message_bounds.ts);
+ *   op_out_of_range      an op or commit number beyond what it may hold;
+ *   field_invalid        another field that could not be encoded again (a nonce, a time, a
+ *                        checksum's length, a suffix too long);
+ *   view_change_refused  a peer asked for a later view while this replica's view is healthy
+ *                        (view_follow.ts);
+ *   commit_unreachable   a commit number claimed for this view that its primary does not hold
+ *                        (the claim is dropped).
+ */
+export type MessageRejectReason =
+  | 'invalid_sender'
+  | 'view_out_of_range'
+  | 'op_out_of_range'
+  | 'field_invalid'
+  | 'view_change_refused'
+  | 'commit_unreachable';
+
 export type ReplicaEvent<Output> =
   | { readonly kind: 'status_changed'; readonly status: ReplicaStatus; readonly view: View }
   | {
@@ -307,11 +327,13 @@ export type ReplicaEvent<Output> =
    * log. Only a safety violation elsewhere (or a canary) can cause it.
    */
   | { readonly kind: 'log_divergence'; readonly op: Op; readonly from: ReplicaIndex }
-  /** A peer message refused before any protocol handling: its sender index or view is invalid. */
+  /** A peer message refused, or the part of it this replica will not act on (see the reason). */
   | {
       readonly kind: 'message_rejected';
-      readonly reason: 'invalid_sender' | 'invalid_view';
+      readonly reason: MessageRejectReason;
       readonly messageKind: ReplicaMessageKind;
+      /** The sender the message names (it may be forged), or null when not known. */
+      readonly from: number | null;
     }
   | {
       readonly kind: 'log_truncated';

@@ -243,9 +243,21 @@ export function commitPipeline<Output>(r: ReplicaCore<Output>): void {
 /** Every heartbeat: the commit number to the backups, and whether a quorum is still reachable. */
 export function primaryHeartbeat<Output>(r: ReplicaCore<Output>): void {
   r.broadcast({ kind: 'commit', commit: r.commitMax });
+  checkPrimaryQuorum(r);
+}
+
+/**
+ * Whether the primary still reaches a quorum: replicas heard in its view within an election
+ * timeout, and not heard from in a later view since (a replica that moved on no longer counts,
+ * at once: a view that started without this primary may already commit, and a primary that
+ * keeps counting it would serve stale reads).
+ */
+export function checkPrimaryQuorum<Output>(r: ReplicaCore<Output>): void {
   let heard = 1;
   for (const other of r.otherReplicas()) {
-    if (r.ticks - (r.heardTick[other] ?? 0) <= r.tuning.electionTimeoutTicks) heard += 1;
+    const heardTick = r.heardTick[other] ?? 0;
+    const recent = r.ticks - heardTick <= r.tuning.electionTimeoutTicks;
+    if (recent && heardTick > (r.movedOnTick[other] ?? 0)) heard += 1;
   }
   const reachable = heard >= r.quorum;
   if (reachable === r.quorumReachable) return;
@@ -285,6 +297,7 @@ export function startPipeline<Output>(r: ReplicaCore<Output>): void {
   assert(r.pipelineOks.size <= constants.viewChangeSuffixCountMax, 'pipeline bound');
   r.quorumReachable = true;
   r.heardTick.fill(r.ticks);
+  r.movedOnTick.fill(Number.NEGATIVE_INFINITY);
   r.ackedOp.fill(0);
   r.lastCommitVotes = null;
   if (r.pipelineOks.size > 0) r.prepareTimeout.start();

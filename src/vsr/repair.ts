@@ -72,7 +72,7 @@ function expireRequests<Output>(r: ReplicaCore<Output>): void {
 function rangeLast<Output>(r: ReplicaCore<Output>, from: number): number | null {
   let need: number = r.commitMax;
   const normalBackup = r.status === 'normal' && !r.isPrimary;
-  if (normalBackup && r.primaryOpSeen > need) need = r.primaryOpSeen;
+  if (normalBackup) need = Math.max(need, r.primaryOpSeen, r.commitClaim);
   if (from > need) return null;
   let last = Math.min(need, from + constants.repairRangeCountMax - 1);
   if (from <= r.commitMax && last > r.commitMax) last = r.commitMax; // Committed ops first.
@@ -197,6 +197,11 @@ export function onRepairPrepare<Output>(r: ReplicaCore<Output>, message: RepairP
     return;
   }
   const how = placeRepaired(r, message);
+  // This view's primary holds what it sends: a commit it claimed up to here may be adopted.
+  const fromPrimary = message.replica === r.primaryIndex && message.view === r.view;
+  if (how !== null && fromPrimary && r.status === 'normal' && !r.isPrimary) {
+    if (prepare.header.op > r.primaryOpSeen) r.primaryOpSeen = prepare.header.op;
+  }
   r.persistLogViewWhenVerified();
   if (how !== null) {
     r.stats.repairedCount += 1;
@@ -270,6 +275,7 @@ function rewriteFaulty<Output>(r: ReplicaCore<Output>, message: RepairPrepare): 
 
 export function onNackPrepare<Output>(r: ReplicaCore<Output>, message: NackPrepare): void {
   noteAnswer(r, message.replica, message.op, true);
+  dropUnreachableClaim(r, message);
   const counting = r.status === 'view_change' && r.isPrimary && r.vc.adopted;
   // A peer still in an earlier view might yet accept the op there: only later views count.
   if (counting && message.reason === 'not_seen' && message.view >= r.view) {
@@ -283,6 +289,24 @@ export function onNackPrepare<Output>(r: ReplicaCore<Output>, message: NackPrepa
     }
   }
   scheduleRepair(r);
+}
+
+/**
+ * This view's primary cannot vouch for an op its commit claim covers: it does not hold it, so the
+ * claim was not its own (forged, or from an older incarnation). Dropping it is safe (commitMax
+ * is untouched) and the real primary repeats its true commit every heartbeat.
+ */
+function dropUnreachableClaim<Output>(r: ReplicaCore<Output>, message: NackPrepare): void {
+  if (r.status !== 'normal' || r.isPrimary || message.replica !== r.primaryIndex) return;
+  if (message.view !== r.view || message.checksum !== null) return;
+  if (message.op <= r.commitMax || message.op > r.commitClaim) return;
+  r.commitClaim = r.commitMax;
+  r.event({
+    kind: 'message_rejected',
+    reason: 'commit_unreachable',
+    messageKind: 'commit',
+    from: null,
+  });
 }
 
 function nack<Output>(

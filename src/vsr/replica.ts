@@ -37,9 +37,16 @@ import {
 import type { Request } from './batch.js';
 import type { ClientTable } from './client_table.js';
 import type { ClockMetrics } from './clock.js';
-import type { Effect, JournalReadContext, ReplicaMessage, ReplicaStatus } from './message.js';
+import type {
+  Effect,
+  JournalReadContext,
+  MessageRejectReason,
+  ReplicaMessage,
+  ReplicaStatus,
+} from './message.js';
+import { isPeerView, messageProblem } from './message_bounds.js';
 import { onPing, onPong, tick } from './maintenance.js';
-import { acknowledge, onRequest } from './primary.js';
+import { acknowledge, checkPrimaryQuorum, onRequest } from './primary.js';
 import { finishRecovery, onRecoveredPrepare } from './recovery.js';
 import type { RecoveryReport } from './recovery.js';
 import {
@@ -112,9 +119,12 @@ export class Replica<Output> {
     return this.r.log.journalOp;
   }
 
-  /** The highest op known to be committed. */
+  /**
+   * The highest op known to be committed; at a normal backup, including a commit its primary
+   * claimed for ops it has not received yet (so a lagging backup reports its lag).
+   */
   get commitMax(): Op {
-    return this.r.commitMax;
+    return this.r.commitKnown;
   }
 
   /** The highest op applied to the state machine. */
@@ -222,17 +232,35 @@ export class Replica<Output> {
     return this.done();
   }
 
+  /**
+   * A message from a peer. Whatever its fields hold, it is refused (message_rejected) rather
+   * than asserted on when its sender, views or ops are out of range (message_bounds.ts).
+   */
   onMessage(message: ReplicaMessage): Effect<Output>[] {
     const r = this.r;
     const from = message.replica;
     const valid = Number.isInteger(from) && from >= 0 && from < r.replicaCount;
-    if (!valid || from === r.replica || !Number.isSafeInteger(message.view)) {
-      const reason = Number.isSafeInteger(message.view) ? 'invalid_sender' : 'invalid_view';
-      r.event({ kind: 'message_rejected', reason, messageKind: message.kind });
+    let reason: MessageRejectReason | null = null;
+    if (!valid || from === r.replica) reason = 'invalid_sender';
+    else if (r.canary === 'trust_peer_numbers') reason = null;
+    else if (!isPeerView(message.view)) reason = 'view_out_of_range';
+    else reason = messageProblem(message);
+    if (reason !== null) {
+      const claimed = Number.isSafeInteger(from) ? from : null;
+      r.event({ kind: 'message_rejected', reason, messageKind: message.kind, from: claimed });
       return this.done();
     }
     if (r.replaying) return this.done();
-    if (message.view === r.view) r.heardTick[from] = r.ticks;
+    // A peer counts as heard (view_follow.ts, the primary's quorum, and so whether it may serve
+    // reads) only by its pings and pongs, which every replica sends every heartbeat: anything
+    // else could be garbage in its name (a prepare failing its checksums, an op it cannot hold)
+    // and would keep a peer that is gone looking alive.
+    const liveness = message.kind === 'ping' || message.kind === 'pong';
+    if (liveness && message.view === r.view) r.heardTick[from] = r.ticks;
+    if (message.view > r.view) {
+      r.movedOnTick[from] = r.ticks;
+      if (r.status === 'normal' && r.isPrimary) checkPrimaryQuorum(r);
+    }
     dispatch(r, message);
     return this.done();
   }
@@ -249,6 +277,8 @@ export class Replica<Output> {
       if (r.status === 'normal' && r.isPrimary) acknowledge(r, op, checksum, r.replica);
       else sendPrepareOk(r, op, checksum);
     }
+    // The journal may now hold the adopted log's anchor durably (ReplicaCore.persistableLogView).
+    r.persistLogViewWhenVerified();
     return this.done();
   }
 
@@ -312,7 +342,9 @@ function dispatch<Output>(r: ReplicaCore<Output>, message: ReplicaMessage): void
       return onPrepareMessage(r, message);
     case 'prepare_ok':
       if (message.view !== r.view) return;
-      r.ackedOp[message.replica] = Math.max(r.ackedOp[message.replica] ?? 0, message.op);
+      if (message.op <= r.op) {
+        r.ackedOp[message.replica] = Math.max(r.ackedOp[message.replica] ?? 0, message.op);
+      }
       acknowledge(r, message.op, message.checksum, message.replica);
       return;
     case 'commit':

@@ -147,8 +147,10 @@ export class ReplicaCore<Output> {
   lastTimestampUs = 0;
   /** Whether the primary heard from a quorum within an election timeout. */
   quorumReachable = true;
-  /** The tick each replica was last heard from in the current view. */
+  /** The tick each replica was last heard from (a ping or pong) in the current view. */
   readonly heardTick: number[];
+  /** The tick each replica last sent a message of a later view (primary.ts checkPrimaryQuorum). */
+  readonly movedOnTick: number[];
   /** The highest op each replica acknowledged (prepare_ok) in the current view, for metrics. */
   readonly ackedOp: number[];
   /** PrepareOk votes the last op committed in this view had at its commit; null before one. */
@@ -159,6 +161,14 @@ export class ReplicaCore<Output> {
   primaryOpSeen: Op = asOp(0);
   /** This replica asked for start_view of its own view (its log needs replacing). */
   needStartView = false;
+  /**
+   * A commit number this view's primary claimed beyond any op this backup knows it holds: repair
+   * fetches up to it, and it becomes commitMax once those ops are known (backup.ts learnCommit).
+   * Equal to commitMax when there is no such claim.
+   */
+  commitClaim: Op;
+  /** When this replica, healthy, last followed a silent peer into a later view (view_follow.ts). */
+  viewFollowTick = Number.NEGATIVE_INFINITY;
 
   // Restart.
   /** The journal replayed whole: every record this replica ever acknowledged is still held. */
@@ -196,10 +206,12 @@ export class ReplicaCore<Output> {
     this.logView = options.logView ?? options.view;
     assert(this.logView <= this.view, 'the log view is not after the view');
     this.commitMax = options.commit ?? asOp(0);
+    this.commitClaim = this.commitMax;
     this.durable = { view: this.view, logView: this.logView, commit: this.commitMax };
     this.log = new LogSuffix(options.rootChecksum);
     this.clientTable = new ClientTable(this.tuning.clientSessionCountMax);
     this.heardTick = new Array<number>(options.replicaCount).fill(0);
+    this.movedOnTick = new Array<number>(options.replicaCount).fill(Number.NEGATIVE_INFINITY);
     this.ackedOp = new Array<number>(options.replicaCount).fill(0);
     this.vc = {
       svcView: this.view,
@@ -347,6 +359,21 @@ export class ReplicaCore<Output> {
     }
   }
 
+  /** A normal backup adopts its primary's pending commit claim once it knows the op is held. */
+  settleCommitClaim(): void {
+    if (this.commitClaim <= this.commitMax) return;
+    if (this.status !== 'normal' || this.isPrimary) return;
+    if (this.commitClaim <= Math.max(this.primaryOpSeen, this.log.verifiedOp)) {
+      this.commitMax = this.commitClaim;
+    }
+  }
+
+  /** The highest op known committed, with a normal backup's pending claim (for the shell). */
+  get commitKnown(): Op {
+    const claiming = this.status === 'normal' && !this.isPrimary;
+    return claiming && this.commitClaim > this.commitMax ? this.commitClaim : this.commitMax;
+  }
+
   /** Room for another journal_read. */
   get canRead(): boolean {
     return this.readsInflight < constants.journalReadInflightMax;
@@ -375,9 +402,15 @@ export class ReplicaCore<Output> {
    * verified to be a prefix of that view's log. After adopting a view whose log it has not yet
    * matched op by op, the journal may still hold ops of an older log: after a restart, claiming
    * the newer log view for them would be a lie (and could elect a log missing committed ops).
+   * The journal must also hold the adopted log's committed anchor durably: a prefix that stops
+   * short of it would, after a restart, claim the newer log view without ops committed before
+   * that view started, and win a view change over a replica of an older log view that holds
+   * them (VOPR seed 103014 of the forged set lost a committed op that way).
    */
   get persistableLogView(): View {
-    if (this.log.verifiedOp === this.log.journalOp) return this.logView;
+    const log = this.log;
+    const anchored = this.journalDurableOp >= log.anchorOp;
+    if (log.verifiedOp === log.journalOp && anchored) return this.logView;
     return this.superblockWriting?.logView ?? this.durable.logView;
   }
 

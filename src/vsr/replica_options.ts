@@ -30,14 +30,17 @@ export interface ReplicaPrng {
  *   adopt_wrong_log         a new primary adopts the do_view_change log with the SMALLEST
  *                           (log view, op) instead of the largest;
  *   skip_repair_checksum    a repaired prepare is accepted without checking its checksum or parent;
- *   no_duplicate_detection  a retried request is prepared (and applied) again.
+ *   no_duplicate_detection  a retried request is prepared (and applied) again;
+ *   trust_peer_numbers      a peer message's views and ops are not range-checked
+ *                           (message_bounds.ts): a forged view past the wire's u32 is adopted.
  */
 export type Canary =
   | 'ack_before_fsync'
   | 'commit_without_quorum'
   | 'adopt_wrong_log'
   | 'skip_repair_checksum'
-  | 'no_duplicate_detection';
+  | 'no_duplicate_detection'
+  | 'trust_peer_numbers';
 
 export interface ReplicaOptions<Output> {
   readonly cluster: number;

@@ -53,6 +53,9 @@ export class Counter implements StateMachine<number> {
   }
 }
 
+/** The largest view the wire and the superblock hold (a u32). */
+const viewMax = 0xffff_ffff;
+
 /** Event kinds too frequent to keep (one per op or per request). */
 const unkeptEvents = new Set(['applied', 'committed', 'prepared', 'repair_completed']);
 
@@ -356,6 +359,8 @@ export class Scenario {
   private groups: number[];
   /** Rewrites (or drops, with null) messages in flight: a fault injector for tests. */
   tamper: ((message: InFlight) => ReplicaMessage | null) | null = null;
+  /** Views sent or persisted beyond the u32 the wire and the superblock hold. */
+  readonly unencodable: string[] = [];
   readonly sent: InFlight[] = [];
   recordSent = false;
 
@@ -450,6 +455,9 @@ export class Scenario {
           node.storage.pendingReads.push(effect);
           break;
         case 'superblock_write':
+          if (effect.view > viewMax) {
+            this.unencodable.push(`replica ${node.index} persisted view ${effect.view}`);
+          }
           assert(node.storage.pendingSuperblock === null, 'one superblock write at a time');
           node.storage.pendingSuperblock = {
             view: effect.view,
@@ -458,6 +466,9 @@ export class Scenario {
           };
           break;
         case 'send':
+          if (effect.message.view > viewMax) {
+            this.unencodable.push(`replica ${node.index} sent view ${effect.message.view}`);
+          }
           this.network.push({ from: node.index, to: effect.target, message: effect.message });
           if (this.recordSent) {
             this.sent.push({ from: node.index, to: effect.target, message: effect.message });
@@ -495,6 +506,18 @@ export class Scenario {
 
   private clientOf(clientId: ClientId): SimClient | undefined {
     return this.clients.find((c) => c.id === clientId);
+  }
+
+  /**
+   * Delivers `message` to replica `to` now, as if a peer sent it (a forged or extreme message,
+   * say), and performs its effects; returns them for the test to inspect.
+   */
+  inject(to: number, message: ReplicaMessage): Effect<number>[] {
+    const node = this.nodes[to];
+    assert(node !== undefined && node.replica !== null, `replica ${to} runs`);
+    const effects = node.replica.onMessage(message);
+    this.perform(node, effects);
+    return effects;
   }
 
   deliverRequest(target: number, request: Request): void {
@@ -648,10 +671,11 @@ export class Scenario {
    *   - every replica's executed log is a prefix of one history (same checksum at every op);
    *   - every acknowledged request is in that history, at the op its reply named;
    *   - no request was applied twice on any replica;
-   *   - replicas that executed the same ops hold the same state.
+   *   - replicas that executed the same ops hold the same state;
+   *   - no replica sent or persisted a view the wire and the superblock cannot hold (a u32).
    */
   violations(): string[] {
-    const found: string[] = [];
+    const found: string[] = [...this.unencodable];
     const history = new Map<number, { checksum: Uint8Array; replica: number }>();
     for (const node of this.nodes.filter((n) => n.alive)) {
       for (let op = 1; op <= node.r.commitMin; op++) {

@@ -35,6 +35,7 @@ import { prepareIsValid } from './prepare_check.js';
 import { abandonPrimary, commitPipeline, startPipeline } from './primary.js';
 import { resetRepair, scheduleRepair } from './repair.js';
 import type { DoViewChange, ReplicaCore, StartView } from './replica_core.js';
+import { mayFollowLaterView } from './view_follow.js';
 
 type StartViewChangeMessage = Extract<ReplicaMessage, { kind: 'start_view_change' }>;
 type RequestStartView = Extract<ReplicaMessage, { kind: 'request_start_view' }>;
@@ -61,6 +62,7 @@ export function onPrimaryTimeout<Output>(r: ReplicaCore<Output>): void {
   const normalBackup = r.status === 'normal' && !r.isPrimary;
   const recovering = r.status === 'recovering' && r.journalIntact;
   if (!normalBackup && !recovering) return;
+  if (r.view >= constants.viewMax) return; // No view after the last one: never overflow.
   const view = (r.view + 1) as View;
   r.vc.proposedView = view;
   recordStartViewChange(r, view, r.replica);
@@ -75,12 +77,18 @@ export function onStartViewChange<Output>(
   const view = message.view;
   if (r.status === 'view_change') {
     if (view < r.view) return;
-    if (view > r.view) startViewChange(r, view, 'start_view_change');
+    if (view > r.view) {
+      if (!mayFollowLaterView(r, message.replica, message.kind, view)) return;
+      startViewChange(r, view, 'start_view_change');
+    }
     recordStartViewChange(r, view, message.replica);
     maybeSendDoViewChange(r);
     return;
   }
   if (view <= r.view || !canVote(r)) return;
+  // A healthy replica counts a proposal of the next view toward a quorum, but is not moved any
+  // further by one peer (view_follow.ts).
+  if (view > r.view + 1 && !mayFollowLaterView(r, message.replica, message.kind, view)) return;
   recordStartViewChange(r, view, message.replica);
   if (view > r.view + 1) {
     startViewChange(r, view, 'start_view_change');
@@ -135,6 +143,7 @@ function resetElection<Output>(r: ReplicaCore<Output>): void {
   r.vc.adopted = false;
   r.vc.nacks.clear();
   r.needStartView = false;
+  r.commitClaim = r.commitMax; // Claims were about the old view's primary (backup.ts).
   r.pendingClients.clear();
   r.primaryTimeout.stop();
   r.prepareTimeout.stop();
@@ -189,6 +198,8 @@ function validLog<Output>(r: ReplicaCore<Output>, message: DoViewChange | StartV
   if (message.suffix.length > constants.viewChangeSuffixCountMax) return false;
   if (message.op !== message.anchorOp + message.suffix.length) return false;
   if (message.anchorChecksum.length !== 32 || message.commitMax < 0) return false;
+  // A start_view's primary holds every op it calls committed.
+  if (message.kind === 'start_view' && message.commitMax > message.op) return false;
   let previous = message.anchorChecksum;
   for (const [index, entry] of message.suffix.entries()) {
     if (entry.op !== message.anchorOp + 1 + index || entry.checksum.length !== 32) return false;
@@ -208,7 +219,10 @@ export function onDoViewChange<Output>(r: ReplicaCore<Output>, message: DoViewCh
   if (message.view < r.view || !canVote(r)) return;
   if (message.view === r.view && r.status !== 'view_change') return;
   if (message.logView > message.view) return;
-  if (message.view > r.view) startViewChange(r, message.view, 'do_view_change');
+  if (message.view > r.view) {
+    if (!mayFollowLaterView(r, message.replica, message.kind, message.view)) return;
+    startViewChange(r, message.view, 'do_view_change');
+  }
   recordStartViewChange(r, message.view, message.replica);
   if (r.primaryOf(r.view) === r.replica && !r.vc.adopted) {
     if (validLog(r, message)) r.vc.dvcs.set(message.replica, message);
@@ -248,7 +262,12 @@ function onDoViewChangeQuorum<Output>(r: ReplicaCore<Output>): void {
   if (r.vc.dvcs.size < r.quorum) return;
   const dvcs = [...r.vc.dvcs.values()];
   const chosen = chooseLog(dvcs, r.canary === 'adopt_wrong_log');
-  for (const dvc of dvcs) if (dvc.commitMax > r.commitMax) r.commitMax = dvc.commitMax;
+  // Every committed op is in the chosen log, so no honest commitMax exceeds its op: a larger one
+  // could never be reached (the view change would wait for it forever) and is cut to it.
+  for (const dvc of dvcs) {
+    const commitMax = Math.min(dvc.commitMax, chosen.op);
+    if (commitMax > r.commitMax) r.commitMax = asOp(commitMax);
+  }
   const suffix = chosen.suffix.map((entry): SuffixEntry => {
     if (entry.prepare !== null) return entry;
     return { ...entry, prepare: bodyFromAny(dvcs, entry) };
@@ -377,7 +396,9 @@ export function onRequestStartView<Output>(r: ReplicaCore<Output>, message: Requ
   if (r.status !== 'normal' || !r.isPrimary) return;
   if (message.view > r.view) {
     // The asker durably moved to a later view (a view change that never finished) and may not
-    // go back: the cluster moves up to it, so that it can rejoin.
+    // go back: the cluster moves up to it, so that it can rejoin (once it is silent in this
+    // view: view_follow.ts).
+    if (!mayFollowLaterView(r, message.replica, message.kind, message.view)) return;
     startViewChange(r, message.view, 'later_view');
     return;
   }
@@ -395,6 +416,8 @@ export function onStartView<Output>(r: ReplicaCore<Output>, message: StartView):
     r.event({ kind: 'checksum_failure', op: message.op, source: 'message', from: message.replica });
     return;
   }
+  const later = message.view > r.view;
+  if (later && !mayFollowLaterView(r, message.replica, message.kind, message.view)) return;
   const wasNormalIn = r.status === 'normal' ? r.view : null;
   const oldView = wasNormalIn ?? (r.status === 'recovering' ? r.logView : r.vc.oldView);
   if (r.status === 'normal' && r.isPrimary) abandonPrimary(r);
@@ -449,6 +472,12 @@ export function onViewChangeTimeout<Output>(r: ReplicaCore<Output>): void {
   if (r.needStartView && !r.vc.svcFrom.has(r.replica)) {
     // It jumped into a running view: keep asking rather than disturb it.
     r.send(r.primaryIndex, { kind: 'request_start_view', nonce: 0 });
+    r.viewChangeTimeout.start(viewChangeJitter(r));
+    return;
+  }
+  if (r.view >= constants.viewMax) {
+    // No view after the last one (never reached in practice: see message_bounds.ts): keep
+    // asking for this one rather than overflow.
     r.viewChangeTimeout.start(viewChangeJitter(r));
     return;
   }
