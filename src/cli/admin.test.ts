@@ -11,6 +11,7 @@ import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { constants } from '../core/constants.js';
 import { clusterIdFromName, headerSizeBytes, makePrepare, rootPrepare } from '../core/header.js';
 import type { Prepare } from '../core/header.js';
 import { asClientId, asOp, asReplicaIndex, asRequestNumber, asTimestampUs } from '../core/types.js';
@@ -108,6 +109,7 @@ async function dataDir(records: Prepare[]): Promise<string> {
     view: asView(0),
     logView: asView(0),
     commit: asOp(records.length),
+    clientSessionCountMax: constants.clientSessionCountMax,
   };
   await Superblock.create(dir, state);
   const journal = await Journal.open({ dir, cluster });

@@ -12,6 +12,7 @@ import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { constants } from '../core/constants.js';
 import { clusterIdFromName, headerSizeBytes, makePrepare, rootPrepare } from '../core/header.js';
 import type { Prepare } from '../core/header.js';
 import { asClientId, asOp, asReplicaIndex, asRequestNumber, asTimestampUs } from '../core/types.js';
@@ -94,6 +95,7 @@ async function writeDataDir(dir: string, records: Prepare[]): Promise<void> {
     view: asView(0),
     logView: asView(0),
     commit: asOp(0),
+    clientSessionCountMax: constants.clientSessionCountMax,
   };
   await Superblock.create(dir, state);
   const journal = await Journal.open({ dir, cluster });

@@ -2,8 +2,9 @@
 // (checksums, the prepare hash chain, superblock), this reads every valid record again, strictly
 // read-only, and replays the log the way a replica does at start-up: each prepare body must
 // decode as a batch of requests, each command must decode, and commands are applied in op order
-// with the kernel, under the same session rules as the replica (a command applies only when its
-// client registered and its request number is the next one).
+// with the kernel through the replica's own executor (vsr/executor.ts): the same session rules
+// (a command applies only when its client registered and its request number is the next one)
+// and the same eviction, with the client table bound the superblock recorded at format time.
 //
 // On top of the kernel it keeps its own account of every stream: the offsets of each append
 // must continue where the stream ended, and every event's chain link is recomputed from the
@@ -15,10 +16,11 @@
 // Records are found with the same scanner as start-up and the storage verify (journal_scan.ts),
 // over files opened for reading only: nothing is truncated, even a torn tail.
 
+import { AssertionError } from '../core/assert.js';
 import { DecodeError } from '../core/binary.js';
 import { checksumEqual, toHex } from '../core/checksum.js';
 import { asOffset } from '../core/types.js';
-import type { ClientId, Op, StreamId, TimestampUs } from '../core/types.js';
+import type { Op, StreamId, TimestampUs } from '../core/types.js';
 import { apply, createState, decodeCommand, eventLink, stateDigest } from '../kernel/kernel.js';
 import { streamGenesis } from '../kernel/kernel.js';
 import type { Command, CommandResult, State } from '../kernel/kernel.js';
@@ -28,8 +30,18 @@ import { newChain, scanSegment } from '../storage/journal_scan.js';
 import type { ChainState, ScannedRecord } from '../storage/journal_scan.js';
 import { journalDirOf, listSegmentIndexes, segmentPath } from '../storage/segment_file.js';
 import { segmentFileName } from '../storage/segment_header.js';
+import { readSuperblock } from '../storage/superblock.js';
+import { clientSessionCountMaxDefault } from '../storage/superblock_copy.js';
 import { decodeBatch } from '../vsr/batch.js';
 import type { Request } from '../vsr/batch.js';
+import { ClientTable } from '../vsr/client_table.js';
+import { executeRequest } from '../vsr/executor.js';
+import type { StateMachine } from '../vsr/replica.js';
+
+/** Replay answers no client: the reply bytes its client table caches are left empty. */
+const replyResultUnkept = new Uint8Array(0);
+
+type ApplyMeta = Parameters<StateMachine<null>['apply']>[1];
 
 /** Problems kept in a replay report; more are only counted. */
 export const replayProblemCountMax = 1000;
@@ -51,6 +63,8 @@ export interface ReplayReport {
   readonly opApplied: number;
   /** Replay applied every record; false when it stopped at a gap or an undecodable body. */
   readonly complete: boolean;
+  /** The client table bound replay evicted with (the superblock's). */
+  readonly clientSessionCountMax: number;
   readonly registerCount: number;
   /** Commands applied by the kernel (rejected ones included). */
   readonly commandCount: number;
@@ -96,7 +110,11 @@ class Replayer {
   skippedCount = 0;
   stopped = false;
   private timestampUsLast = -1;
-  private readonly sessions = new Map<ClientId, number>();
+
+  constructor(readonly clientSessionCountMax: number) {
+    this.table = new ClientTable(clientSessionCountMax);
+  }
+  private readonly table: ClientTable;
   private readonly chains = new Map<StreamId, StreamChain>();
 
   problem(site: Site | null, problem: string): void {
@@ -148,34 +166,44 @@ class Replayer {
 
   private onRequest(site: Site, timestampUs: TimestampUs, request: Request, index: number): void {
     const label = `request ${index} (client ${request.clientId}, number ${request.requestNumber})`;
-    if (request.operation === 'register') {
-      if (this.stopped || this.sessions.has(request.clientId)) return;
-      this.sessions.set(request.clientId, 0);
-      this.registerCount += 1;
+    if (this.stopped) {
+      // Nothing applies after a gap; commands are still decoded to report every bad body.
+      if (request.operation === 'command') this.decode(site, label, request.body);
       return;
     }
-    let command: Command;
+    const machine: StateMachine<null> = {
+      apply: (body, meta) => ({ result: this.applyCommand(site, label, body, meta), output: null }),
+    };
+    const where = { op: site.op, timestampUs, requestIndex: index };
+    const outcome = executeRequest(this.table, machine, where, request);
+    if (outcome.kind === 'registered') this.registerCount += 1;
+    if (outcome.kind !== 'skipped' || outcome.reason === 'registered_already') return;
+    this.skippedCount += 1;
+    const last = this.table.get(request.clientId)?.requestNumber;
+    const why = last === undefined ? 'has no session' : `follows request ${last}`;
+    this.warning(`op ${site.op} ${label} ${why}; a replica skips it`);
+  }
+
+  private decode(site: Site, label: string, body: Uint8Array): Command | null {
     try {
-      command = decodeCommand(request.body);
+      return decodeCommand(body);
     } catch (error) {
       if (!(error instanceof DecodeError)) throw error;
       this.problem(site, `${label}: command does not decode: ${error.message}`);
-      return;
+      return null;
     }
-    if (this.stopped) return;
-    const last = this.sessions.get(request.clientId);
-    if (last === undefined || request.requestNumber !== last + 1) {
-      this.skippedCount += 1;
-      const why = last === undefined ? 'has no session' : `follows request ${last}`;
-      this.warning(`op ${site.op} ${label} ${why}; a replica skips it`);
-      return;
-    }
-    this.sessions.set(request.clientId, request.requestNumber);
-    const meta = { op: site.op, timestampUs, clientId: request.clientId, requestIndex: index };
+  }
+
+  /** The state machine of the replay: the kernel, with every outcome checked on the side. */
+  private applyCommand(site: Site, label: string, body: Uint8Array, meta: ApplyMeta): Uint8Array {
+    const command = this.decode(site, label, body);
+    // An undecodable command is applied by a replica as an error result (its session moves on).
+    if (command === null) return replyResultUnkept;
     const { result } = apply(this.state, command, meta);
     this.commandCount += 1;
     if (result.status === 'error') this.rejectedCount += 1;
-    else this.checkResult(site, timestampUs, command, result);
+    else this.checkResult(site, meta.timestampUs, command, result);
+    return replyResultUnkept;
   }
 
   private checkResult(
@@ -274,11 +302,27 @@ async function forEachRecord(
     expected = index + 1;
     try {
       await scanOneSegment(io, journalDir, { index, isLast: index === lastIndex, chain }, onRecord);
-    } catch {
+    } catch (error) {
+      // A programmer error is never taken for an unreadable segment.
+      if (error instanceof AssertionError) throw error;
       // An unreadable segment is a storage problem, reported by the storage verify.
       chain.opNext = null;
       chain.parent = null;
     }
+  }
+}
+
+/**
+ * The client table bound the replica executed this journal with, as its superblock records it
+ * (the default when there is no valid superblock: the storage verify reports that).
+ */
+async function recordedSessionBound(dir: string, io: FileIO): Promise<number> {
+  try {
+    const reading = await readSuperblock(dir, io);
+    return reading?.state?.clientSessionCountMax ?? clientSessionCountMaxDefault;
+  } catch {
+    // An unreadable superblock is a storage problem, reported by the storage verify.
+    return clientSessionCountMaxDefault;
   }
 }
 
@@ -288,7 +332,7 @@ export async function replayDataDir(
   cluster: number | null,
   io: FileIO = realFileIO,
 ): Promise<ReplayReport> {
-  const replayer = new Replayer();
+  const replayer = new Replayer(await recordedSessionBound(dir, io));
   try {
     await forEachRecord(dir, cluster, io, (segment, record) => replayer.onRecord(segment, record));
   } catch (error) {
@@ -301,6 +345,7 @@ export async function replayDataDir(
     recordCount: replayer.recordCount,
     opApplied: replayer.opApplied,
     complete: !replayer.stopped,
+    clientSessionCountMax: replayer.clientSessionCountMax,
     registerCount: replayer.registerCount,
     commandCount: replayer.commandCount,
     rejectedCount: replayer.rejectedCount,

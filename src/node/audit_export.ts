@@ -1,9 +1,10 @@
 // Builds an audit export (audit_format.ts) from a replica's data directory, offline and strictly
 // read-only: the storage verify runs first and the export is refused when it finds a problem
 // (an export must not certify a damaged log). The journal is then replayed from op 1 through
-// the kernel under the replica's session rules (the same rules as `kimberlite-admin verify`), so
-// each command's outcome and each stream's chain link before the range are known; prepares whose
-// commit timestamp falls in [start, end) are written out.
+// the kernel by the replica's own executor (vsr/executor.ts), with the client table bound the
+// superblock recorded, so sessions are evicted as the replica evicted them; each command's
+// outcome and each stream's chain link before the range are known; prepares whose commit
+// timestamp falls in [start, end) are written out.
 //
 // Committed means op <= max(superblock commit, the largest `commit` any journalled prepare
 // header carries): a primary only names ops in `commit` once a quorum has them, so everything
@@ -18,7 +19,7 @@ import { DecodeError } from '../core/binary.js';
 import { kmbError } from '../core/errors.js';
 import { rootPrepare } from '../core/header.js';
 import { asOffset, formatTimestampUs } from '../core/types.js';
-import type { ClientId, StreamId } from '../core/types.js';
+import type { StreamId } from '../core/types.js';
 import { apply, createState, decodeCommand, eventLink } from '../kernel/kernel.js';
 import type { Command, CommandResult, State } from '../kernel/kernel.js';
 import { realFileIO } from '../storage/file_io.js';
@@ -29,9 +30,17 @@ import { journalDirOf, listSegmentIndexes, segmentPath } from '../storage/segmen
 import { verifyDataDir } from '../storage/verify.js';
 import { decodeBatch } from '../vsr/batch.js';
 import type { Request } from '../vsr/batch.js';
+import { ClientTable } from '../vsr/client_table.js';
+import { executeRequest } from '../vsr/executor.js';
+import type { StateMachine } from '../vsr/replica.js';
 import { auditDigest, auditFormat, describeRequest } from './audit_format.js';
 import type { AuditCommand, AuditExport, AuditOutcome, AuditPrepare } from './audit_format.js';
 import type { AuditStreamAnchor } from './audit_format.js';
+
+/** The export answers no client: the reply bytes its client table caches are left empty. */
+const replyResultUnkept = new Uint8Array(0);
+
+type ApplyMeta = Parameters<StateMachine<null>['apply']>[1];
 
 /** Total body bytes one export may hold. */
 export const auditExportBodyBytesMax = 256 * 1024 * 1024;
@@ -77,13 +86,15 @@ class AuditCollector {
   anchorChecksum: Uint8Array;
   anchorOp = 0;
   bodyBytes = 0;
-  private readonly sessions = new Map<ClientId, number>();
+  /** The replica's client table, with the bound the superblock recorded. */
+  private readonly table: ClientTable;
 
   constructor(
-    cluster: number,
+    source: { cluster: number; clientSessionCountMax: number },
     private readonly range: { startUs: number; endUs: number; committedOp: number },
   ) {
-    this.anchorChecksum = rootPrepare(cluster).header.checksum;
+    this.anchorChecksum = rootPrepare(source.cluster).header.checksum;
+    this.table = new ClientTable(source.clientSessionCountMax);
   }
 
   onRecord(record: ScannedRecord): void {
@@ -135,16 +146,36 @@ class AuditCollector {
     const described = describeRequest(request, index);
     const { eventHashes, ...fields } = described;
     const entry: AuditCommand = { ...fields, outcome: noOutcome, events: [] };
+    let applied = entry;
+    const machine: StateMachine<null> = {
+      apply: (body, meta) => {
+        applied = this.applyCommand({ entry, eventHashes, inRange }, body, meta);
+        return { result: replyResultUnkept, output: null };
+      },
+    };
+    const { op, timestampUs } = record.header;
+    const outcome = executeRequest(
+      this.table,
+      machine,
+      { op, timestampUs, requestIndex: index },
+      request,
+    );
     if (request.operation === 'register') {
-      if (!this.sessions.has(request.clientId)) this.sessions.set(request.clientId, 0);
       return { ...entry, outcome: { ...noOutcome, status: 'ok' as const } };
     }
-    const last = this.sessions.get(request.clientId);
-    if (last === undefined || request.requestNumber !== last + 1) return entry;
-    this.sessions.set(request.clientId, request.requestNumber);
+    return outcome.kind === 'applied' ? applied : entry;
+  }
+
+  /** The state machine of the export: the kernel, recording each outcome and event link. */
+  private applyCommand(
+    described: { entry: AuditCommand; eventHashes: readonly string[]; inRange: boolean },
+    body: Uint8Array,
+    meta: ApplyMeta,
+  ): AuditCommand {
+    const { entry, eventHashes, inRange } = described;
     let command: Command;
     try {
-      command = decodeCommand(request.body);
+      command = decodeCommand(body);
     } catch (error) {
       if (!(error instanceof DecodeError)) throw error;
       const message = `command does not decode: ${error.message}`;
@@ -154,8 +185,7 @@ class AuditCollector {
     // The live record changes in place on apply: copy what the chain needs first.
     const live = command.kind === 'append' ? this.state.streams.get(command.streamId) : undefined;
     const before = live === undefined ? null : { ...live };
-    const { op, timestampUs } = record.header;
-    const meta = { op, timestampUs, clientId: request.clientId, requestIndex: index };
+    const { op, timestampUs } = meta;
     const { result } = apply(this.state, command, meta);
     const outcome = outcomeOf(result);
     if (!inRange || command.kind !== 'append' || result.status !== 'ok')
@@ -234,7 +264,7 @@ export async function exportAudit(options: AuditExportOptions): Promise<AuditExp
   });
   const committedOp = Math.min(storage.opMax, Math.max(superblock.commit, headerCommitMax));
   const range = { startUs: options.startUs, endUs: options.endUs, committedOp };
-  const collector = new AuditCollector(superblock.cluster, range);
+  const collector = new AuditCollector(superblock, range);
   await forEachRecord(options.dataDir, superblock.cluster, io, (r) => collector.onRecord(r));
   return finish(options, collector, {
     cluster: superblock.cluster,

@@ -24,7 +24,7 @@ import { clusterIdFromName, rootPrepare } from '../core/header.js';
 import type { Prepare } from '../core/header.js';
 import { asOp, asReplicaIndex, asView } from '../core/types.js';
 import type { ClientId, Op, View } from '../core/types.js';
-import { activeTenantCount, admitCommand, createState } from '../kernel/kernel.js';
+import { activeTenantCount, admitCommand, createState, stateDigest } from '../kernel/kernel.js';
 import type { State } from '../kernel/kernel.js';
 import type { Connection } from '../net/connection.js';
 import { ClientPort } from '../net/client_port.js';
@@ -119,6 +119,8 @@ export interface NodeDependencies {
   readonly onReply?: (clientId: ClientId, requestNumber: number, op: number | null) => void;
   /** A tracer to use instead of one built from config.tracing (tests). */
   readonly tracing?: Tracing;
+  /** Tests only: perform no telemetry `event` effect, to prove that no data depends on one. */
+  readonly dropTelemetryEvents?: boolean;
 }
 
 interface PendingRequest {
@@ -316,6 +318,7 @@ export class KimberliteNode {
       clusterName: config.clusterName,
       nodeId: config.nodeId,
       replicaCount: config.peers.length,
+      clientSessionCountMax: config.clientSessionCountMax,
       format: config.format === true,
       logger: deps.logger,
       io: deps.io,
@@ -731,8 +734,15 @@ export class KimberliteNode {
             effect.code,
           );
           break;
+        case 'applied':
+          if (effect.output !== null) this.onApplied(effect.output);
+          break;
+        case 'reads_ready':
+          this.readableFromOp = effect.op;
+          this.quorumReachable = true;
+          break;
         case 'event':
-          this.onReplicaEvent(effect.event);
+          if (this.deps.dropTelemetryEvents !== true) this.onReplicaEvent(effect.event);
           break;
       }
       if (this.tracing !== null) this.tracing.onEffect(effect);
@@ -858,9 +868,6 @@ export class KimberliteNode {
         this.metrics.projectionAppliedPosition.set(event.op);
         this.metrics.projectionLag.set(this.replica.op - event.op);
         break;
-      case 'applied':
-        if (event.output !== null) this.onApplied(event.output);
-        break;
       case 'status_changed':
         this.updateConsensusGauges();
         break;
@@ -871,13 +878,11 @@ export class KimberliteNode {
         this.viewChanges.finished(event.oldView, event.view, event.primary);
         this.updateConsensusGauges();
         break;
-      case 'became_primary':
-        this.readableFromOp = event.op;
-        this.quorumReachable = true;
-        break;
       case 'primary_quorum':
         this.quorumReachable = event.reachable;
         break;
+      case 'applied':
+      case 'became_primary':
       case 'session_evicted':
       case 'checksum_failure':
       case 'log_truncated':
@@ -1000,6 +1005,11 @@ export class KimberliteNode {
         };
       }),
     };
+  }
+
+  /** stateDigest() of the kernel state this replica executed to: what verify's replay checks. */
+  stateDigest(): Uint8Array {
+    return stateDigest(this.state);
   }
 
   /**

@@ -8,6 +8,7 @@ import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 
+import { constants } from '../core/constants.js';
 import { errorCodes, KmbError } from '../core/errors.js';
 import { asOp } from '../core/types.js';
 import { createLogger } from '../observability/logger.js';
@@ -46,7 +47,15 @@ function capture(): Captured {
 }
 
 function startOptions(dataDir: string, logger: Logger, format = false): StorageStartOptions {
-  return { dataDir, clusterName: 'test', nodeId: 0, replicaCount: 1, format, logger };
+  return {
+    dataDir,
+    clusterName: 'test',
+    nodeId: 0,
+    replicaCount: 1,
+    clientSessionCountMax: constants.clientSessionCountMax,
+    format,
+    logger,
+  };
 }
 
 const empty: DataDirContents = {
@@ -95,6 +104,31 @@ describe('start-up: formatting', () => {
       await writeFile(join(dir, 'notes.txt'), 'x');
       await mkdir(join(dir, 'photos'));
       assert.deepEqual((await inspectDataDir(dir)).foreign, ['notes.txt', 'photos']);
+    });
+  });
+
+  it('records the client session bound at format and refuses another one later', async () => {
+    // Proves the bound is fixed for the life of the data: formatting with 3 records 3; opening
+    // with 4 is refused with KMB_ERR_CONFIG_INVALID naming both values and changes nothing;
+    // opening with 3 again succeeds.
+    await withTempDir(async (dir) => {
+      const { logger } = capture();
+      const options = { ...startOptions(dir, logger), clientSessionCountMax: 3 };
+      const first = await openOrFormatSuperblock(options);
+      assert.equal(first.superblock.state.clientSessionCountMax, 3);
+      await assert.rejects(
+        openOrFormatSuperblock({ ...options, clientSessionCountMax: 4 }),
+        (error) => {
+          assert.ok(error instanceof KmbError);
+          assert.equal(error.code, errorCodes.config_invalid);
+          assert.match(error.message, /formatted with \[consensus\] client_sessions_max 3/);
+          assert.match(error.message, /configured as 4/);
+          return true;
+        },
+      );
+      const again = await openOrFormatSuperblock(options);
+      assert.equal(again.formatted, false);
+      assert.equal(again.superblock.state.clientSessionCountMax, 3);
     });
   });
 

@@ -21,6 +21,10 @@
 // change and fetches the missing ops from its peers before it serves. Either way an ERROR line
 // names the superblock commit, the journal's last valid op and the data directory.
 //
+// The client session bound ([consensus] client_sessions_max) is recorded in the superblock at
+// format time and is part of the data: it decides which sessions are evicted, so which commands
+// apply. Opening a directory with another configured bound is refused (KMB_ERR_CONFIG_INVALID).
+//
 // Invariants: nothing here writes to a directory it refuses; every decision is logged once.
 
 import { KmbError, kmbError } from '../core/errors.js';
@@ -134,6 +138,8 @@ export interface StorageStartOptions {
   readonly clusterName: string;
   readonly nodeId: number;
   readonly replicaCount: number;
+  /** [consensus] client_sessions_max: recorded at format, must match the recorded one later. */
+  readonly clientSessionCountMax: number;
   /** --format: format a directory that holds other files (never one with kimberlite data). */
   readonly format: boolean;
   readonly logger: Logger;
@@ -187,6 +193,7 @@ async function format(options: StorageStartOptions, io: FileIO): Promise<Superbl
       view: asView(0),
       logView: asView(0),
       commit: asOp(0),
+      clientSessionCountMax: options.clientSessionCountMax,
     },
     io,
   );
@@ -206,6 +213,17 @@ function checkIdentity(superblock: Superblock, options: StorageStartOptions): vo
       'config_invalid',
       `data directory ${options.dataDir} belongs to node ${state.replica}, ` +
         `but [cluster] node_id is ${options.nodeId}`,
+    );
+  }
+  if (state.clientSessionCountMax !== options.clientSessionCountMax) {
+    // The bound decides which sessions are evicted, so which commands apply: replaying this
+    // journal with another bound would build another state than the one the cluster agreed on.
+    throw kmbError(
+      'config_invalid',
+      `data directory ${options.dataDir} was formatted with [consensus] client_sessions_max ` +
+        `${state.clientSessionCountMax}, but it is configured as ` +
+        `${options.clientSessionCountMax}; the bound is fixed for the life of the data: ` +
+        `set client_sessions_max = ${state.clientSessionCountMax}`,
     );
   }
 }

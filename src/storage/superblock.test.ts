@@ -10,6 +10,7 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 
 import { AssertionError } from '../core/assert.js';
+import { sha256, sha256SizeBytes } from '../core/checksum.js';
 import { constants } from '../core/constants.js';
 import { errorCodes, KmbError } from '../core/errors.js';
 import { asOp, asReplicaIndex, asView } from '../core/types.js';
@@ -47,6 +48,7 @@ const stateArbitrary: fc.Arbitrary<SuperblockState> = fc
     view: fc.integer({ min: 0, max: 2 ** 40 }),
     logViewSeed: fc.nat(),
     commit: fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }),
+    clientSessionCountMax: fc.integer({ min: 1, max: 0xffff_ffff }),
   })
   .map((r) => ({
     cluster: r.cluster,
@@ -56,6 +58,7 @@ const stateArbitrary: fc.Arbitrary<SuperblockState> = fc
     view: asView(r.view),
     logView: asView(r.logViewSeed % (r.view + 1)),
     commit: asOp(r.commit),
+    clientSessionCountMax: r.clientSessionCountMax,
   }));
 
 describe('superblock', () => {
@@ -171,6 +174,22 @@ describe('superblock', () => {
     const decoded = decodeCopy(bytes, 1);
     assert.equal(decoded.ok, false);
     if (!decoded.ok) assert.match(decoded.problem, /slot/);
+  });
+
+  it('records the client session bound, and reads a copy from before it as the default', () => {
+    // Proves the bound's place in the copy: a state with bound 3 round-trips; a copy holding 0
+    // there (as every copy written before the field existed does), re-checksummed, decodes with
+    // the compiled-in default instead of failing as "reserved bytes are not zero".
+    const bytes = encodeCopy(0, 1, { ...testSuperblockState, clientSessionCountMax: 3 });
+    const decoded = decodeCopy(bytes, 0);
+    assert.ok(decoded.ok);
+    assert.equal(decoded.state.clientSessionCountMax, 3);
+    const old = bytes.slice();
+    old.fill(0, 58, 62);
+    old.set(sha256(old.subarray(sha256SizeBytes)), 0);
+    const oldDecoded = decodeCopy(old, 0);
+    assert.ok(oldDecoded.ok);
+    assert.equal(oldDecoded.state.clientSessionCountMax, constants.clientSessionCountMax);
   });
 
   it('round-trips any valid state and rejects any flipped byte (property)', () => {

@@ -302,6 +302,7 @@ function nextState(state: SuperblockState, update: Partial<SuperblockState>): Su
   assert(next.view >= state.view, 'the view never goes back');
   assert(next.logView >= state.logView, 'the log view never goes back');
   assert(next.commit >= state.commit, 'the commit number never goes back');
+  assert(next.clientSessionCountMax === state.clientSessionCountMax, 'the session bound is fixed');
   const problem = stateProblem(next);
   assert(problem === null, `superblock state: ${problem}`);
   return next;

@@ -10,7 +10,9 @@
 //   48 cluster       u64
 //   56 replica       u8
 //   57 replicaCount  u8
-//   58 reserved      [6]   zero
+//   58 clientSessionCountMax u32  the client table's bound the data was executed with; 0 in
+//                     copies written before it was recorded, read as the default
+//   62 reserved      [2]   zero
 //   64 view          u64
 //   72 logView       u64   the last view in which this replica's status was normal
 //   80 commit        u64
@@ -28,6 +30,10 @@ import { constants } from '../core/constants.js';
 import { asOp, asReplicaIndex, asView } from '../core/types.js';
 import type { Op, ReplicaIndex, View } from '../core/types.js';
 import { isAllZero } from './chunk_cursor.js';
+
+/** The bound an old superblock (whose copies hold 0 in its place) was executed with. */
+export const clientSessionCountMaxDefault = constants.clientSessionCountMax;
+const u32Max = 0xffff_ffff;
 
 export const superblockMagic = 0x53424d4b; // 'KMBS' read little-endian
 export const superblockVersion = 1;
@@ -49,6 +55,11 @@ export interface SuperblockState {
   readonly view: View;
   readonly logView: View;
   readonly commit: Op;
+  /**
+   * The client table's bound (sessions kept before the oldest is evicted) this replica executes
+   * with, fixed at format time: replaying the journal with another bound would diverge.
+   */
+  readonly clientSessionCountMax: number;
 }
 
 export type CopyDecoding =
@@ -62,6 +73,10 @@ export function stateProblem(state: SuperblockState): string | null {
   if (state.replicaCount > constants.replicaCountMax) return 'replica count above the maximum';
   if (!Number.isInteger(state.replica) || state.replica >= state.replicaCount) {
     return `replica ${state.replica} is not below the replica count ${state.replicaCount}`;
+  }
+  const sessions = state.clientSessionCountMax;
+  if (!Number.isInteger(sessions) || sessions < 1 || sessions > u32Max) {
+    return `client session bound ${sessions}`;
   }
   if (state.logView > state.view) return `log view ${state.logView} is after view ${state.view}`;
   if (textEncoder.encode(state.clusterName).length > superblockClusterNameBytesMax) {
@@ -81,7 +96,8 @@ export function encodeCopy(
   assert(problem === null, `superblock state: ${problem}`);
   const writer = new Writer(constants.superblockCopySizeBytes);
   writer.zeros(sha256SizeBytes).u32(superblockMagic).u16(superblockVersion).u16(copyIndex);
-  writer.u64(sequence).u64(state.cluster).u8(state.replica).u8(state.replicaCount).zeros(6);
+  writer.u64(sequence).u64(state.cluster).u8(state.replica).u8(state.replicaCount);
+  writer.u32(state.clientSessionCountMax).zeros(2);
   writer.u64(state.view).u64(state.logView).u64(state.commit);
   assert(writer.length === fixedFieldsSizeBytes, 'fixed fields size');
   writer.string(state.clusterName);
@@ -122,7 +138,8 @@ function decodeFields(reader: Reader, copyIndex: number): CopyDecoding {
   const cluster = reader.u64();
   const replica = asReplicaIndex(reader.u8());
   const replicaCount = reader.u8();
-  if (!isAllZero(reader.fixed(6))) return { ok: false, problem: 'reserved bytes are not zero' };
+  const sessionsRecorded = reader.u32();
+  if (!isAllZero(reader.fixed(2))) return { ok: false, problem: 'reserved bytes are not zero' };
   const view = asView(reader.u64());
   const logView = asView(reader.u64());
   const commit = asOp(reader.u64());
@@ -138,6 +155,7 @@ function decodeFields(reader: Reader, copyIndex: number): CopyDecoding {
     view,
     logView,
     commit,
+    clientSessionCountMax: sessionsRecorded === 0 ? clientSessionCountMaxDefault : sessionsRecorded,
   };
   const problem = stateProblem(state);
   if (problem !== null) return { ok: false, problem: `invalid state: ${problem}` };
@@ -153,6 +171,7 @@ export function stateEqual(a: SuperblockState, b: SuperblockState): boolean {
     a.replicaCount === b.replicaCount &&
     a.view === b.view &&
     a.logView === b.logView &&
-    a.commit === b.commit
+    a.commit === b.commit &&
+    a.clientSessionCountMax === b.clientSessionCountMax
   );
 }

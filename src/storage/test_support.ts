@@ -8,6 +8,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
+import { constants } from '../core/constants.js';
 import { makePrepare, rootPrepare } from '../core/header.js';
 import type { Prepare } from '../core/header.js';
 import { asOp, asReplicaIndex, asTimestampUs, asView } from '../core/types.js';
@@ -23,6 +24,7 @@ export const testSuperblockState: SuperblockState = {
   view: asView(0),
   logView: asView(0),
   commit: asOp(0),
+  clientSessionCountMax: constants.clientSessionCountMax,
 };
 
 /**

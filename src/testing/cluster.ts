@@ -341,6 +341,13 @@ export class Cluster {
         const message: ReplicaToClient = { kind: 'reject', requestNumber, code, leaderHint };
         return this.toClient(index, effect.clientId, message);
       }
+      case 'applied':
+        // The simulator keeps no derived views: its reads are answered from the kernel state.
+        return;
+      case 'reads_ready':
+        node.readableFromOp = effect.op;
+        node.quorumReachable = true;
+        return;
       case 'event':
         return this.onEvent(node, effect.event);
       case 'unknown':
@@ -383,18 +390,15 @@ export class Cluster {
   }
 
   /**
-   * Events of the view-change replica that decide whether a primary may serve reads (read
-   * loosely by name, so this compiles before and after they exist): `became_primary` gives the
-   * op the new view started from, `primary_quorum` whether the primary still hears a quorum.
+   * The event of the view-change replica that decides whether a primary may serve reads besides
+   * the reads_ready effect (read loosely by name): `primary_quorum`, whether the primary still
+   * hears a quorum.
    */
   private onLeadershipEvent(
     node: SimNode,
     event: { kind: string } & Record<string, unknown>,
   ): void {
-    if (event.kind === 'became_primary' && typeof event['op'] === 'number') {
-      node.readableFromOp = event['op'];
-      node.quorumReachable = true;
-    } else if (event.kind === 'primary_quorum' && typeof event['reachable'] === 'boolean') {
+    if (event.kind === 'primary_quorum' && typeof event['reachable'] === 'boolean') {
       node.quorumReachable = event['reachable'];
     }
   }

@@ -3,18 +3,21 @@
 // net/client_protocol.ts) over real loopback TCP and applies commands with the real kernel, but
 // it has no replication and no disk: every request commits at once.
 //
-// Like the real node it keeps a client table: a request repeated with the same client id and
-// request number is answered from the reply cache, not applied again; older numbers get
+// Like the real node it keeps a client table and executes through the replica's executor
+// (vsr/executor.ts: the same session and eviction rules): a request repeated with the same client
+// id and request number is answered from the reply cache, not applied again; older numbers get
 // KMB_ERR_REQUEST_STALE and skipped ones KMB_ERR_REQUEST_GAP. Tests steer it with hooks that
 // choose, per request or query, to answer normally, answer with an error, drop the connection
 // before or after applying, or never answer, and they read its counters to see what happened.
 
 import { createServer } from 'node:net';
 import type { AddressInfo, Server, Socket } from 'node:net';
+import { assert } from '../core/assert.js';
+import { constants } from '../core/constants.js';
 import { errorCodes } from '../core/errors.js';
 import type { ErrorCode } from '../core/errors.js';
 import { asOffset, asOp, asTimestampUs, asView } from '../core/types.js';
-import type { ClientId, Op, StreamId, TimestampUs } from '../core/types.js';
+import type { Op, StreamId, TimestampUs } from '../core/types.js';
 import { apply, createState, decodeCommand, encodeResult, streamById } from '../kernel/kernel.js';
 import { streamList, tenantById, tenantList } from '../kernel/kernel.js';
 import type { State } from '../kernel/kernel.js';
@@ -29,6 +32,9 @@ import type {
   ReplyMessage,
   RequestMessage,
 } from '../net/client_protocol.js';
+import { ClientTable } from '../vsr/client_table.js';
+import { executeRequest } from '../vsr/executor.js';
+import type { StateMachine } from '../vsr/replica.js';
 
 /** What the fake does with one request or query. */
 export type FakeAction =
@@ -70,11 +76,6 @@ export function inFlightCounter(): { hooks: FakeHooks; max: () => number } {
   return { hooks, max: () => inFlightMax };
 }
 
-interface Session {
-  requestNumber: number;
-  reply: ReplyMessage;
-}
-
 const timestampUsBase = 1_700_000_000_000_000;
 
 export class FakeServer {
@@ -86,7 +87,8 @@ export class FakeServer {
   queryCount = 0;
   /** Every request received, in order. */
   readonly requests: RequestMessage[] = [];
-  private readonly sessions = new Map<ClientId, Session>();
+  /** The replica's client table, with the production bound: sessions are evicted as there. */
+  private readonly table = new ClientTable(constants.clientSessionCountMax);
   /** The events of each stream, as stored (tests may tamper with them). */
   readonly streamEvents = new Map<StreamId, EventRecord[]>();
   private readonly sockets = new Set<Socket>();
@@ -213,55 +215,57 @@ export class FakeServer {
     else this.sendError(socket, scope, answer.code, answer.message);
   }
 
-  /** The client table and the kernel: a reply, or the error a real node would send. */
+  /**
+   * Admission as a real node checks it, then the replica's executor (vsr/executor.ts) over the
+   * client table and the kernel: a reply, or the error a real node would send.
+   */
   private commit(
     request: RequestMessage,
   ): { reply: ReplyMessage } | { code: ErrorCode; message: string } {
-    const session = this.sessions.get(request.clientId);
+    const session = this.table.get(request.clientId);
     if (request.operation === 'register') {
-      if (session !== undefined && request.requestNumber === 0) return { reply: session.reply };
-      const reply = this.reply(request, this.nextOp(), new Uint8Array(0));
-      this.sessions.set(request.clientId, { requestNumber: 0, reply });
-      return { reply };
+      if (session !== undefined) return { reply: session.reply };
+    } else {
+      if (session === undefined) {
+        return { code: errorCodes.session_not_registered, message: 'no such session' };
+      }
+      if (request.requestNumber === session.requestNumber) return { reply: session.reply };
+      if (request.requestNumber < session.requestNumber) {
+        return { code: errorCodes.request_stale, message: 'stale request number' };
+      }
+      if (request.requestNumber > session.requestNumber + 1) {
+        return { code: errorCodes.request_gap, message: 'request number skipped' };
+      }
     }
-    if (session === undefined) {
-      return { code: errorCodes.session_not_registered, message: 'no such session' };
-    }
-    if (request.requestNumber === session.requestNumber) return { reply: session.reply };
-    if (request.requestNumber < session.requestNumber) {
-      return { code: errorCodes.request_stale, message: 'stale request number' };
-    }
-    if (request.requestNumber > session.requestNumber + 1) {
-      return { code: errorCodes.request_gap, message: 'request number skipped' };
-    }
-    const reply = this.applyCommand(request);
-    session.requestNumber = request.requestNumber;
-    session.reply = reply;
-    return { reply };
+    const op = this.nextOp();
+    const site = { op, timestampUs: this.timestampOf(op), requestIndex: 0 };
+    const outcome = executeRequest(this.table, this.machine, site, request);
+    assert(outcome.kind !== 'skipped', 'admission lets through only what applies');
+    return { reply: outcome.reply };
   }
 
-  private applyCommand(request: RequestMessage): ReplyMessage {
-    const op = this.nextOp();
-    const timestampUs = this.timestampOf(op);
-    const command = decodeCommand(request.body);
-    const outcome = apply(this.state, command, {
-      op,
-      timestampUs,
-      clientId: request.clientId,
-      requestIndex: 0,
-    });
-    this.appliedCount += 1;
-    const result = outcome.result;
-    if (command.kind === 'append' && result.status === 'ok' && result.kind === 'append') {
-      const stored = this.streamEvents.get(command.streamId) ?? [];
-      const first = result.firstOffset;
-      command.events.forEach((data, i) => {
-        stored.push({ offset: asOffset(first + i), timestampUs, data: data.slice() });
-      });
-      this.streamEvents.set(command.streamId, stored);
-    }
-    return this.reply(request, op, encodeResult(outcome.result));
-  }
+  /** The kernel as the executor's state machine; it keeps each stream's events as stored. */
+  private readonly machine: StateMachine<null> = {
+    apply: (body, meta) => {
+      const command = decodeCommand(body);
+      const outcome = apply(this.state, command, meta);
+      this.appliedCount += 1;
+      const result = outcome.result;
+      if (command.kind === 'append' && result.status === 'ok' && result.kind === 'append') {
+        const stored = this.streamEvents.get(command.streamId) ?? [];
+        const first = result.firstOffset;
+        command.events.forEach((data, i) => {
+          stored.push({
+            offset: asOffset(first + i),
+            timestampUs: meta.timestampUs,
+            data: data.slice(),
+          });
+        });
+        this.streamEvents.set(command.streamId, stored);
+      }
+      return { result: encodeResult(outcome.result), output: null };
+    },
+  };
 
   private nextOp(): Op {
     this.op += 1;
@@ -270,11 +274,6 @@ export class FakeServer {
 
   private timestampOf(op: Op): TimestampUs {
     return asTimestampUs(timestampUsBase + op * 1000 + 1);
-  }
-
-  private reply(request: RequestMessage, op: Op, result: Uint8Array): ReplyMessage {
-    const { clientId, requestNumber } = request;
-    return { clientId, requestNumber, op, timestampUs: this.timestampOf(op), result };
   }
 
   /** The op of the last command committed here (0 before any). */

@@ -113,6 +113,8 @@ export type SimEffect =
       readonly code: ErrorCode;
       readonly leaderHint: number;
     }
+  | Extract<Effect<KernelOutput>, { kind: 'applied' }>
+  | { readonly kind: 'reads_ready'; readonly view: number; readonly op: number }
   | { readonly kind: 'event'; readonly event: ReplicaEvent<KernelOutput> }
   | { readonly kind: 'unknown'; readonly name: string };
 
@@ -123,6 +125,8 @@ export function toSimEffect(effect: Effect<KernelOutput>): SimEffect {
     case 'journal_read':
     case 'send':
     case 'reply':
+    case 'applied':
+    case 'reads_ready':
     case 'event':
       return effect;
     case 'superblock_write': {

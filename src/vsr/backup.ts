@@ -3,6 +3,9 @@
 // prepare and from commit heartbeats) and executing in order. A prepare that arrives ahead of a
 // gap waits in memory (a bounded window) while repair fetches the ops before it.
 //
+// A message from the primary of a later view moves the backup into that view's view change
+// (jumpToView), to ask for its start_view.
+//
 // A backup acknowledges only while its superblock durably records the current view as its log
 // view: a replica that restarts must never claim an older log view for a log holding ops it
 // acknowledged in a newer one (see view_change.ts).
@@ -10,13 +13,13 @@
 import { checksumEqual } from '../core/checksum.js';
 import { constants } from '../core/constants.js';
 import type { Prepare } from '../core/header.js';
-import type { Op } from '../core/types.js';
+import type { Op, View } from '../core/types.js';
 import { executeCommitted } from './execute.js';
 import type { ReplicaMessage } from './message.js';
 import { prepareIsValid } from './prepare_check.js';
 import { scheduleRepair } from './repair.js';
 import type { ReplicaCore } from './replica_core.js';
-import { jumpToView } from './view_change.js';
+import { electionJitter, transitionToViewChange } from './transitions.js';
 import { mayFollowLaterView } from './view_follow.js';
 
 type PrepareMessage = Extract<ReplicaMessage, { kind: 'prepare' }>;
@@ -49,14 +52,18 @@ function fromMyPrimary<Output>(
 }
 
 /**
- * The extra ticks a backup waits on top of the election timeout, drawn again whenever it hears
- * from its primary: uniform in [0, timeout / 2). Backups that time out together are harmless
- * here (the next view's primary is fixed, view mod n), so the spread only needs to stagger
- * them, and a wider one is paid for in failover time: with [0, timeout) one trial in 20 of
- * bench/failover.ts took over 2 s.
+ * A message from the normal primary of a later view: this replica missed that view's start.
+ * It moves to the view (without voting in it) and asks the primary for start_view.
  */
-export function electionJitter<Output>(r: ReplicaCore<Output>): number {
-  return Math.floor((r.random() * r.tuning.electionTimeoutTicks) / 2);
+function jumpToView<Output>(r: ReplicaCore<Output>, view: View): void {
+  if (r.status === 'recovering' || view <= r.view) return;
+  const oldView = r.view;
+  transitionToViewChange(r, view);
+  r.vc.svcView = view;
+  r.vc.svcFrom.clear();
+  r.needStartView = true;
+  r.send(r.primaryOf(view), { kind: 'request_start_view', nonce: 0 });
+  r.viewChangeStartedEvent(oldView, 'later_view');
 }
 
 export function onPrepareMessage<Output>(r: ReplicaCore<Output>, message: PrepareMessage): void {

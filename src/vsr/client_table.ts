@@ -36,7 +36,9 @@ export class ClientTable {
 
   /**
    * Records a committed register. Returns the client evicted to make room, if any. The choice is
-   * deterministic: the smallest lastCommitOp, and ops are unique per session's latest commit.
+   * deterministic: the smallest lastCommitOp, and among sessions whose latest commits share an op
+   * the one registered first (the map's insertion order, the same on every replica and in every
+   * offline replay, since all of them build the table through executor.ts in log order).
    */
   register(clientId: ClientId, reply: Reply): ClientId | null {
     assert(!this.sessions.has(clientId), 'register of an existing session');
@@ -62,7 +64,8 @@ export class ClientTable {
     const session = this.sessions.get(reply.clientId);
     assert(session !== undefined, 'update of an unknown session');
     assert(reply.requestNumber === session.requestNumber + 1, 'requests commit in order');
-    assert(reply.op > session.lastCommitOp, 'commits move forward');
+    // A register and the session's first commands may share one prepare: equal ops are fine.
+    assert(reply.op >= session.lastCommitOp, 'commits never move back');
     session.requestNumber = reply.requestNumber;
     session.reply = reply;
     session.lastCommitOp = reply.op;

@@ -1,7 +1,9 @@
 // Execution: applying committed prepares to the state machine, in op order, exactly once. Each
-// request of a prepare's batch is checked against the client table (replicated session state:
-// it changes only here, so every replica's table is the same at the same commit number), applied,
-// and its reply cached; a normal primary also answers the client.
+// request of a prepare's batch goes through the one executor (executor.ts), which checks it
+// against the client table (replicated session state: it changes only there, so every replica's
+// table is the same at the same commit number), applies it and caches its reply; a normal
+// primary also answers the client. Each executed request is an `applied` data effect (the shell
+// feeds its derived views from it) and an `applied` telemetry event.
 //
 // Invariants: ops execute in order, only when committed (op <= commitMax) and verified to belong
 // to the current log (op <= verifiedOp); a request applies only if it is its session's next one
@@ -13,6 +15,7 @@ import type { Prepare } from '../core/header.js';
 import type { ClientId, RequestNumber } from '../core/types.js';
 import { decodeBatch } from './batch.js';
 import type { Request } from './batch.js';
+import { executeRequest as executeOne } from './executor.js';
 import type { Reply } from './message.js';
 import type { ReplicaCore } from './replica_core.js';
 
@@ -58,49 +61,21 @@ function executeRequest<Output>(
   requestIndex: number,
 ): Reply | null {
   const { op, timestampUs } = prepare.header;
+  const site = { op, timestampUs, requestIndex };
+  const outcome = executeOne(r.clientTable, r.options.stateMachine, site, request, {
+    applyDuplicates: r.canary === 'no_duplicate_detection',
+  });
+  if (outcome.kind === 'skipped') return null;
   const { clientId, requestNumber } = request;
-  if (request.operation === 'register') {
-    if (r.clientTable.get(clientId) !== undefined) return null;
-    const reply: Reply = { clientId, requestNumber, op, timestampUs, result: new Uint8Array(0) };
-    const evicted = r.clientTable.register(clientId, reply);
-    r.event({ kind: 'session_registered', clientId, op });
-    r.event({
-      kind: 'applied',
-      op,
-      requestIndex,
-      clientId,
-      requestNumber,
-      operation: 'register',
-      output: null,
-    });
-    if (evicted !== null) evict(r, evicted);
-    return reply;
-  }
-  const session = r.clientTable.get(clientId);
-  if (session === undefined) return null;
-  const next = requestNumber === session.requestNumber + 1;
-  const duplicate = requestNumber <= session.requestNumber;
-  // A gap or a duplicate is prevented by the primary's admission; every replica still decides
-  // them the same way, so that a log written by a faulty primary cannot split the replicas.
-  if (!next && !(duplicate && r.canary === 'no_duplicate_detection')) return null;
-  const applied = r.options.stateMachine.apply(request.body, {
-    op,
-    timestampUs,
-    clientId,
-    requestIndex,
-  });
-  const reply: Reply = { clientId, requestNumber, op, timestampUs, result: applied.result };
-  if (next) r.clientTable.update(reply);
-  r.event({
-    kind: 'applied',
-    op,
-    requestIndex,
-    clientId,
-    requestNumber,
-    operation: 'command',
-    output: applied.output,
-  });
-  return reply;
+  const registered = outcome.kind === 'registered';
+  if (registered) r.event({ kind: 'session_registered', clientId, op });
+  const output = registered ? null : outcome.output;
+  const operation = request.operation;
+  // Data for the shell (derived views), then the same fact as telemetry for metrics and traces.
+  r.emit({ kind: 'applied', op, requestIndex, clientId, requestNumber, operation, output });
+  r.event({ kind: 'applied', op, requestIndex, clientId, requestNumber, operation, output });
+  if (registered && outcome.evicted !== null) evict(r, outcome.evicted);
+  return outcome.reply;
 }
 
 function evict<Output>(r: ReplicaCore<Output>, clientId: ClientId): void {

@@ -21,7 +21,13 @@
 //                     never decreases from one write to the next.
 //   send              deliver the message to replica `target` (best effort: it may be lost).
 //   reply / reject    answer the client (by client id) on whatever connection it uses now.
-//   event             observability only (metrics, logs, traces); never changes behaviour.
+//   applied           data: a committed request was executed (in op order, then batch order);
+//                     feed derived views from its output (the stream read index). Emitted on
+//                     every replica, also while replaying the journal at start-up.
+//   reads_ready       data: this replica became primary of `view`; it may answer linearizable
+//                     reads once it has executed through `op` (every op its view started with).
+//   event             telemetry only (metrics, logs, traces): a shell may drop every event and
+//                     nothing about the replica's state, its replies or the read index changes.
 // After a restart the shell replays the journal through onRecoveredPrepare (op order, from op 1)
 // and then calls finishRecovery.
 
@@ -401,4 +407,15 @@ export type Effect<Output> =
       /** The leader's index for KMB_ERR_NOT_LEADER, else -1. */
       readonly leaderHint: number;
     }
+  | {
+      readonly kind: 'applied';
+      readonly op: Op;
+      readonly requestIndex: number;
+      readonly clientId: ClientId;
+      readonly requestNumber: RequestNumber;
+      readonly operation: Operation;
+      /** The state machine's output; null for a register. */
+      readonly output: Output | null;
+    }
+  | { readonly kind: 'reads_ready'; readonly view: View; readonly op: Op }
   | { readonly kind: 'event'; readonly event: ReplicaEvent<Output> };

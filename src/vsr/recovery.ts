@@ -18,9 +18,9 @@ import { checksumEqual } from '../core/checksum.js';
 import { bodyMatches } from '../core/header.js';
 import type { Prepare } from '../core/header.js';
 import { Scrubber } from './scrubber.js';
-import { electionJitter } from './backup.js';
 import { executeCommitted } from './execute.js';
 import type { ReplicaCore } from './replica_core.js';
+import { electionJitter, transitionToNormal, transitionToRecovering } from './transitions.js';
 
 export interface RecoveryReport {
   /**
@@ -71,12 +71,10 @@ export function finishRecovery<Output>(r: ReplicaCore<Output>, report: RecoveryR
     if (r.replicaCount === 1 && r.commitMax > r.log.journalOp) r.commitMax = r.log.journalOp;
     r.logView = r.view;
     executeCommitted(r);
-    r.setStatus('normal');
-    if (!r.isPrimary) r.primaryTimeout.start(electionJitter(r));
+    transitionToNormal(r);
     return;
   }
-  r.event({ kind: 'status_changed', status: 'recovering', view: r.view });
-  r.recoveryNonce = 1 + Math.floor(r.random() * 0x7fff_fffe);
+  transitionToRecovering(r);
   requestStartView(r);
   if (r.journalIntact) r.primaryTimeout.start(electionJitter(r));
 }

@@ -9,7 +9,7 @@
 //   - single ops by checksum (request_prepare): uncommitted ops of an adopted log that arrived
 //     as headers only, and committed ops whose journal record is corrupt. A peer answers with the
 //     prepare or nack_prepare(not_seen | seen_but_corrupt). A new primary asks every peer and
-//     truncates an op a nack quorum never saw (view_change.ts: applyNackQuorum).
+//     truncates an op a nack quorum never saw (view_start.ts: applyNackQuorum).
 // Peers are chosen by the repair budget (repair_budget.ts: latency EWMA, in-flight cap, expiry,
 // a share of random choices); committed ops may come from anyone, uncommitted ones only from the
 // primary of the same view.
@@ -28,7 +28,7 @@ import { executeCommitted } from './execute.js';
 import type { JournalReadContext, NackReason, ReplicaMessage } from './message.js';
 import { prepareIsValid } from './prepare_check.js';
 import type { ReplicaCore } from './replica_core.js';
-import { applyNackQuorum, maybeFinishPrimaryViewChange } from './view_change.js';
+import { applyNackQuorum, maybeFinishPrimaryViewChange } from './view_start.js';
 
 type RepairPrepare = Extract<ReplicaMessage, { kind: 'repair_prepare' }>;
 type NackPrepare = Extract<ReplicaMessage, { kind: 'nack_prepare' }>;
@@ -38,13 +38,6 @@ type RequestPrepares = Extract<ReplicaMessage, { kind: 'request_prepares' }>;
 /** Request ids for the repair budget: even for single ops, odd for ranges (by first op). */
 const prepareId = (op: number): number => op * 2;
 const rangeId = (op: number): number => op * 2 + 1;
-
-export function resetRepair<Output>(r: ReplicaCore<Output>): void {
-  r.repair.budget.clear();
-  r.repair.range = null;
-  r.repair.prepares.clear();
-  r.repair.nackedBy.clear();
-}
 
 /** Sends whatever repair requests are due; called after every change and every tick. */
 export function scheduleRepair<Output>(r: ReplicaCore<Output>): void {
@@ -243,6 +236,9 @@ function placeRepaired<Output>(
     return 'append';
   }
   if (!vouched || op > log.journalOp + constants.repairRangeCountMax || log.full) return null;
+  // A normal primary's log is whole: no honest peer vouches for an op beyond it in its view
+  // (forged_repair.test.ts), and its pipeline must stay exactly its uncommitted ops.
+  if (r.status === 'normal' && r.isPrimary) return null;
   if (op === log.journalOp + 1 && log.verifiedOp !== log.journalOp) return null;
   log.putPending(op, checksum, message.prepare, false);
   return 'append';

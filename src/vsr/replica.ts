@@ -14,9 +14,11 @@
 // unexecuted suffix, log_suffix.ts) and asks for older prepares through journal_read.
 //
 // The protocol lives in one module per concept: primary.ts and backup.ts (normal operation),
-// execute.ts (applying commits, the client table), view_change.ts, recovery.ts (restart),
-// repair.ts (missing and corrupt prepares), maintenance.ts (ticks, heartbeats, clock, scrubbing).
-// replica_core.ts holds the state they share. This class is the only way in.
+// execute.ts (applying commits, the client table), view_change.ts and view_start.ts (electing a
+// primary, and its last steps), recovery.ts (restart), repair.ts (missing and corrupt prepares),
+// maintenance.ts (ticks, heartbeats, clock, scrubbing), transitions.ts (the statuses and the only
+// ways between them). replica_core.ts holds the state they share; they import each other without
+// a cycle (import_cycles.test.ts). This class is the only way in.
 //
 // Invariants (invariants(), after every entry point): commitMin <= commitMax; commitMin <= op;
 // the log's own (log_suffix.ts); a normal primary's pipeline is exactly commitMax+1..op and it
@@ -62,13 +64,13 @@ import type { ReplicaStats } from './replica_core.js';
 import type { ReplicaOptions } from './replica_options.js';
 import type { ScrubberMetrics } from './scrubber.js';
 import {
-  maybeFinishPrimaryViewChange,
   maybeSendDoViewChange,
   onDoViewChange,
   onRequestStartView,
   onStartView,
   onStartViewChange,
 } from './view_change.js';
+import { maybeFinishPrimaryViewChange } from './view_start.js';
 
 export type { RecoveryReport } from './recovery.js';
 export type { Canary, ReplicaOptions, ReplicaPrng, StateMachine } from './replica_options.js';

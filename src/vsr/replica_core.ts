@@ -326,6 +326,7 @@ export class ReplicaCore<Output> {
     this.effects.push({ kind: 'event', event });
   }
 
+  /** Only transitions.ts calls this: its transitionTo… functions check the status left. */
   setStatus(status: ReplicaStatus): void {
     if (this.status === status) return;
     this.status = status;

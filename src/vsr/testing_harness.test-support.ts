@@ -187,6 +187,8 @@ export class SimNode {
   /** client:request of every command applied since the last start, and those applied twice. */
   applied = new Set<string>();
   readonly appliedTwice: string[] = [];
+  /** The op of the latest reads_ready effect: linearizable reads wait for its execution. */
+  readsReadyOp = 0;
   /** Whether it ever started (its data directory exists). */
   started = false;
   /** How far this replica's wall clock is off, in microseconds. */
@@ -487,6 +489,16 @@ export class Scenario {
             effect.leaderHint,
           );
           break;
+        case 'applied':
+          if (effect.operation === 'command') {
+            const key = `${effect.clientId}#${effect.requestNumber}`;
+            if (node.applied.has(key)) node.appliedTwice.push(key);
+            node.applied.add(key);
+          }
+          break;
+        case 'reads_ready':
+          node.readsReadyOp = effect.op;
+          break;
         case 'event':
           this.noteEvent(node, effect.event);
           break;
@@ -495,11 +507,6 @@ export class Scenario {
   }
 
   private noteEvent(node: SimNode, event: ReplicaEvent<number>): void {
-    if (event.kind === 'applied' && event.operation === 'command') {
-      const key = `${event.clientId}#${event.requestNumber}`;
-      if (node.applied.has(key)) node.appliedTwice.push(key);
-      node.applied.add(key);
-    }
     const rewrite = event.kind === 'repair_completed' && event.how === 'rewrite';
     if (!unkeptEvents.has(event.kind) || rewrite) node.events.push(event);
   }

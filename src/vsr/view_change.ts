@@ -17,6 +17,9 @@
 //    it keeps the part of its journal the hash chain proves equal, truncates the uncommitted
 //    ops that differ, and repairs the rest.
 //
+// Step 3's end (nack truncation, becoming normal, start_view) lives in view_start.ts, below this
+// module and repair.ts, which both complete it; status changes go through transitions.ts.
+//
 // Safety rests on: a do_view_change is sent only once its view is durable; a log view is made
 // durable before the primary starts the view and before a backup acknowledges in it; a journal
 // is truncated only where an op is proven uncommitted (it differs from the committed op, or from
@@ -26,23 +29,26 @@ import { assert } from '../core/assert.js';
 import { checksumEqual } from '../core/checksum.js';
 import { constants } from '../core/constants.js';
 import { asOp } from '../core/types.js';
-import type { Op, ReplicaIndex, View } from '../core/types.js';
-import { electionJitter, sendPrepareOks } from './backup.js';
+import type { ReplicaIndex, View } from '../core/types.js';
+import { sendPrepareOks } from './backup.js';
 import { executeCommitted } from './execute.js';
 import type { TargetLog } from './log_suffix.js';
 import type { ReplicaMessage, SuffixEntry, ViewChangeReason } from './message.js';
 import { prepareIsValid } from './prepare_check.js';
-import { abandonPrimary, commitPipeline, startPipeline } from './primary.js';
-import { resetRepair, scheduleRepair } from './repair.js';
+import { abandonPrimary } from './primary.js';
+import { scheduleRepair } from './repair.js';
 import type { DoViewChange, ReplicaCore, StartView } from './replica_core.js';
+import { transitionToNormal, transitionToViewChange, viewChangeJitter } from './transitions.js';
 import { mayFollowLaterView } from './view_follow.js';
+import {
+  applyNackQuorum,
+  buildSuffix,
+  maybeFinishPrimaryViewChange,
+  sendStartView,
+} from './view_start.js';
 
 type StartViewChangeMessage = Extract<ReplicaMessage, { kind: 'start_view_change' }>;
 type RequestStartView = Extract<ReplicaMessage, { kind: 'request_start_view' }>;
-
-function viewChangeJitter<Output>(r: ReplicaCore<Output>): number {
-  return Math.floor(r.random() * r.tuning.viewChangeTimeoutTicks);
-}
 
 function recordStartViewChange<Output>(r: ReplicaCore<Output>, view: View, from: ReplicaIndex) {
   if (r.vc.svcView !== view) {
@@ -118,58 +124,14 @@ export function startViewChange<Output>(
   reason: ViewChangeReason,
 ): void {
   const oldView = r.view;
-  if (r.status === 'normal') r.vc.oldView = r.view;
-  if (r.status === 'recovering') r.vc.oldView = r.logView;
-  if (r.status === 'normal' && r.isPrimary) abandonPrimary(r);
-  r.view = view;
+  transitionToViewChange(r, view);
   if (r.vc.svcView !== view) r.vc.svcFrom.clear();
   r.vc.svcView = view;
   r.vc.svcFrom.add(r.replica);
-  resetElection(r);
-  r.setStatus('view_change');
-  r.viewChangeTimeout.start(viewChangeJitter(r));
-  r.persist();
   r.broadcast({ kind: 'start_view_change' });
   r.viewChangeStartedEvent(oldView, reason);
   r.stats.viewChangeCount += 1;
   maybeSendDoViewChange(r);
-}
-
-/** Forgets the state of an election, a primary's pipeline and repairs in flight. */
-function resetElection<Output>(r: ReplicaCore<Output>): void {
-  r.vc.proposedView = null;
-  r.vc.dvcSent = false;
-  r.vc.dvcs.clear();
-  r.vc.adopted = false;
-  r.vc.nacks.clear();
-  r.needStartView = false;
-  r.commitClaim = r.commitMax; // Claims were about the old view's primary (backup.ts).
-  r.pendingClients.clear();
-  r.primaryTimeout.stop();
-  r.prepareTimeout.stop();
-  r.recoveryTimeout.stop();
-  resetRepair(r);
-}
-
-/** The log this replica vouches for, as a view change carries it; null when too long to vote. */
-export function buildSuffix<Output>(
-  r: ReplicaCore<Output>,
-): { anchorOp: Op; anchorChecksum: Uint8Array; suffix: SuffixEntry[]; op: Op } | null {
-  const anchor = r.log.viewChangeAnchor();
-  const entries = r.log.contiguousFrom(anchor.op);
-  if (entries.length > constants.viewChangeSuffixCountMax) return null;
-  let bodiesSizeBytes = 0;
-  const suffix = entries.map((entry): SuffixEntry => {
-    let prepare = entry.prepare;
-    if (prepare !== null) {
-      const sizeBytes = bodiesSizeBytes + prepare.body.length;
-      if (sizeBytes <= constants.viewChangeBodiesSizeBytesMax) bodiesSizeBytes = sizeBytes;
-      else prepare = null;
-    }
-    return { op: entry.op, checksum: entry.checksum, prepare };
-  });
-  const op = asOp(anchor.op + entries.length);
-  return { anchorOp: anchor.op, anchorChecksum: anchor.checksum, suffix, op };
 }
 
 export function maybeSendDoViewChange<Output>(r: ReplicaCore<Output>): void {
@@ -301,32 +263,6 @@ function logHolds(dvc: DoViewChange, op: number, checksum: Uint8Array): boolean 
   return entry !== undefined && checksumEqual(entry.checksum, checksum);
 }
 
-/**
- * Truncates the adopted log before the first op that a nack quorum never saw (it cannot have
- * been committed: no replication quorum holds it), when its prepare is nowhere to be found.
- */
-export function applyNackQuorum<Output>(r: ReplicaCore<Output>): void {
-  const ops = [...r.vc.nacks.keys()].sort((a, b) => a - b);
-  for (const op of ops) {
-    const nack = r.vc.nacks.get(op);
-    const entry = r.log.get(op);
-    if (nack === undefined || entry === undefined) continue;
-    if (entry.prepare !== null || entry.journaled || op <= r.commitMax) continue;
-    if (nack.notSeen.size < r.nackQuorum) continue;
-    const headBefore = r.log.headOp;
-    r.log.dropPendingFrom(op);
-    for (const key of ops) if (key >= op) r.vc.nacks.delete(key);
-    r.stats.truncatedOpCount += headBefore - op + 1;
-    r.event({
-      kind: 'log_truncated',
-      opMax: asOp(op - 1),
-      opMaxBefore: headBefore,
-      reason: 'nack_quorum',
-    });
-    return;
-  }
-}
-
 /** Adopts a view's log; false (with an event) when it contradicts what this replica executed. */
 function adoptLog<Output>(r: ReplicaCore<Output>, target: TargetLog, from: ReplicaIndex): boolean {
   const result = r.log.adopt(target);
@@ -348,48 +284,6 @@ function adoptLog<Output>(r: ReplicaCore<Output>, target: TargetLog, from: Repli
   if (target.anchorOp > r.commitMax) r.commitMax = target.anchorOp;
   r.appendReady();
   return true;
-}
-
-/** The new primary becomes normal once its log is whole and its log view durable. */
-export function maybeFinishPrimaryViewChange<Output>(r: ReplicaCore<Output>): void {
-  if (r.status !== 'view_change' || !r.isPrimary || !r.vc.adopted) return;
-  const log = r.log;
-  if (log.verifiedOp !== log.journalOp || log.journalOp !== log.headOp) return;
-  if (r.commitMax > log.journalOp) return;
-  if (r.logView !== r.view) {
-    r.logView = r.view;
-    r.persist();
-  }
-  if (r.durable.logView !== r.view) return;
-  becomeNormalPrimary(r);
-}
-
-function becomeNormalPrimary<Output>(r: ReplicaCore<Output>): void {
-  r.setStatus('normal');
-  r.viewChangeTimeout.stop();
-  r.journalIntact = true;
-  resetElection(r);
-  executeCommitted(r);
-  startPipeline(r);
-  sendStartView(r, null, 0);
-  r.event({ kind: 'became_primary', view: r.view, op: r.op, commit: r.commitMax });
-  r.event({
-    kind: 'view_change_finished',
-    oldView: r.vc.oldView,
-    view: r.view,
-    primary: r.replica,
-    op: r.op,
-    commit: r.commitMax,
-  });
-  commitPipeline(r);
-}
-
-function sendStartView<Output>(r: ReplicaCore<Output>, target: ReplicaIndex | null, nonce: number) {
-  const log = buildSuffix(r);
-  if (log === null) return;
-  const message = { kind: 'start_view', commitMax: r.commitMax, nonce, ...log } as const;
-  if (target === null) r.broadcast(message);
-  else r.send(target, message);
 }
 
 export function onRequestStartView<Output>(r: ReplicaCore<Output>, message: RequestStartView) {
@@ -426,11 +320,7 @@ export function onStartView<Output>(r: ReplicaCore<Output>, message: StartView):
   r.logView = message.view;
   if (message.commitMax > r.commitMax) r.commitMax = message.commitMax;
   r.primaryOpSeen = message.op;
-  r.journalIntact = true;
-  resetElection(r);
-  r.viewChangeTimeout.stop();
-  r.primaryTimeout.start(electionJitter(r));
-  r.setStatus('normal');
+  transitionToNormal(r);
   r.persist();
   executeCommitted(r);
   scheduleRepair(r);
@@ -444,27 +334,6 @@ export function onStartView<Output>(r: ReplicaCore<Output>, message: StartView):
     op: r.op,
     commit: r.commitMax,
   });
-}
-
-/**
- * A message from the normal primary of a later view: this replica missed that view's start.
- * It moves to the view (without voting in it) and asks the primary for start_view.
- */
-export function jumpToView<Output>(r: ReplicaCore<Output>, view: View): void {
-  if (r.status === 'recovering' || view <= r.view) return;
-  const oldView = r.view;
-  if (r.status === 'normal') r.vc.oldView = r.view;
-  if (r.status === 'normal' && r.isPrimary) abandonPrimary(r);
-  r.view = view;
-  r.vc.svcView = view;
-  r.vc.svcFrom.clear();
-  resetElection(r);
-  r.needStartView = true;
-  r.setStatus('view_change');
-  r.viewChangeTimeout.start(viewChangeJitter(r));
-  r.persist();
-  r.send(r.primaryOf(view), { kind: 'request_start_view', nonce: 0 });
-  r.viewChangeStartedEvent(oldView, 'later_view');
 }
 
 export function onViewChangeTimeout<Output>(r: ReplicaCore<Output>): void {
