@@ -3,7 +3,7 @@
 // list, holding a manifest that notes the unreachable replica, the effective config, system
 // info with free disk of the data dir, replicas.json with one reachable and one unreachable
 // entry, the live replica's /status, /metrics and recent log lines (GET /debug/logs), and the
-// tail of --log-file; a malformed address exits 2. Also proves the recent-log ring keeps only
+// tail of --log-file; a malformed address exits 2; an unwritable --output is KMB_ERR_STORAGE_IO. Also proves the recent-log ring keeps only
 // its newest lineCountMax lines and that /debug/logs refuses a bad `lines`.
 
 import assert from 'node:assert/strict';
@@ -108,6 +108,16 @@ describe('kimberlite-admin diagnostics', () => {
     const output = join(dir, 'x.tar.gz');
     const result = await admin(['diagnostics', '--output', output, '--metrics-addresses', 'nope']);
     assert.equal(result.code, 2);
+  });
+
+  it('reports an output path it cannot write as KMB_ERR_STORAGE_IO, not a stack trace', async () => {
+    // Before: the ENOENT of the bundle's file escaped runProgram and the binary printed its
+    // stack trace and exited 70.
+    const output = join(dir, 'missing-dir', 'x.tar.gz');
+    const result = await admin(['diagnostics', '--output', output, '--metrics-addresses', live]);
+    assert.equal(result.code, 1);
+    assert.match(result.stderr, /^error: KMB_ERR_STORAGE_IO: .*ENOENT.*missing-dir/);
+    assert.doesNotMatch(result.stderr, /\n\s+at /);
   });
 });
 

@@ -116,6 +116,23 @@ export async function runProgram(
       return reportError(io, usage, json);
     }
     if (error instanceof KmbError) return reportError(io, error, json);
+    const system = systemErrorText(error);
+    if (system !== null) return reportError(io, new KmbError(errorCodes.storage_io, system), json);
     throw error;
   }
+}
+
+/**
+ * The text of an operating-system error (a file that cannot be written, a directory that does
+ * not exist) that a command did not turn into a KmbError itself: such an error is the
+ * operator's to fix and is reported as KMB_ERR_STORAGE_IO with exit code 1, never as a stack
+ * trace. Anything else (a programmer error) is rethrown and still fails loudly.
+ */
+export function systemErrorText(error: unknown): string | null {
+  if (!(error instanceof Error)) return null;
+  const { code, syscall } = error as NodeJS.ErrnoException;
+  if (typeof code !== 'string' || !/^E[A-Z]+$/.test(code) || typeof syscall !== 'string') {
+    return null;
+  }
+  return error.message;
 }
