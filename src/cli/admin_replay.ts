@@ -31,7 +31,7 @@ import type { ChainState, ScannedRecord } from '../storage/journal_scan.js';
 import { journalDirOf, listSegmentIndexes, segmentPath } from '../storage/segment_file.js';
 import { segmentFileName } from '../storage/segment_header.js';
 import { readSuperblock } from '../storage/superblock.js';
-import { clientSessionCountMaxDefault } from '../storage/superblock_copy.js';
+import { clientSessionCountMaxDefault, sessionBoundOf } from '../storage/superblock_copy.js';
 import { decodeBatch } from '../vsr/batch.js';
 import type { Request } from '../vsr/batch.js';
 import { ClientTable } from '../vsr/client_table.js';
@@ -319,7 +319,10 @@ async function forEachRecord(
 async function recordedSessionBound(dir: string, io: FileIO): Promise<number> {
   try {
     const reading = await readSuperblock(dir, io);
-    return reading?.state?.clientSessionCountMax ?? clientSessionCountMaxDefault;
+    const state = reading?.state;
+    return state === undefined || state === null
+      ? clientSessionCountMaxDefault
+      : sessionBoundOf(state);
   } catch {
     // An unreadable superblock is a storage problem, reported by the storage verify.
     return clientSessionCountMaxDefault;

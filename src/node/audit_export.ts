@@ -27,6 +27,7 @@ import type { FileIO } from '../storage/file_io.js';
 import { newChain, scanSegment } from '../storage/journal_scan.js';
 import type { ScannedRecord } from '../storage/journal_scan.js';
 import { journalDirOf, listSegmentIndexes, segmentPath } from '../storage/segment_file.js';
+import { sessionBoundOf } from '../storage/superblock_copy.js';
 import { verifyDataDir } from '../storage/verify.js';
 import { decodeBatch } from '../vsr/batch.js';
 import type { Request } from '../vsr/batch.js';
@@ -94,7 +95,7 @@ class AuditCollector {
     private readonly range: { startUs: number; endUs: number; committedOp: number },
   ) {
     this.anchorChecksum = rootPrepare(source.cluster).header.checksum;
-    this.table = new ClientTable(source.clientSessionCountMax);
+    this.table = new ClientTable(sessionBoundOf(source));
   }
 
   onRecord(record: ScannedRecord): void {

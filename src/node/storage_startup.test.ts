@@ -17,7 +17,11 @@ import {
   CommittedRecordsMissingError,
   journalDirMissingProblem,
 } from '../storage/data_dir_rules.js';
+import { readFile } from 'node:fs/promises';
+import { sha256, sha256SizeBytes } from '../core/checksum.js';
 import { realFileIO } from '../storage/file_io.js';
+import { Superblock, superblockPath } from '../storage/superblock.js';
+import { clientSessionCountUnrecorded } from '../storage/superblock_copy.js';
 import { Journal } from '../storage/journal.js';
 import { RecordingFileIO } from '../storage/recording_file_io.js';
 import { makeChain, patternBodies, testCluster, withTempDir } from '../storage/test_support.js';
@@ -34,6 +38,20 @@ import type { DataDirContents, StorageStartOptions } from './storage_startup.js'
 interface Captured {
   readonly logger: Logger;
   readonly lines: Array<{ level: string; message: string; fields: Record<string, unknown> }>;
+}
+
+/** Rewrites every superblock copy's session bound (offset 58, u32) and its checksum. */
+async function rewriteSessionBound(dir: string, bound: number): Promise<void> {
+  const bytes = await readFile(superblockPath(dir));
+  for (let index = 0; index < constants.superblockCopyCount; index++) {
+    const copy = bytes.subarray(
+      index * constants.superblockCopySizeBytes,
+      (index + 1) * constants.superblockCopySizeBytes,
+    );
+    copy.writeUInt32LE(bound, 58);
+    copy.set(sha256(copy.subarray(sha256SizeBytes)), 0);
+  }
+  await writeFile(superblockPath(dir), bytes);
 }
 
 function capture(): Captured {
@@ -129,6 +147,37 @@ describe('start-up: formatting', () => {
       const again = await openOrFormatSuperblock(options);
       assert.equal(again.formatted, false);
       assert.equal(again.superblock.state.clientSessionCountMax, 3);
+    });
+  });
+
+  it('records the configured bound once in a superblock from before the bound was recorded', async () => {
+    // Proves the upgrade path: a superblock whose bound is unrecorded (0, as every superblock
+    // written before the field) opens with any configured bound, which is then recorded and
+    // logged; a later start with another bound is refused like any recorded one.
+    await withTempDir(async (dir) => {
+      const { logger, lines } = capture();
+      const options = { ...startOptions(dir, logger), clientSessionCountMax: 7 };
+      const formatted = await openOrFormatSuperblock(options);
+      await rewriteSessionBound(dir, clientSessionCountUnrecorded);
+      assert.equal(formatted.formatted, true);
+      const opened = await openOrFormatSuperblock({ ...options, clientSessionCountMax: 9 });
+      assert.equal(opened.formatted, false);
+      assert.equal(opened.superblock.state.clientSessionCountMax, 9);
+      assert.ok(
+        lines.some(
+          (line) => line.message === 'Recorded the client session bound in the superblock',
+        ),
+      );
+      const reopened = await Superblock.open(dir);
+      assert.equal(reopened?.state.clientSessionCountMax, 9);
+      await assert.rejects(
+        openOrFormatSuperblock({ ...options, clientSessionCountMax: 7 }),
+        (error) => {
+          assert.ok(error instanceof KmbError);
+          assert.equal(error.code, errorCodes.config_invalid);
+          return true;
+        },
+      );
     });
   });
 

@@ -42,6 +42,7 @@ import { realFileIO } from '../storage/file_io.js';
 import type { FileIO } from '../storage/file_io.js';
 import type { Journal } from '../storage/journal.js';
 import { journalDirName, journalDirOf, listSegmentIndexes } from '../storage/segment_file.js';
+import { clientSessionCountUnrecorded } from '../storage/superblock_copy.js';
 import { verifyCommand, withIoErrors } from '../storage/storage_errors.js';
 import {
   Superblock,
@@ -161,6 +162,7 @@ export async function openOrFormatSuperblock(
     const superblock = await Superblock.open(dataDir, io);
     if (superblock === null) throw kmbError('storage_io', `${dataDir}: the superblock vanished`);
     checkIdentity(superblock, options);
+    await recordSessionBound(superblock, options);
     noteOpened(superblock, options);
     return { superblock, formatted: false };
   }
@@ -215,7 +217,8 @@ function checkIdentity(superblock: Superblock, options: StorageStartOptions): vo
         `but [cluster] node_id is ${options.nodeId}`,
     );
   }
-  if (state.clientSessionCountMax !== options.clientSessionCountMax) {
+  const recorded = state.clientSessionCountMax;
+  if (recorded !== clientSessionCountUnrecorded && recorded !== options.clientSessionCountMax) {
     // The bound decides which sessions are evicted, so which commands apply: replaying this
     // journal with another bound would build another state than the one the cluster agreed on.
     throw kmbError(
@@ -226,6 +229,23 @@ function checkIdentity(superblock: Superblock, options: StorageStartOptions): vo
         `set client_sessions_max = ${state.clientSessionCountMax}`,
     );
   }
+}
+
+/**
+ * A superblock written before the session bound was recorded holds none: the data was executed
+ * with whatever the server was configured with, which the configured value is the best witness
+ * of. It is recorded now, once, so that verify and audit export evict as the replica does.
+ */
+async function recordSessionBound(
+  superblock: Superblock,
+  options: StorageStartOptions,
+): Promise<void> {
+  if (superblock.state.clientSessionCountMax !== clientSessionCountUnrecorded) return;
+  await superblock.write({ clientSessionCountMax: options.clientSessionCountMax });
+  options.logger.info('Recorded the client session bound in the superblock', {
+    data_dir: options.dataDir,
+    client_sessions_max: options.clientSessionCountMax,
+  });
 }
 
 function noteOpened(superblock: Superblock, options: StorageStartOptions): void {

@@ -17,7 +17,8 @@ import { asOp, asReplicaIndex, asView } from '../core/types.js';
 import { realFileIO } from './file_io.js';
 import { RecordingFileIO } from './recording_file_io.js';
 import { Superblock, superblockPath } from './superblock.js';
-import { decodeCopy, encodeCopy } from './superblock_copy.js';
+import { clientSessionCountUnrecorded, decodeCopy, encodeCopy } from './superblock_copy.js';
+import { sessionBoundOf } from './superblock_copy.js';
 import type { SuperblockState } from './superblock_copy.js';
 import { testSuperblockState, withTempDir } from './test_support.js';
 
@@ -176,10 +177,11 @@ describe('superblock', () => {
     if (!decoded.ok) assert.match(decoded.problem, /slot/);
   });
 
-  it('records the client session bound, and reads a copy from before it as the default', () => {
+  it('records the client session bound, and reads a copy from before it as unrecorded', () => {
     // Proves the bound's place in the copy: a state with bound 3 round-trips; a copy holding 0
-    // there (as every copy written before the field existed does), re-checksummed, decodes with
-    // the compiled-in default instead of failing as "reserved bytes are not zero".
+    // there (as every copy written before the field existed does), re-checksummed, decodes as
+    // unrecorded (0) instead of failing as "reserved bytes are not zero", and sessionBoundOf
+    // gives the compiled-in default for it.
     const bytes = encodeCopy(0, 1, { ...testSuperblockState, clientSessionCountMax: 3 });
     const decoded = decodeCopy(bytes, 0);
     assert.ok(decoded.ok);
@@ -189,7 +191,9 @@ describe('superblock', () => {
     old.set(sha256(old.subarray(sha256SizeBytes)), 0);
     const oldDecoded = decodeCopy(old, 0);
     assert.ok(oldDecoded.ok);
-    assert.equal(oldDecoded.state.clientSessionCountMax, constants.clientSessionCountMax);
+    assert.equal(oldDecoded.state.clientSessionCountMax, clientSessionCountUnrecorded);
+    assert.equal(sessionBoundOf(oldDecoded.state), constants.clientSessionCountMax);
+    assert.equal(sessionBoundOf(decoded.state), 3);
   });
 
   it('round-trips any valid state and rejects any flipped byte (property)', () => {

@@ -33,7 +33,8 @@ import { isNoSpaceError, readAll, realFileIO, writeAll } from './file_io.js';
 import type { FileHandleLike, FileIO } from './file_io.js';
 import { corruptionError, ioError, withIoErrors } from './storage_errors.js';
 import { SpaceWait } from './space_wait.js';
-import { decodeCopy, encodeCopy, stateEqual, stateProblem } from './superblock_copy.js';
+import { clientSessionCountUnrecorded, decodeCopy, encodeCopy } from './superblock_copy.js';
+import { stateEqual, stateProblem } from './superblock_copy.js';
 import type { CopyDecoding, SuperblockState } from './superblock_copy.js';
 
 export type { SuperblockState } from './superblock_copy.js';
@@ -302,7 +303,13 @@ function nextState(state: SuperblockState, update: Partial<SuperblockState>): Su
   assert(next.view >= state.view, 'the view never goes back');
   assert(next.logView >= state.logView, 'the log view never goes back');
   assert(next.commit >= state.commit, 'the commit number never goes back');
-  assert(next.clientSessionCountMax === state.clientSessionCountMax, 'the session bound is fixed');
+  // The bound is fixed once recorded; a superblock from before the field records it once.
+  if (state.clientSessionCountMax !== clientSessionCountUnrecorded) {
+    assert(
+      next.clientSessionCountMax === state.clientSessionCountMax,
+      'the session bound is fixed',
+    );
+  }
   const problem = stateProblem(next);
   assert(problem === null, `superblock state: ${problem}`);
   return next;

@@ -11,7 +11,8 @@
 //   56 replica       u8
 //   57 replicaCount  u8
 //   58 clientSessionCountMax u32  the client table's bound the data was executed with; 0 in
-//                     copies written before it was recorded, read as the default
+//                     copies written before it was recorded: unknown (sessionBoundOf gives the
+//                     default; a server adopts its configured bound and records it once)
 //   62 reserved      [2]   zero
 //   64 view          u64
 //   72 logView       u64   the last view in which this replica's status was normal
@@ -31,8 +32,16 @@ import { asOp, asReplicaIndex, asView } from '../core/types.js';
 import type { Op, ReplicaIndex, View } from '../core/types.js';
 import { isAllZero } from './chunk_cursor.js';
 
-/** The bound an old superblock (whose copies hold 0 in its place) was executed with. */
+/** The bound assumed for an old superblock (whose copies hold 0 in its place) offline. */
 export const clientSessionCountMaxDefault = constants.clientSessionCountMax;
+/** clientSessionCountMax of a superblock written before the bound was recorded. */
+export const clientSessionCountUnrecorded = 0;
+
+/** The bound a superblock records, or the default when it predates the field. */
+export function sessionBoundOf(state: { readonly clientSessionCountMax: number }): number {
+  const recorded = state.clientSessionCountMax;
+  return recorded === clientSessionCountUnrecorded ? clientSessionCountMaxDefault : recorded;
+}
 const u32Max = 0xffff_ffff;
 
 export const superblockMagic = 0x53424d4b; // 'KMBS' read little-endian
@@ -75,7 +84,7 @@ export function stateProblem(state: SuperblockState): string | null {
     return `replica ${state.replica} is not below the replica count ${state.replicaCount}`;
   }
   const sessions = state.clientSessionCountMax;
-  if (!Number.isInteger(sessions) || sessions < 1 || sessions > u32Max) {
+  if (!Number.isInteger(sessions) || sessions < 0 || sessions > u32Max) {
     return `client session bound ${sessions}`;
   }
   if (state.logView > state.view) return `log view ${state.logView} is after view ${state.view}`;
@@ -155,7 +164,7 @@ function decodeFields(reader: Reader, copyIndex: number): CopyDecoding {
     view,
     logView,
     commit,
-    clientSessionCountMax: sessionsRecorded === 0 ? clientSessionCountMaxDefault : sessionsRecorded,
+    clientSessionCountMax: sessionsRecorded,
   };
   const problem = stateProblem(state);
   if (problem !== null) return { ok: false, problem: `invalid state: ${problem}` };
