@@ -61,8 +61,9 @@ function escaped(char: string): string {
 
 /**
  * A name as a message shows it: quoted, every character but letters, marks, digits, punctuation,
- * symbols and the space written as \uXXXX (so a right-to-left override cannot reorder the
- * message around it), cut after nameShownCharCountMax characters of that text, with "…".
+ * symbols and the space written as a \u escape with four hex digits (so a right-to-left override
+ * cannot reorder the message around it), cut after nameShownCharCountMax characters of that
+ * text, with "…".
  */
 export function showName(value: string): string {
   let shown = '';

@@ -257,6 +257,17 @@ export type MessageRejectReason =
   | 'view_change_refused'
   | 'commit_unreachable';
 
+/** One committed request as executed: the `applied` data effect and the telemetry event alike. */
+export interface AppliedRequest<Output> {
+  readonly op: Op;
+  readonly requestIndex: number;
+  readonly clientId: ClientId;
+  readonly requestNumber: RequestNumber;
+  readonly operation: Operation;
+  /** The state machine's output; null for a register. */
+  readonly output: Output | null;
+}
+
 export type ReplicaEvent<Output> =
   | { readonly kind: 'status_changed'; readonly status: ReplicaStatus; readonly view: View }
   | {
@@ -276,15 +287,7 @@ export type ReplicaEvent<Output> =
       /** True while replaying the journal at start-up: nobody is waiting for a reply. */
       readonly replay: boolean;
     }
-  | {
-      readonly kind: 'applied';
-      readonly op: Op;
-      readonly requestIndex: number;
-      readonly clientId: ClientId;
-      readonly requestNumber: RequestNumber;
-      readonly operation: Operation;
-      readonly output: Output | null;
-    }
+  | ({ readonly kind: 'applied' } & AppliedRequest<Output>)
   | { readonly kind: 'session_registered'; readonly clientId: ClientId; readonly op: Op }
   | { readonly kind: 'session_evicted'; readonly clientId: ClientId }
   | {
@@ -407,15 +410,6 @@ export type Effect<Output> =
       /** The leader's index for KMB_ERR_NOT_LEADER, else -1. */
       readonly leaderHint: number;
     }
-  | {
-      readonly kind: 'applied';
-      readonly op: Op;
-      readonly requestIndex: number;
-      readonly clientId: ClientId;
-      readonly requestNumber: RequestNumber;
-      readonly operation: Operation;
-      /** The state machine's output; null for a register. */
-      readonly output: Output | null;
-    }
+  | ({ readonly kind: 'applied' } & AppliedRequest<Output>)
   | { readonly kind: 'reads_ready'; readonly view: View; readonly op: Op }
   | { readonly kind: 'event'; readonly event: ReplicaEvent<Output> };
