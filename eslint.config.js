@@ -71,6 +71,29 @@ export default tseslint.config(
       ],
     },
   },
+  // src/views holds derived state fed by the node: it sees the kernel (through its facade) and
+  // core, never the replica, the shell, the wire or the disk layer (DESIGN.md §2). This block
+  // replaces the node:crypto rule's options for these files, so it repeats that rule.
+  {
+    files: ['src/views/**/*.ts'],
+    ignores: ['**/*.test.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          paths: ['crypto', 'node:crypto'].map((name) => ({
+            name,
+            message: 'node:crypto lives in core/checksum.ts (hashes) and client/client_id.ts (ids).',
+          })),
+          patterns: [
+            { group: ['**/vsr/**', '**/node/**', '**/storage/**', '**/net/**', '**/observability/**',
+                      '**/client/**', '**/cli/**', '**/testing/**'],
+              message: 'views/ imports only core/ and kernel/kernel.js.' },
+          ],
+        },
+      ],
+    },
+  },
   {
     files: ['src/kernel/**/*.ts', 'src/vsr/**/*.ts'],
     ignores: ['**/*.test.ts'],

@@ -437,7 +437,7 @@ async function checkLatency(
 /** At rest: projection lag 0 and the same leader on every replica. */
 async function checkAtRest(prom: Prometheus, leader: number): Promise<void> {
   await prom.waitUntil(
-    'kmb_projection_lag',
+    'kmb_projection_lag{view=""}',
     (s) => s.length === 3 && s.every((sample) => sample.value === 0),
     'every replica has applied everything it holds',
   );

@@ -8,7 +8,8 @@
 // get far. Exit 0 when both are clean, 1 when anything is wrong (every problem names its file,
 // byte position, op and what is wrong), 2 for a usage mistake.
 //
-// `audit export|verify` live in admin_audit.ts and `diagnostics` in admin_diagnostics.ts.
+// `audit export|verify` live in admin_audit.ts, `diagnostics` in admin_diagnostics.ts and
+// `views` (rebuild the derived views offline) in admin_views.ts.
 //
 // runAdmin() takes its output streams as arguments so tests run it in-process; main() is what
 // bin/kimberlite-admin.js calls with process.argv.
@@ -19,6 +20,7 @@ import type { VerifyReport } from '../storage/verify.js';
 import { addAuditCommands } from './admin_audit.js';
 import { addDiagnosticsCommand } from './admin_diagnostics.js';
 import { replayDataDir } from './admin_replay.js';
+import { addViewsCommand } from './admin_views.js';
 import type { ReplayProblem, ReplayReport } from './admin_replay.js';
 import type { CliIo } from './cli_io.js';
 import { exitCodes, processIo, runProgram, write, writeJson } from './cli_io.js';
@@ -101,6 +103,7 @@ function buildProgram(io: CliIo, exit: { code: number }): Command {
     });
   addAuditCommands(program, io, exit);
   addDiagnosticsCommand(program, io, exit);
+  addViewsCommand(program, io, exit);
   return program;
 }
 

@@ -2,7 +2,8 @@
 // (checksums, the prepare hash chain, superblock), this reads every valid record again, strictly
 // read-only, and replays the log the way a replica does at start-up: each prepare body must
 // decode as a batch of requests, each command must decode, and commands are applied in op order
-// with the kernel through the replica's own executor (vsr/executor.ts): the same session rules
+// with the kernel through the replica's own executor (vsr/executor.ts, one batch at a time by
+// executeBatch of node/committed_replay.ts, as the views' replay does): the same session rules
 // (a command applies only when its client registered and its request number is the next one)
 // and the same eviction, with the client table bound the superblock recorded at format time.
 //
@@ -30,12 +31,13 @@ import { newChain, scanSegment } from '../storage/journal_scan.js';
 import type { ChainState, ScannedRecord } from '../storage/journal_scan.js';
 import { journalDirOf, listSegmentIndexes, segmentPath } from '../storage/segment_file.js';
 import { segmentFileName } from '../storage/segment_header.js';
+import { executeBatch } from '../node/committed_replay.js';
 import { readSuperblock } from '../storage/superblock.js';
 import { clientSessionCountMaxDefault, sessionBoundOf } from '../storage/superblock_copy.js';
 import { decodeBatch } from '../vsr/batch.js';
 import type { Request } from '../vsr/batch.js';
 import { ClientTable } from '../vsr/client_table.js';
-import { executeRequest } from '../vsr/executor.js';
+import type { RequestOutcome } from '../vsr/executor.js';
 import type { StateMachine } from '../vsr/replica.js';
 
 /** Replay answers no client: the reply bytes its client table caches are left empty. */
@@ -96,6 +98,10 @@ interface Site {
 
 type OkResult = Exclude<CommandResult, { status: 'error' }>;
 
+function labelOf(request: Request, index: number): string {
+  return `request ${index} (client ${request.clientId}, number ${request.requestNumber})`;
+}
+
 class Replayer {
   readonly state: State = createState();
   readonly problems: ReplayProblem[] = [];
@@ -154,8 +160,24 @@ class Replayer {
       const text = `header counts ${requestCount} requests, the body holds ${requests.length}`;
       this.problem(site, text);
     }
-    requests.forEach((request, index) => this.onRequest(site, timestampUs, request, index));
-    if (!this.stopped) this.opApplied = op;
+    if (this.stopped) {
+      // Nothing applies after a gap; commands are still decoded to report every bad body.
+      requests.forEach((request, index) => {
+        if (request.operation !== 'command') return;
+        this.decode(site, labelOf(request, index), request.body);
+      });
+      return;
+    }
+    const machine: StateMachine<null> = {
+      apply: (body, meta) => {
+        const label = labelOf(requests[meta.requestIndex]!, meta.requestIndex);
+        return { result: this.applyCommand(site, label, body, meta), output: null };
+      },
+    };
+    executeBatch(this.table, machine, { op, timestampUs }, requests, (outcome, request, index) =>
+      this.onOutcome(site, outcome, request, index),
+    );
+    this.opApplied = op;
   }
 
   private stop(reason: string): void {
@@ -164,24 +186,18 @@ class Replayer {
     this.warning(`kernel replay stopped after op ${this.opApplied}: ${reason}`);
   }
 
-  private onRequest(site: Site, timestampUs: TimestampUs, request: Request, index: number): void {
-    const label = `request ${index} (client ${request.clientId}, number ${request.requestNumber})`;
-    if (this.stopped) {
-      // Nothing applies after a gap; commands are still decoded to report every bad body.
-      if (request.operation === 'command') this.decode(site, label, request.body);
-      return;
-    }
-    const machine: StateMachine<null> = {
-      apply: (body, meta) => ({ result: this.applyCommand(site, label, body, meta), output: null }),
-    };
-    const where = { op: site.op, timestampUs, requestIndex: index };
-    const outcome = executeRequest(this.table, machine, where, request);
+  private onOutcome(
+    site: Site,
+    outcome: RequestOutcome<null>,
+    request: Request,
+    index: number,
+  ): void {
     if (outcome.kind === 'registered') this.registerCount += 1;
     if (outcome.kind !== 'skipped' || outcome.reason === 'registered_already') return;
     this.skippedCount += 1;
     const last = this.table.get(request.clientId)?.requestNumber;
     const why = last === undefined ? 'has no session' : `follows request ${last}`;
-    this.warning(`op ${site.op} ${label} ${why}; a replica skips it`);
+    this.warning(`op ${site.op} ${labelOf(request, index)} ${why}; a replica skips it`);
   }
 
   private decode(site: Site, label: string, body: Uint8Array): Command | null {
@@ -282,7 +298,7 @@ async function scanOneSegment(
 }
 
 /** Calls onRecord for every valid record of the journal, in file order, reading only. */
-async function forEachRecord(
+export async function forEachRecord(
   dir: string,
   cluster: number | null,
   io: FileIO,
@@ -316,7 +332,7 @@ async function forEachRecord(
  * The client table bound the replica executed this journal with, as its superblock records it
  * (the default when there is no valid superblock: the storage verify reports that).
  */
-async function recordedSessionBound(dir: string, io: FileIO): Promise<number> {
+export async function recordedSessionBound(dir: string, io: FileIO): Promise<number> {
   try {
     const reading = await readSuperblock(dir, io);
     const state = reading?.state;

@@ -136,8 +136,6 @@ interface Tally {
   failures: number;
   inconclusive: number;
   exitCode: number;
-  /** Effect kinds the replica emitted that the simulator does not perform. */
-  unknownEffects: Set<string>;
 }
 
 async function summarize(io: CliIo, tally: Tally, seconds: number): Promise<void> {
@@ -147,10 +145,6 @@ async function summarize(io: CliIo, tally: Tally, seconds: number): Promise<void
       `failed, in ${seconds.toFixed(1)} s: ${rate(tally.runs, seconds)} seeds/s, ` +
       `${rate(tally.ticks, seconds)} ticks/s\n`,
   );
-  if (tally.unknownEffects.size > 0) {
-    const names = [...tally.unknownEffects].sort().join(', ');
-    await write(io.stdout, `note: effects the simulator does not perform yet: ${names}\n`);
-  }
   if (tally.inconclusive === 0) return;
   await write(
     io.stdout,
@@ -177,14 +171,12 @@ async function run(io: CliIo, flags: RunFlags): Promise<number> {
     failures: 0,
     inconclusive: 0,
     exitCode: 0,
-    unknownEffects: new Set(),
   };
   for (let i = 0; i < flags.count; i++) {
     const result = await runOne(io, runOptions(flags, seedStart + i), flags);
     tally.runs += 1;
     tally.ticks += result.ticks;
     if ((result.stats.linearizability?.unknown ?? 0) > 0) tally.inconclusive += 1;
-    for (const name of result.stats.unknownEffects) tally.unknownEffects.add(name);
     if (result.code !== voprExitCodes.ok) {
       tally.failures += 1;
       if (tally.exitCode === voprExitCodes.ok) tally.exitCode = result.code;

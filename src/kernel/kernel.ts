@@ -12,6 +12,8 @@ export { activeTenantCount, tenantById, tenantByName, tenantList } from './tenan
 export { streamById, streamByName, streamList } from './streams.js';
 export { chainDomain, eventLink, linkPrefixSizeBytes, streamGenesis } from './chain.js';
 export { stateDigest } from './digest.js';
+export { kernelStateMachine } from './state_machine.js';
+export type { KernelOutput } from './state_machine.js';
 export { newNameProblem } from './names.js';
 export type { NameKind } from './names.js';
 export {

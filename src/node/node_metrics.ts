@@ -44,7 +44,7 @@ import type {
   ReplicaMessageKind,
   ViewChangeReason,
 } from '../vsr/message.js';
-import type { KernelOutput } from './kernel_state_machine.js';
+import type { KernelOutput } from '../kernel/kernel.js';
 
 // The metric label lists must be exactly the replica's unions (checked at compile time).
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : never) : never;

@@ -15,7 +15,7 @@ import type { Command, State } from '../kernel/kernel.js';
 import type { EventRecord, Query, QueryResult } from '../net/client_protocol.js';
 import type { Journal } from '../storage/journal.js';
 import { decodeBatch } from '../vsr/batch.js';
-import type { StreamIndex } from './stream_index.js';
+import type { StreamIndex } from '../views/stream_index.js';
 
 /**
  * Bounds on the read caches. The prepare cache holds the newest 256 prepares: enough for reads

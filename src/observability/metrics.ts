@@ -30,6 +30,7 @@ import { errorCodes, type ErrorCode } from '../core/errors.js';
 import { ClientPortMetrics } from './client_port_metrics.js';
 import { registerNodeCompat, registerVsrCompat } from './compat_metrics.js';
 import { createDiskInstruments, type DiskInstruments } from './disk_metrics.js';
+import { ProjectionInstruments } from './projection_metrics.js';
 import {
   CounterFamily,
   GaugeFamily,
@@ -136,10 +137,8 @@ export class Metrics {
   readonly consensusCommitsTotal: CounterCell;
   /** kmb_consensus_view: the view this replica is in. */
   readonly consensusView: GaugeCell;
-  /** kmb_projection_applied_position: the last op applied to the views. */
-  readonly projectionAppliedPosition: GaugeCell;
-  /** kmb_projection_lag: ops committed but not yet applied to the views. */
-  readonly projectionLag: GaugeCell;
+  /** kmb_projection_applied_position, kmb_projection_lag: the slowest view and each view. */
+  readonly projection: ProjectionInstruments;
   /** kimberlite_consensus_commit_latency_seconds: prepare to commit, on the leader. */
   readonly commitLatencySummary: SummaryCell;
   /** kimberlite_assertion_failures_total: crash records of assertion failures in the data dir. */
@@ -214,14 +213,7 @@ export class Metrics {
       'Node id of the current leader plus one, as this node sees it; 0 when it knows none.',
     );
     this.consensusIsLeader = gauge('kmb_consensus_is_leader', '1 if this node is the leader.');
-    this.projectionAppliedPosition = gauge(
-      'kmb_projection_applied_position',
-      'Last log position applied to the projections.',
-    );
-    this.projectionLag = gauge(
-      'kmb_projection_lag',
-      'Log positions not yet applied (head - applied).',
-    );
+    this.projection = new ProjectionInstruments(this.registry);
     this.errorCells = this.buildErrorCells();
     this.disk = createDiskInstruments(this.registry);
     this.clientPort = new ClientPortMetrics(this.registry);

@@ -1,9 +1,13 @@
 // The cluster harness: real Replicas over the real kernel, wired to simulated time, network,
-// storage and clocks, and driven by simulated clients. It plays the node shell's part: it
-// performs each replica's effects in order — appends go to the simulated disk and are reported
-// durable (onJournalDurable) only when their write completes; sends go to the network, deep-
-// copied; replies and rejections go back to the clients over the network — and feeds every
-// effect and every delivered packet into the run's trace hash.
+// storage and clocks, and driven by simulated clients. It plays the node shell's part through
+// the node's own effect driver (src/vsr/effect_driver.ts): each running replica has an
+// EffectDriver (SimNode.driver, built in start() by sim_sinks.ts createSimDriver) whose sinks
+// perform its effects in order in the simulated world — appends go to the simulated disk and are
+// reported durable (driver.journalDurable) only when their write completes; sends go to the
+// network, deep-copied; replies and rejections go back to the clients over the network. So the
+// simulator maps effects to duties with the very switch the node runs; it has none of its own.
+// Every effect (through the driver's observer) and every delivered packet is folded into the
+// run's trace hash.
 //
 // One tick: inject faults (if on), restart replicas whose downtime is over, tick every running
 // replica, run everything due on the agenda (packets, disk completions) in scheduling order,
@@ -12,33 +16,35 @@
 // acknowledge", so a replica that does not (the ack_before_fsync canary) is caught here.
 //
 // Reads are served by the simulator at the replica that receives them, from that replica's
-// executed state (its mirrored streams), under the node shell's rules (readRefusal): a
-// linearizable read only at a primary that hears a quorum and has executed its view's log, a
-// stale read at any normal replica within a lag bound. An exception from any replica entry
-// point (an assertion in replica or kernel code) ends the run as a `crash`, and so does a
-// message the node's codec could not encode, or a superblock view beyond its u32: the node's
-// shell would die on them (issue 14: a forged view of 2^32-1 did exactly that).
+// executed state (its mirrored streams), under the node's own read rules (src/node/read_gate.ts,
+// one ReadGate per incarnation, fed by the driver): a linearizable read only at a primary that
+// hears a quorum and has executed its view's log, a stale read at any normal replica within a
+// lag bound. An exception from any replica entry point (an assertion in replica or kernel code)
+// ends the run as a `crash` (the driver's enter hook), and so does a message the node's codec
+// could not encode, or a superblock view beyond its u32: the node's shell would die on them
+// (issue 14: a forged view of 2^32-1 did exactly that).
 
 import { assert } from '../core/assert.js';
 import { errorCodes } from '../core/errors.js';
 import type { ErrorCode } from '../core/errors.js';
 import { clusterIdFromName, rootPrepare } from '../core/header.js';
-import type { Prepare } from '../core/header.js';
 import { asStreamId } from '../core/types.js';
+import type { ReadConsistency } from '../node/read_gate.js';
 import { encodeReplicaMessage } from '../net/replica_codec.js';
-import type { Effect, JournalReadContext, ReplicaMessage } from '../vsr/message.js';
-import type { KernelOutput } from '../node/kernel_state_machine.js';
+import type { ReplicaMessage } from '../vsr/message.js';
 import { SafetyChecker } from './checkers.js';
 import { deepCopy, flipPrepareBit, TraceHash } from './deep.js';
 import type { FaultClass, RunPlan } from './fault_plan.js';
 import { Forger } from './forger.js';
 import { Prng } from './prng.js';
-import { callOnJournalRead, createReplica, toSimEffect } from './replica_adapter.js';
-import type { CanaryName, RecoveryReport, SimEffect, SimReplica } from './replica_adapter.js';
+import { createReplica } from './replica_adapter.js';
+import type { CanaryName, RecoveryReport } from './replica_adapter.js';
 import { Agenda } from './scheduler.js';
 import { SimClock } from './sim_clock.js';
 import { SimNetwork } from './sim_network.js';
 import { SimNode } from './sim_node.js';
+import { createSimDriver, ReplicaCrash } from './sim_sinks.js';
+import type { DiskCompletion, SimWorld } from './sim_sinks.js';
 import { durableKey, SimStorage } from './sim_storage.js';
 import { SimClient, Workload } from './workload.js';
 import type { ClientToReplica, ReplicaToClient } from './workload.js';
@@ -47,29 +53,7 @@ type AgendaItem =
   | { kind: 'replica_packet'; from: number; to: number; epoch: number; message: ReplicaMessage }
   | { kind: 'client_packet'; client: number; to: number; epoch: number; message: ClientToReplica }
   | { kind: 'client_delivery'; client: number; from: number; message: ReplicaToClient }
-  | { kind: 'write_done'; replica: number; epoch: number; writeId: number; op: number }
-  | {
-      kind: 'read_done';
-      replica: number;
-      epoch: number;
-      op: number;
-      checksum: Uint8Array | null;
-      context: JournalReadContext;
-    }
-  | { kind: 'superblock_done'; replica: number; epoch: number };
-
-/** An exception thrown by replica (or kernel) code: the process would have died. */
-export class ReplicaCrash extends Error {
-  constructor(
-    readonly replica: number,
-    readonly entry: string,
-    readonly error: unknown,
-  ) {
-    const detail = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
-    super(`replica ${replica} threw in ${entry}: ${detail}`);
-    this.name = 'ReplicaCrash';
-  }
-}
+  | DiskCompletion;
 
 /**
  * Deliberate bugs in the simulated SHELL (not the replica), for the checkers' own tests: each
@@ -94,9 +78,6 @@ export interface ClusterOptions {
   readonly mutation?: ShellMutation | undefined;
 }
 
-/** The largest view the superblock holds (a u32, as on the wire). */
-const superblockViewMax = 0xffff_ffff;
-
 /** The lag bound of the workload's stale reads (the SDK's `lagOpsMax`). */
 export const staleLagOpsMax = 10;
 
@@ -108,7 +89,6 @@ export class Cluster {
   readonly network: SimNetwork;
   readonly checker: SafetyChecker;
   readonly trace = new TraceHash();
-  readonly unknownEffects = new Set<string>();
   /** Replica events by kind, for the run's statistics. */
   readonly eventCounts = new Map<string, number>();
   readonly stats = { delivered: 0, droppedAtDeadNode: 0, reads: 0, statusChanges: 0 };
@@ -120,6 +100,8 @@ export class Cluster {
   readonly quorum: number;
   /** The `forge` fault class: a stranger sending forged and extreme messages (forger.ts). */
   readonly forger: Forger | null;
+  /** What the simulated sinks of every replica's driver act on (sim_sinks.ts). */
+  private readonly world: SimWorld;
 
   constructor(private readonly options: ClusterOptions) {
     const { plan, prng, replicaCount } = options;
@@ -150,11 +132,26 @@ export class Cluster {
     // Forked last, and only with `forge`: runs without it draw exactly what they drew before.
     const forging = options.faults.has('forge');
     this.forger = forging ? new Forger(prng.fork(), replicaCount, this.cluster) : null;
+    this.world = this.simWorld();
     for (const node of this.nodes) this.start(node);
   }
 
   get now(): number {
     return this.agenda.now;
+  }
+
+  private simWorld(): SimWorld {
+    return {
+      trace: this.trace,
+      checker: this.checker,
+      eventCounts: this.eventCounts,
+      stats: this.stats,
+      durableBeforeFsync: this.options.mutation === 'durable_before_fsync',
+      now: () => this.now,
+      schedule: (delayTicks, completion) => this.agenda.schedule(delayTicks, completion),
+      replicaSend: (from, to, message) => this.replicaSend(from, to, message),
+      toClient: (from, clientId, message) => this.toClient(from, clientId, message),
+    };
   }
 
   private durableCount(op: number, checksum: Uint8Array): number {
@@ -171,13 +168,7 @@ export class Cluster {
     for (const node of this.nodes) {
       if (node.restartTick !== null && now >= node.restartTick) this.start(node);
     }
-    for (const node of this.nodes) {
-      if (node.replica !== null)
-        this.perform(
-          node,
-          this.enter(node, 'onTick', (r) => r.onTick()),
-        );
-    }
+    for (const node of this.nodes) node.driver?.tick();
     for (let item = this.agenda.popDue(now); item !== null; item = this.agenda.popDue(now)) {
       this.handle(item);
     }
@@ -213,12 +204,9 @@ export class Cluster {
     const forgery = forger.maybeForge(targets);
     if (forgery === null) return;
     const node = this.nodes[forgery.to];
-    assert(node !== undefined && node.replica !== null, 'a forgery for a running replica');
+    assert(node !== undefined && node.running, 'a forgery for a running replica');
     this.trace.add(forgery);
-    this.perform(
-      node,
-      this.enter(node, 'onMessage', (r) => r.onMessage(forgery.message)),
-    );
+    node.runningDriver().message(forgery.message);
   }
 
   /** Ends every fault and restarts every crashed replica: the liveness phase begins. */
@@ -259,167 +247,21 @@ export class Cluster {
       canary: this.options.canary,
       tuning: this.options.plan.tuning,
     });
-    node.replica = replica;
+    const driver = createSimDriver(node, replica, this.world);
+    node.driver = driver;
     node.stats.starts += 1;
     if (node.restartTick !== null) node.stats.restarts += 1;
     node.restartTick = null;
     if (this.options.mutation === 'forget_journal') node.storage.truncate(0);
     const { prepares, intact } = node.storage.replay(this.rootChecksum);
     node.stats.replayed += prepares.length;
-    for (const prepare of prepares) {
-      this.perform(
-        node,
-        this.enter(node, 'onRecoveredPrepare', (r) => r.onRecoveredPrepare(prepare)),
-      );
-    }
+    for (const prepare of prepares) driver.recoveredPrepare(prepare);
     // `formatted`: only the very first start of a replica created its data directory.
-    const report: RecoveryReport & { formatted?: boolean } = {
+    const report: RecoveryReport = {
       journalIntact: intact,
       formatted: node.stats.starts === 1,
     };
-    this.perform(
-      node,
-      this.enter(node, 'finishRecovery', (r) => r.finishRecovery(report)),
-    );
-  }
-
-  private enter(
-    node: SimNode,
-    entry: string,
-    call: (replica: SimReplica) => Effect<KernelOutput>[],
-  ): Effect<KernelOutput>[] {
-    const replica = node.replica;
-    assert(replica !== null, 'enter a running replica');
-    try {
-      return call(replica);
-    } catch (error) {
-      throw new ReplicaCrash(node.index, entry, error);
-    }
-  }
-
-  private perform(node: SimNode, effects: readonly Effect<KernelOutput>[]): void {
-    for (const raw of effects) {
-      this.trace.add(node.index);
-      this.trace.add(raw);
-      this.performOne(node, toSimEffect(raw));
-    }
-  }
-
-  private performOne(node: SimNode, effect: SimEffect): void {
-    const { index, epoch } = node;
-    switch (effect.kind) {
-      case 'journal_append':
-        return this.append(node, deepCopy(effect.prepare));
-      case 'journal_truncate':
-        return node.storage.truncate(effect.opMax);
-      case 'journal_read': {
-        const { op, checksum, context } = effect;
-        const item: AgendaItem = {
-          kind: 'read_done',
-          replica: index,
-          epoch,
-          op,
-          checksum,
-          context,
-        };
-        return this.agenda.schedule(node.storage.readDelayTicks(), item);
-      }
-      case 'superblock_write': {
-        if (effect.superblock.view > superblockViewMax) {
-          const error = new Error(`superblock view ${effect.superblock.view} beyond the u32`);
-          throw new ReplicaCrash(index, 'superblock_write', error);
-        }
-        const delayTicks = node.storage.startSuperblockWrite(effect.superblock);
-        return this.agenda.schedule(delayTicks, { kind: 'superblock_done', replica: index, epoch });
-      }
-      case 'send':
-        return this.replicaSend(index, effect.target, effect.message);
-      case 'reply':
-        return this.toClient(index, effect.reply.clientId, { kind: 'reply', reply: effect.reply });
-      case 'reject': {
-        const { requestNumber, code, leaderHint } = effect;
-        const message: ReplicaToClient = { kind: 'reject', requestNumber, code, leaderHint };
-        return this.toClient(index, effect.clientId, message);
-      }
-      case 'applied':
-        // The simulator keeps no derived views: its reads are answered from the kernel state.
-        return;
-      case 'reads_ready':
-        node.readableFromOp = effect.op;
-        node.quorumReachable = true;
-        return;
-      case 'event':
-        return this.onEvent(node, effect.event);
-      case 'unknown':
-        this.unknownEffects.add(effect.name);
-        return;
-    }
-  }
-
-  /** Starts a journal write; its completion (write + fsync) is reported when it is due. */
-  private append(node: SimNode, prepare: Prepare): void {
-    const { writeId, delayTicks } = node.storage.write(prepare, this.now);
-    const { op, checksum } = prepare.header;
-    const { index, epoch } = node;
-    if (this.options.mutation === 'durable_before_fsync') {
-      const effects = this.enter(node, 'onJournalDurable', (r) => r.onJournalDurable(op, checksum));
-      this.perform(node, effects);
-      return; // The write still completes on the disk, but is never reported again.
-    }
-    this.agenda.schedule(delayTicks, { kind: 'write_done', replica: index, epoch, writeId, op });
-  }
-
-  private onEvent(
-    node: SimNode,
-    event: Extract<Effect<KernelOutput>, { kind: 'event' }>['event'],
-  ): void {
-    this.eventCounts.set(event.kind, (this.eventCounts.get(event.kind) ?? 0) + 1);
-    if (event.kind === 'committed') {
-      this.checker.onCommitted(
-        node.index,
-        event.op,
-        node.committedOp + 1,
-        node.storage.peek(event.op),
-      );
-      node.committedOp = event.op;
-    } else if (event.kind === 'status_changed') {
-      this.stats.statusChanges += 1;
-    } else {
-      this.onLeadershipEvent(node, event as unknown as { kind: string } & Record<string, unknown>);
-    }
-  }
-
-  /**
-   * The event of the view-change replica that decides whether a primary may serve reads besides
-   * the reads_ready effect (read loosely by name): `primary_quorum`, whether the primary still
-   * hears a quorum.
-   */
-  private onLeadershipEvent(
-    node: SimNode,
-    event: { kind: string } & Record<string, unknown>,
-  ): void {
-    if (event.kind === 'primary_quorum' && typeof event['reachable'] === 'boolean') {
-      node.quorumReachable = event['reachable'];
-    }
-  }
-
-  /**
-   * Why a replica may not answer a read from its executed state, or null when it may — the
-   * node's rules (src/node/node.ts checkReadable / checkStaleReadable). Linearizable: it is the
-   * primary in normal status, it still hears a quorum, and it has executed every op its view
-   * started with (so every write acknowledged in an earlier view is visible). Stale: any replica
-   * in normal status trailing its known commit by at most staleLagOpsMax ops.
-   */
-  private readRefusal(node: SimNode, replica: SimReplica, stale: boolean): ErrorCode | null {
-    if (replica.status !== 'normal') return errorCodes.not_ready;
-    if (stale) {
-      return replica.commitMax - replica.commitMin > staleLagOpsMax ? errorCodes.not_ready : null;
-    }
-    if (!replica.isPrimary) return errorCodes.not_leader;
-    if (!node.quorumReachable || replica.commitMin < node.readableFromOp) {
-      return errorCodes.not_ready;
-    }
-    return null;
+    driver.finishRecovery(report);
   }
 
   // ----- the network -----
@@ -492,46 +334,31 @@ export class Cluster {
     }
     this.trace.add(item);
     this.stats.delivered += 1;
+    const driver = node.runningDriver();
     switch (item.kind) {
       case 'replica_packet':
-        return this.perform(
-          node,
-          this.enter(node, 'onMessage', (r) => r.onMessage(item.message)),
-        );
+        driver.message(item.message);
+        return;
       case 'client_packet':
         return this.onClientPacket(node, item.client, item.message);
       case 'write_done': {
         const prepare = node.storage.writeDone(item.writeId, item.op);
         if (prepare === null) return;
-        const { op, checksum } = prepare.header;
-        return this.perform(
-          node,
-          this.enter(node, 'onJournalDurable', (r) => r.onJournalDurable(op, checksum)),
-        );
+        return driver.journalDurable(prepare.header.op, prepare.header.checksum);
       }
       case 'read_done': {
         const prepare = node.storage.readForReplica(item.op, item.checksum);
-        const { op, context } = item;
-        return this.perform(
-          node,
-          this.enter(node, 'onJournalRead', (r) => callOnJournalRead(r, op, prepare, context)),
-        );
+        return driver.journalRead(item.op, prepare, item.context);
       }
       case 'superblock_done':
         if (!node.storage.superblockDone()) return;
-        return this.perform(
-          node,
-          this.enter(node, 'onSuperblockDurable', (r) => r.onSuperblockDurable()),
-        );
+        return driver.superblockDurable();
     }
   }
 
   private onClientPacket(node: SimNode, client: number, message: ClientToReplica): void {
     if (message.kind === 'request') {
-      this.perform(
-        node,
-        this.enter(node, 'onRequest', (r) => r.onRequest(message.request)),
-      );
+      node.runningDriver().request(message.request);
       return;
     }
     const replica = node.replica;
@@ -540,7 +367,10 @@ export class Cluster {
     const clientId = this.clients[client]?.id;
     assert(clientId !== undefined, 'a read from a client of this run');
     const { readId, streamId } = message;
-    let code = this.readRefusal(node, replica, message.stale);
+    const consistency: ReadConsistency = message.stale
+      ? { kind: 'stale', lagOpsMax: staleLagOpsMax }
+      : { kind: 'linearizable' };
+    let code: ErrorCode | null = node.readGate.refusal(replica, consistency)?.code ?? null;
     if (code === null && !node.state.streams.has(asStreamId(streamId))) {
       code = errorCodes.stream_not_found;
     }

@@ -1,27 +1,19 @@
-// The one seam between the simulator and the replica's API (src/vsr/replica.ts and the
-// effect contract in src/vsr/message.ts). Everything the simulator needs of the replica goes
-// through here, so that when the API grows only this file has to follow:
+// The seam between the simulator and how a replica is built and configured (src/vsr/replica.ts),
+// so that when its options grow only this file has to follow:
 //
 // - createReplica(): builds a Replica with the real kernel state machine, the injected wall
 //   clock and PRNG, the durable superblock state (view, log view, commit), and the canary;
-// - toSimEffect(): turns each effect into a closed union the harness switches on; an effect kind
-//   added to message.ts later is reported as `unknown` (listed in the run's stats) until the
-//   simulator learns to perform it;
+// - the canaries the replica offers, checked against its Canary type at compile time;
 // - supportedFaults(): the fault classes the replica survives with liveness, the default for
 //   `vopr run` and the fixed seed sets.
+//
+// The replica's effects do not pass through here: the simulator runs every replica through the
+// node's effect driver (src/vsr/effect_driver.ts) with simulated sinks (sim_sinks.ts), so an
+// effect kind added to src/vsr/message.ts fails the driver's exhaustive switch at compile time
+// until it has a sink; the simulator cannot silently skip one.
 
-import type { Prepare } from '../core/header.js';
 import { asOp, asReplicaIndex, asView } from '../core/types.js';
-import type { ClientId, ReplicaIndex, RequestNumber } from '../core/types.js';
-import type { ErrorCode } from '../core/errors.js';
-import type { KernelOutput } from '../node/kernel_state_machine.js';
-import type {
-  Effect,
-  JournalReadContext,
-  Reply,
-  ReplicaEvent,
-  ReplicaMessage,
-} from '../vsr/message.js';
+import type { KernelOutput } from '../kernel/kernel.js';
 import { Replica } from '../vsr/replica.js';
 import type { Canary, ReplicaOptions, StateMachine } from '../vsr/replica.js';
 import type { Prng } from './prng.js';
@@ -91,69 +83,6 @@ export function createReplica(args: CreateReplicaArgs): SimReplica {
     ...(args.canary === null ? {} : { canary: args.canary }),
   };
   return new Replica<KernelOutput>(options);
-}
-
-/** Every effect the simulator knows how to perform, today's and the announced ones. */
-export type SimEffect =
-  | { readonly kind: 'journal_append'; readonly prepare: Prepare }
-  | { readonly kind: 'journal_truncate'; readonly opMax: number }
-  | {
-      readonly kind: 'journal_read';
-      readonly op: number;
-      readonly checksum: Uint8Array | null;
-      readonly context: JournalReadContext;
-    }
-  | { readonly kind: 'superblock_write'; readonly superblock: SuperblockState }
-  | { readonly kind: 'send'; readonly target: ReplicaIndex; readonly message: ReplicaMessage }
-  | { readonly kind: 'reply'; readonly reply: Reply }
-  | {
-      readonly kind: 'reject';
-      readonly clientId: ClientId;
-      readonly requestNumber: RequestNumber;
-      readonly code: ErrorCode;
-      readonly leaderHint: number;
-    }
-  | Extract<Effect<KernelOutput>, { kind: 'applied' }>
-  | { readonly kind: 'reads_ready'; readonly view: number; readonly op: number }
-  | { readonly kind: 'event'; readonly event: ReplicaEvent<KernelOutput> }
-  | { readonly kind: 'unknown'; readonly name: string };
-
-export function toSimEffect(effect: Effect<KernelOutput>): SimEffect {
-  switch (effect.kind) {
-    case 'journal_append':
-    case 'journal_truncate':
-    case 'journal_read':
-    case 'send':
-    case 'reply':
-    case 'applied':
-    case 'reads_ready':
-    case 'event':
-      return effect;
-    case 'superblock_write': {
-      const { view, logView, commit } = effect;
-      return { kind: 'superblock_write', superblock: { view, logView, commit } };
-    }
-    case 'reject':
-      return {
-        kind: 'reject',
-        clientId: effect.clientId,
-        requestNumber: effect.requestNumber,
-        code: effect.code,
-        leaderHint: effect.leaderHint,
-      };
-    default:
-      // A kind added to message.ts after this file: counted and reported, never performed.
-      return { kind: 'unknown', name: (effect as { kind: string }).kind };
-  }
-}
-
-export function callOnJournalRead(
-  replica: SimReplica,
-  op: number,
-  prepare: Prepare | null,
-  context: JournalReadContext,
-): Effect<KernelOutput>[] {
-  return replica.onJournalRead(asOp(op), prepare, context);
 }
 
 /**

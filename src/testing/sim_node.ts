@@ -1,7 +1,10 @@
 // One simulated replica process: its disk (which survives crashes), its clock, and — while it
 // runs — a real Replica over the real kernel (`kernelStateMachine(createState())`, as the node
-// shell wires it). The kernel state machine is wrapped, not replaced: the wrapper passes every
-// call through and, on the side, records what this incarnation applied, for the checkers:
+// shell wires it), driven through the node's effect driver (src/vsr/effect_driver.ts, with the
+// simulated sinks of sim_sinks.ts), and the node's read gate (src/node/read_gate.ts), which
+// learns from the replica's reads_ready / quorum_changed effects when reads may be answered.
+// The kernel state machine is wrapped, not replaced: the wrapper passes every call through and,
+// on the side, records what this incarnation applied, for the checkers:
 //
 //   - before the first command of each op, the kernel's stateDigest (the state after every
 //     earlier op) goes to the state_digest checker;
@@ -10,17 +13,20 @@
 //   - each append's events are mirrored per stream, so the simulator can serve reads from
 //     committed state and the acked_writes checker can look events up by offset.
 //
-// A crash discards the process: replica, kernel state and these records. The disk remains.
-// Invariants: `replica !== null` exactly while the process runs; `epoch` counts incarnations
-// and tags every pending disk completion, so one from a previous life is dropped.
+// A crash discards the process: driver, replica, read gate, kernel state and these records. The
+// disk remains. Invariants: `driver !== null` (and so `replica !== null`) exactly while the
+// process runs; `epoch` counts incarnations and tags every pending disk completion, so one from
+// a previous life is dropped.
 
 import { assert } from '../core/assert.js';
 import { DecodeError } from '../core/binary.js';
 import { toHex } from '../core/checksum.js';
 import { createState, decodeCommand, stateDigest } from '../kernel/kernel.js';
 import type { State } from '../kernel/kernel.js';
-import { kernelStateMachine } from '../node/kernel_state_machine.js';
-import type { KernelOutput } from '../node/kernel_state_machine.js';
+import { kernelStateMachine } from '../kernel/kernel.js';
+import type { KernelOutput } from '../kernel/kernel.js';
+import { ReadGate } from '../node/read_gate.js';
+import type { EffectDriver } from '../vsr/effect_driver.js';
 import type { StateMachine } from '../vsr/replica.js';
 import type { SafetyChecker } from './checkers.js';
 import type { Prng } from './prng.js';
@@ -31,7 +37,10 @@ import type { SimStorage } from './sim_storage.js';
 const textDecoder = new TextDecoder();
 
 export class SimNode {
-  replica: SimReplica | null = null;
+  /** The effect driver over this incarnation's replica; null while the process is down. */
+  driver: EffectDriver<KernelOutput> | null = null;
+  /** When this incarnation may answer reads: the node's rules, fed by the driver. */
+  readGate = new ReadGate();
   epoch = 0;
   state: State = createState();
   /** Per stream: the events this incarnation applied, by offset. */
@@ -40,10 +49,6 @@ export class SimNode {
   private lastAppliedOp = 0;
   /** The op of the last `committed` event this incarnation reported. */
   committedOp = 0;
-  /** From the replica's events: the op its current view as primary started from. */
-  readableFromOp = 0;
-  /** From the replica's events: whether, as primary, it still hears a quorum. */
-  quorumReachable = true;
   /** The tick at which a crashed replica restarts; null while it runs. */
   restartTick: number | null = null;
   readonly stats = { starts: 0, crashes: 0, restarts: 0, replayed: 0 };
@@ -58,28 +63,37 @@ export class SimNode {
     private readonly applyTwice = false,
   ) {}
 
-  get running(): boolean {
-    return this.replica !== null;
+  get replica(): SimReplica | null {
+    return this.driver === null ? null : this.driver.replica;
   }
 
-  /** A fresh process: empty kernel state and records; the caller builds the replica. */
+  get running(): boolean {
+    return this.driver !== null;
+  }
+
+  /** The driver of the running incarnation. */
+  runningDriver(): EffectDriver<KernelOutput> {
+    assert(this.driver !== null, 'drive a running replica');
+    return this.driver;
+  }
+
+  /** A fresh process: empty kernel state, records and read gate; the caller builds the driver. */
   boot(): StateMachine<KernelOutput> {
-    assert(this.replica === null, 'boot a stopped node');
+    assert(this.driver === null, 'boot a stopped node');
     this.epoch += 1;
     this.state = createState();
     this.streams = new Map();
     this.appliedRequests = new Set();
     this.lastAppliedOp = 0;
     this.committedOp = 0;
-    this.readableFromOp = 0;
-    this.quorumReachable = true;
+    this.readGate = new ReadGate();
     return this.tracked(kernelStateMachine(this.state));
   }
 
   /** The process dies: memory is gone, un-synced writes are resolved by the disk. */
   crash(): void {
-    assert(this.replica !== null, 'crash a running node');
-    this.replica = null;
+    assert(this.driver !== null, 'crash a running node');
+    this.driver = null;
     this.epoch += 1;
     this.storage.crash();
     this.stats.crashes += 1;

@@ -20,12 +20,13 @@ import {
   checkStaleReads,
 } from './checkers.js';
 import type { CheckerName, LinearizabilityReport } from './checkers.js';
-import { Cluster, ReplicaCrash } from './cluster.js';
+import { Cluster } from './cluster.js';
 import type { ShellMutation } from './cluster.js';
 import { formatFaults, makePlan } from './fault_plan.js';
 import type { FaultClass } from './fault_plan.js';
 import { Prng } from './prng.js';
 import type { CanaryName } from './replica_adapter.js';
+import { ReplicaCrash } from './sim_sinks.js';
 
 export interface RunOptions {
   readonly seed: number;
@@ -69,7 +70,6 @@ export interface RunStats {
   readonly readFaults: number;
   /** Replica events by kind (view changes, repairs, truncations, ...), summed over replicas. */
   readonly events: Readonly<Record<string, number>>;
-  readonly unknownEffects: readonly string[];
   readonly linearizability: LinearizabilityReport | null;
 }
 
@@ -199,7 +199,6 @@ function runStats(cluster: Cluster, linearizability: LinearizabilityReport | nul
     corruptedMessages: cluster.network.stats.corrupted,
     readFaults: cluster.nodes.reduce((sum, n) => sum + n.storage.stats.readFaults, 0),
     events: Object.fromEntries([...cluster.eventCounts].sort((a, b) => (a[0] < b[0] ? -1 : 1))),
-    unknownEffects: [...cluster.unknownEffects].sort(),
     linearizability,
   };
 }

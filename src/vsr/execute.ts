@@ -2,8 +2,9 @@
 // request of a prepare's batch goes through the one executor (executor.ts), which checks it
 // against the client table (replicated session state: it changes only there, so every replica's
 // table is the same at the same commit number), applies it and caches its reply; a normal
-// primary also answers the client. Each executed request is an `applied` data effect (the shell
-// feeds its derived views from it) and an `applied` telemetry event.
+// primary also answers the client. Each executed op is one `executed` data effect (the shell
+// feeds its derived views from it), emitted before the op's replies, and each applied request an
+// `applied` telemetry event.
 //
 // Invariants: ops execute in order, only when committed (op <= commitMax) and verified to belong
 // to the current log (op <= verifiedOp); a request applies only if it is its session's next one
@@ -16,7 +17,7 @@ import type { ClientId, RequestNumber } from '../core/types.js';
 import { decodeBatch } from './batch.js';
 import type { Request } from './batch.js';
 import { executeRequest as executeOne } from './executor.js';
-import type { Reply } from './message.js';
+import type { AppliedRequest, Reply } from './message.js';
 import type { ReplicaCore } from './replica_core.js';
 
 /** Executes every committed, verified op this replica holds, in order. */
@@ -37,13 +38,20 @@ function executePrepare<Output>(r: ReplicaCore<Output>, prepare: Prepare): void 
   assert(op <= r.commitMax, 'execute only what is committed');
   const requests = decodeBatch(prepare.body);
   const answering = r.isPrimary && r.status === 'normal' && !r.replaying;
+  const applied: AppliedRequest<Output>[] = [];
+  const replies: Reply[] = [];
+  const evicted: ClientId[] = [];
   requests.forEach((request, requestIndex) => {
-    const reply = executeRequest(r, prepare, request, requestIndex);
+    const reply = executeRequest(r, prepare, request, requestIndex, { applied, evicted });
     if (r.pendingClients.get(request.clientId) === request.requestNumber) {
       r.pendingClients.delete(request.clientId);
     }
-    if (reply !== null && answering) r.emit({ kind: 'reply', reply });
+    if (reply !== null && answering) replies.push(reply);
   });
+  // The views see the op before any client hears of it: a reply's reader finds its write.
+  r.emit({ kind: 'executed', op, timestampUs: prepare.header.timestampUs, applied });
+  for (const clientId of evicted) evict(r, clientId);
+  for (const reply of replies) r.emit({ kind: 'reply', reply });
   r.event({
     kind: 'committed',
     op,
@@ -54,11 +62,18 @@ function executePrepare<Output>(r: ReplicaCore<Output>, prepare: Prepare): void 
   });
 }
 
+/** What executing an op's requests collects, to emit once the whole op has executed. */
+interface OpResults<Output> {
+  readonly applied: AppliedRequest<Output>[];
+  readonly evicted: ClientId[];
+}
+
 function executeRequest<Output>(
   r: ReplicaCore<Output>,
   prepare: Prepare,
   request: Request,
   requestIndex: number,
+  results: OpResults<Output>,
 ): Reply | null {
   const { op, timestampUs } = prepare.header;
   const site = { op, timestampUs, requestIndex };
@@ -71,10 +86,18 @@ function executeRequest<Output>(
   if (registered) r.event({ kind: 'session_registered', clientId, op });
   const output = registered ? null : outcome.output;
   const operation = request.operation;
-  // Data for the shell (derived views), then the same fact as telemetry for metrics and traces.
-  r.emit({ kind: 'applied', op, requestIndex, clientId, requestNumber, operation, output });
-  r.event({ kind: 'applied', op, requestIndex, clientId, requestNumber, operation, output });
-  if (registered && outcome.evicted !== null) evict(r, outcome.evicted);
+  // Data for the shell's views (in the op's executed effect), and the same fact as telemetry.
+  const fact: AppliedRequest<Output> = {
+    op,
+    requestIndex,
+    clientId,
+    requestNumber,
+    operation,
+    output,
+  };
+  results.applied.push(fact);
+  r.event({ kind: 'applied', ...fact });
+  if (registered && outcome.evicted !== null) results.evicted.push(outcome.evicted);
   return outcome.reply;
 }
 

@@ -21,11 +21,16 @@
 //                     never decreases from one write to the next.
 //   send              deliver the message to replica `target` (best effort: it may be lost).
 //   reply / reject    answer the client (by client id) on whatever connection it uses now.
-//   applied           data: a committed request was executed (in op order, then batch order);
-//                     feed derived views from its output (the stream read index). Emitted on
-//                     every replica, also while replaying the journal at start-up.
+//   executed          data: a committed op was executed (in op order, every op, also one whose
+//                     requests were all skipped), with its commit timestamp and the requests
+//                     that applied (batch order); feed the derived views from it. Emitted on
+//                     every replica, also while replaying the journal at start-up, before the
+//                     op's replies.
 //   reads_ready       data: this replica became primary of `view`; it may answer linearizable
 //                     reads once it has executed through `op` (every op its view started with).
+//                     It hears a quorum at that moment.
+//   quorum_changed    data: the primary of `view` has lost (or regained) contact with a quorum;
+//                     without one it must not answer linearizable reads.
 //   event             telemetry only (metrics, logs, traces): a shell may drop every event and
 //                     nothing about the replica's state, its replies or the read index changes.
 // After a restart the shell replays the journal through onRecoveredPrepare (op order, from op 1)
@@ -257,7 +262,7 @@ export type MessageRejectReason =
   | 'view_change_refused'
   | 'commit_unreachable';
 
-/** One committed request as executed: the `applied` data effect and the telemetry event alike. */
+/** One committed request as executed: in the `executed` data effect and the `applied` event. */
 export interface AppliedRequest<Output> {
   readonly op: Op;
   readonly requestIndex: number;
@@ -266,6 +271,15 @@ export interface AppliedRequest<Output> {
   readonly operation: Operation;
   /** The state machine's output; null for a register. */
   readonly output: Output | null;
+}
+
+/** One committed op as executed: what the derived views are fed (the `executed` effect). */
+export interface ExecutedOp<Output> {
+  readonly op: Op;
+  /** The prepare's timestamp: the commit time every replica agrees on. */
+  readonly timestampUs: TimestampUs;
+  /** The requests of the op's batch that applied (skipped ones are absent), in batch order. */
+  readonly applied: readonly AppliedRequest<Output>[];
 }
 
 export type ReplicaEvent<Output> =
@@ -410,6 +424,7 @@ export type Effect<Output> =
       /** The leader's index for KMB_ERR_NOT_LEADER, else -1. */
       readonly leaderHint: number;
     }
-  | ({ readonly kind: 'applied' } & AppliedRequest<Output>)
+  | ({ readonly kind: 'executed' } & ExecutedOp<Output>)
   | { readonly kind: 'reads_ready'; readonly view: View; readonly op: Op }
+  | { readonly kind: 'quorum_changed'; readonly view: View; readonly reachable: boolean }
   | { readonly kind: 'event'; readonly event: ReplicaEvent<Output> };

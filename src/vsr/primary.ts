@@ -262,6 +262,7 @@ export function checkPrimaryQuorum<Output>(r: ReplicaCore<Output>): void {
   const reachable = heard >= r.quorum;
   if (reachable === r.quorumReachable) return;
   r.quorumReachable = reachable;
+  r.emit({ kind: 'quorum_changed', view: r.view, reachable });
   r.event({ kind: 'primary_quorum', view: r.view, reachable });
 }
 

@@ -65,10 +65,10 @@ describe('replica, one replica', () => {
       effects.map((e) => (e.kind === 'reject' ? e.code : e.kind));
     assert.deepEqual(codeOf(r.onRequest(command(1))), [errorCodes.session_not_registered]);
     const register = { ...command(0), operation: 'register' as const, body: new Uint8Array() };
-    t.perform(t.replica(0).node, r.onRequest(register));
+    t.replica(0).node.driver.request(register);
     t.settle();
     assert.deepEqual(codeOf(r.onRequest(command(3))), [errorCodes.request_gap]);
-    t.perform(t.replica(0).node, r.onRequest(command(1)));
+    t.replica(0).node.driver.request(command(1));
     // 1 in flight: the next one is told to retry (in a cluster, 1 may have committed in another
     // view and still be on its way here); one further ahead is a client error.
     assert.deepEqual(codeOf(r.onRequest(command(2))), [errorCodes.not_ready]);

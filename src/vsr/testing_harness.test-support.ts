@@ -10,18 +10,21 @@
 //   t.expectCommitted(2);
 //   t.expectSafe();
 //
-// It plays every shell duty of message.ts: a journal per replica (writes visible at once, durable
-// when synced; a crash loses what was not synced), a superblock, journal reads, and a network
-// that delivers in order unless a partition drops the message. Time advances in ticks; within a
-// tick, rounds of (complete storage, deliver messages) run until nothing is left to do, so message
-// latency is zero and runs are exactly reproducible. Clients follow leader hints, retry on
-// timeouts and record every reply, so the safety checks (expectSafe) can compare what was
-// acknowledged with what every replica committed.
+// Each replica runs through the production EffectDriver (effect_driver.ts), the one place that
+// maps effects to duties, with simulated sinks (testing_sinks.test-support.ts): a journal per
+// replica (writes visible at once, durable when synced; a crash loses what was not synced), a
+// superblock, journal reads, and a network that delivers in order unless a partition drops the
+// message. Every input reaches a replica through its driver (node.driver); a test that calls the
+// replica directly gets effects that nobody performs, to inspect them. Time advances in ticks;
+// within a tick, rounds of (complete storage, deliver messages) run until nothing is left to do,
+// so message latency is zero and runs are exactly reproducible. Clients follow leader hints,
+// retry on timeouts and record every reply, so the safety checks (expectSafe) can compare what
+// was acknowledged with what every replica committed.
 
 import { assert } from '../core/assert.js';
 import { checksumEqual, toHex } from '../core/checksum.js';
 import { errorCodes } from '../core/errors.js';
-import { clusterIdFromName, makePrepare, rootPrepare } from '../core/header.js';
+import { makePrepare, rootPrepare } from '../core/header.js';
 import type { Prepare } from '../core/header.js';
 import {
   asClientId,
@@ -31,133 +34,16 @@ import {
   asTimestampUs,
   asView,
 } from '../core/types.js';
-import type { ClientId, Op } from '../core/types.js';
+import type { ClientId } from '../core/types.js';
 import { decodeBatch, encodeBatch } from './batch.js';
 import type { Request } from './batch.js';
-import type { Effect, JournalReadContext, ReplicaEvent, ReplicaMessage } from './message.js';
+import type { Effect, ReplicaMessage } from './message.js';
 import { Replica } from './replica.js';
-import type { Canary, ReplicaOptions, StateMachine } from './replica.js';
+import type { Canary, ReplicaOptions } from './replica.js';
+import { Counter, SimNode, testCluster, testRoot } from './testing_sinks.test-support.js';
+import type { HarnessWires } from './testing_sinks.test-support.js';
 
-export const testCluster = clusterIdFromName('scenario');
-export const testRoot = rootPrepare(testCluster).header.checksum;
-
-/** The state machine: sums the first byte of each command. */
-export class Counter implements StateMachine<number> {
-  total = 0;
-  applyCount = 0;
-
-  apply(body: Uint8Array): { result: Uint8Array; output: number } {
-    this.total += body[0] ?? 0;
-    this.applyCount += 1;
-    return { result: Uint8Array.of(this.total & 0xff), output: this.total };
-  }
-}
-
-/** The largest view the wire and the superblock hold (a u32). */
-const viewMax = 0xffff_ffff;
-
-/** Event kinds too frequent to keep (one per op or per request). */
-const unkeptEvents = new Set(['applied', 'committed', 'prepared', 'repair_completed']);
-
-interface Slot {
-  prepare: Prepare;
-  corrupt: boolean;
-  durable: boolean;
-  /** The durable record a pending rewrite replaced (restored if the rewrite is lost). */
-  underneath: Slot | null;
-}
-
-export interface SuperblockState {
-  view: number;
-  logView: number;
-  commit: number;
-}
-
-/** One replica's disk. */
-export class Storage {
-  readonly slots = new Map<number, Slot>();
-  superblock: SuperblockState = { view: 0, logView: 0, commit: 0 };
-  pendingSuperblock: SuperblockState | null = null;
-  pendingWrites: { op: number; checksum: Uint8Array }[] = [];
-  pendingReads: { op: Op; checksum: Uint8Array | null; context: JournalReadContext }[] = [];
-
-  append(prepare: Prepare): void {
-    const op = prepare.header.op;
-    const previous = this.slots.get(op);
-    const underneath = previous?.durable === true ? previous : (previous?.underneath ?? null);
-    this.slots.set(op, { prepare, corrupt: false, durable: false, underneath });
-    this.pendingWrites.push({ op, checksum: prepare.header.checksum });
-  }
-
-  truncate(opMax: number): void {
-    for (const op of [...this.slots.keys()]) if (op > opMax) this.slots.delete(op);
-    this.pendingWrites = this.pendingWrites.filter((write) => write.op <= opMax);
-  }
-
-  /** Makes every pending write durable; returns them in order. */
-  sync(): { op: number; checksum: Uint8Array }[] {
-    const written = this.pendingWrites;
-    this.pendingWrites = [];
-    for (const { op } of written) {
-      const slot = this.slots.get(op);
-      if (slot !== undefined) {
-        slot.durable = true;
-        slot.underneath = null;
-      }
-    }
-    return written;
-  }
-
-  read(op: number, checksum: Uint8Array | null): Prepare | null {
-    const slot = this.slots.get(op);
-    if (slot === undefined || slot.corrupt) return null;
-    if (checksum !== null && !checksumEqual(slot.prepare.header.checksum, checksum)) return null;
-    return slot.prepare;
-  }
-
-  /** The process died: what was not synced is lost. */
-  crash(): void {
-    for (const { op } of this.pendingWrites) {
-      const slot = this.slots.get(op);
-      if (slot === undefined || slot.durable) continue;
-      if (slot.underneath !== null) this.slots.set(op, slot.underneath);
-      else this.slots.delete(op);
-    }
-    this.pendingWrites = [];
-    this.pendingSuperblock = null;
-    this.pendingReads = [];
-  }
-
-  /** The records a restart replays: from op 1 while present, intact and chained. */
-  replay(): { prepares: Prepare[]; intact: boolean } {
-    const prepares: Prepare[] = [];
-    let parent = testRoot;
-    for (let op = 1; ; op++) {
-      const slot = this.slots.get(op);
-      if (slot === undefined) return { prepares, intact: true };
-      if (slot.corrupt || !checksumEqual(slot.prepare.header.parent, parent)) {
-        return { prepares, intact: false };
-      }
-      prepares.push(slot.prepare);
-      parent = slot.prepare.header.checksum;
-    }
-  }
-
-  /** Whether a durable record is corrupt (what a crash and restart would find). */
-  get corruptDurably(): boolean {
-    for (const slot of this.slots.values()) {
-      const durable = slot.durable ? slot : slot.underneath;
-      if (durable?.corrupt === true) return true;
-    }
-    return false;
-  }
-
-  get opMax(): number {
-    let max = 0;
-    for (const op of this.slots.keys()) if (op > max) max = op;
-    return max;
-  }
-}
+export { Counter, SimNode, testCluster, testRoot } from './testing_sinks.test-support.js';
 
 export interface ScenarioOptions {
   readonly replicaCount: number;
@@ -177,41 +63,6 @@ export interface ScenarioOptions {
   readonly clockSync?: boolean;
   /** How far each replica's wall clock is off from the start, in microseconds. */
   readonly clockOffsetsUs?: readonly number[];
-}
-
-export class SimNode {
-  replica: Replica<number> | null = null;
-  machine = new Counter();
-  readonly storage = new Storage();
-  readonly events: ReplicaEvent<number>[] = [];
-  /** client:request of every command applied since the last start, and those applied twice. */
-  applied = new Set<string>();
-  readonly appliedTwice: string[] = [];
-  /** The op of the latest reads_ready effect: linearizable reads wait for its execution. */
-  readsReadyOp = 0;
-  /** Whether it ever started (its data directory exists). */
-  started = false;
-  /** How far this replica's wall clock is off, in microseconds. */
-  clockOffsetUs = 0;
-  /** Writes stay pending (a slow disk) while true. */
-  syncStalled = false;
-
-  constructor(readonly index: number) {}
-
-  get alive(): boolean {
-    return this.replica !== null;
-  }
-
-  get r(): Replica<number> {
-    assert(this.replica !== null, `replica ${this.index} is down`);
-    return this.replica;
-  }
-
-  eventsOf<K extends ReplicaEvent<number>['kind']>(kind: K) {
-    return this.events.filter(
-      (e): e is Extract<ReplicaEvent<number>, { kind: K }> => e.kind === kind,
-    );
-  }
 }
 
 interface InFlight {
@@ -365,6 +216,21 @@ export class Scenario {
   readonly unencodable: string[] = [];
   readonly sent: InFlight[] = [];
   recordSent = false;
+  /** What every replica's sinks reach: the network, the clients and the safety record. */
+  private readonly wires: HarnessWires = {
+    send: (from, to, message) => {
+      this.network.push({ from, to, message });
+      if (this.recordSent) this.sent.push({ from, to, message });
+    },
+    reply: (reply) => this.clientOf(reply.clientId)?.onReply(reply.requestNumber, reply.op),
+    reject: (rejection) =>
+      this.clientOf(rejection.clientId)?.onReject(
+        rejection.requestNumber,
+        rejection.code,
+        rejection.leaderHint,
+      ),
+    unencodable: (what) => this.unencodable.push(what),
+  };
 
   constructor(readonly options: ScenarioOptions) {
     this.clientRetryTicks = options.clientRetryTicks ?? 60;
@@ -434,81 +300,13 @@ export class Scenario {
   start(node: SimNode, intactOverride?: boolean): void {
     node.machine = new Counter();
     node.applied = new Set();
-    const replica = new Replica<number>(this.replicaOptions(node));
-    node.replica = replica;
+    const driver = node.run(new Replica<number>(this.replicaOptions(node)), this.wires);
     const { prepares, intact } = node.storage.replay();
-    for (const prepare of prepares) this.perform(node, replica.onRecoveredPrepare(prepare));
+    for (const prepare of prepares) driver.recoveredPrepare(prepare);
     const journalIntact = intactOverride ?? intact;
     const formatted = !node.started;
     node.started = true;
-    this.perform(node, replica.finishRecovery({ journalIntact, formatted }));
-  }
-
-  perform(node: SimNode, effects: Effect<number>[]): void {
-    for (const effect of effects) {
-      switch (effect.kind) {
-        case 'journal_append':
-          node.storage.append(effect.prepare);
-          break;
-        case 'journal_truncate':
-          node.storage.truncate(effect.opMax);
-          break;
-        case 'journal_read':
-          node.storage.pendingReads.push(effect);
-          break;
-        case 'superblock_write':
-          if (effect.view > viewMax) {
-            this.unencodable.push(`replica ${node.index} persisted view ${effect.view}`);
-          }
-          assert(node.storage.pendingSuperblock === null, 'one superblock write at a time');
-          node.storage.pendingSuperblock = {
-            view: effect.view,
-            logView: effect.logView,
-            commit: effect.commit,
-          };
-          break;
-        case 'send':
-          if (effect.message.view > viewMax) {
-            this.unencodable.push(`replica ${node.index} sent view ${effect.message.view}`);
-          }
-          this.network.push({ from: node.index, to: effect.target, message: effect.message });
-          if (this.recordSent) {
-            this.sent.push({ from: node.index, to: effect.target, message: effect.message });
-          }
-          break;
-        case 'reply':
-          this.clientOf(effect.reply.clientId)?.onReply(
-            effect.reply.requestNumber,
-            effect.reply.op,
-          );
-          break;
-        case 'reject':
-          this.clientOf(effect.clientId)?.onReject(
-            effect.requestNumber,
-            effect.code,
-            effect.leaderHint,
-          );
-          break;
-        case 'applied':
-          if (effect.operation === 'command') {
-            const key = `${effect.clientId}#${effect.requestNumber}`;
-            if (node.applied.has(key)) node.appliedTwice.push(key);
-            node.applied.add(key);
-          }
-          break;
-        case 'reads_ready':
-          node.readsReadyOp = effect.op;
-          break;
-        case 'event':
-          this.noteEvent(node, effect.event);
-          break;
-      }
-    }
-  }
-
-  private noteEvent(node: SimNode, event: ReplicaEvent<number>): void {
-    const rewrite = event.kind === 'repair_completed' && event.how === 'rewrite';
-    if (!unkeptEvents.has(event.kind) || rewrite) node.events.push(event);
+    driver.finishRecovery({ journalIntact, formatted });
   }
 
   private clientOf(clientId: ClientId): SimClient | undefined {
@@ -519,18 +317,16 @@ export class Scenario {
    * Delivers `message` to replica `to` now, as if a peer sent it (a forged or extreme message,
    * say), and performs its effects; returns them for the test to inspect.
    */
-  inject(to: number, message: ReplicaMessage): Effect<number>[] {
+  inject(to: number, message: ReplicaMessage): readonly Effect<number>[] {
     const node = this.nodes[to];
-    assert(node !== undefined && node.replica !== null, `replica ${to} runs`);
-    const effects = node.replica.onMessage(message);
-    this.perform(node, effects);
-    return effects;
+    assert(node !== undefined && node.alive, `replica ${to} runs`);
+    return node.driver.message(message);
   }
 
   deliverRequest(target: number, request: Request): void {
     const node = this.nodes[target];
-    if (node === undefined || node.replica === null) return;
-    this.perform(node, node.replica.onRequest(request));
+    if (node === undefined || !node.alive) return;
+    node.driver.request(request);
   }
 
   linked(a: number, b: number): boolean {
@@ -558,12 +354,10 @@ export class Scenario {
       busy = true;
       if (this.faults !== null && this.faulty(item)) continue;
       const node = this.nodes[item.to];
-      if (node === undefined || node.replica === null || !this.linked(item.from, item.to)) {
-        continue;
-      }
+      if (node === undefined || !node.alive || !this.linked(item.from, item.to)) continue;
       const message = this.tamper === null ? item.message : this.tamper(item);
       if (message === null) continue;
-      this.perform(node, node.replica.onMessage(message));
+      node.driver.message(message);
     }
     return busy;
   }
@@ -592,28 +386,27 @@ export class Scenario {
   }
 
   private completeStorage(node: SimNode): boolean {
-    const replica = node.replica;
-    if (replica === null) return false;
+    if (!node.alive) return false;
+    const driver = node.driver;
     let busy = false;
     if (!node.syncStalled) {
       for (const { op, checksum } of node.storage.sync()) {
         busy = true;
-        this.perform(node, replica.onJournalDurable(asOp(op), checksum));
+        driver.journalDurable(asOp(op), checksum);
       }
       const superblock = node.storage.pendingSuperblock;
       if (superblock !== null) {
         busy = true;
         node.storage.superblock = superblock;
         node.storage.pendingSuperblock = null;
-        this.perform(node, replica.onSuperblockDurable());
+        driver.superblockDurable();
       }
     }
     const reads = node.storage.pendingReads;
     node.storage.pendingReads = [];
     for (const read of reads) {
       busy = true;
-      const prepare = node.storage.read(read.op, read.checksum);
-      this.perform(node, replica.onJournalRead(read.op, prepare, read.context));
+      driver.journalRead(read.op, node.storage.read(read.op, read.checksum), read.context);
     }
     return busy;
   }
@@ -625,7 +418,7 @@ export class Scenario {
       this.now += 1;
       this.releaseDelayed();
       for (const node of this.nodes) {
-        if (node.replica !== null) this.perform(node, node.replica.onTick());
+        if (node.alive) node.driver.tick();
       }
       for (const client of this.clients) client.onTick();
       this.settle();
@@ -816,7 +609,7 @@ export class ReplicaHandle {
 
   /** The process dies: unsynced writes are lost, messages to it are dropped. */
   crash(): this {
-    this.node.replica = null;
+    this.node.stop();
     this.node.syncStalled = false;
     this.node.storage.crash();
     return this;
@@ -824,7 +617,7 @@ export class ReplicaHandle {
 
   /** Restarts from disk; `journalIntact` overrides what the replay found. */
   restart(journalIntact?: boolean): this {
-    assert(this.node.replica === null, 'restart a crashed replica');
+    assert(!this.node.alive, 'restart a crashed replica');
     this.t.start(this.node, journalIntact);
     return this;
   }

@@ -176,3 +176,24 @@ describe('replica status transitions', () => {
     assert.equal(r.primaryTimeout.running, false, 'a primary times out no primary');
   });
 });
+
+describe('who changes the status', () => {
+  it('only transitions.ts calls setStatus; only replica_core.ts assigns the field', async () => {
+    // Proves the transitionTo… functions are the only way in: a call of setStatus or an
+    // assignment of `.status` anywhere else in src/vsr (tests aside) fails here, naming the file.
+    const { readdir, readFile } = await import('node:fs/promises');
+    const dir = new URL('.', import.meta.url);
+    const offenders: string[] = [];
+    for (const name of await readdir(dir)) {
+      if (!name.endsWith('.ts') || name.includes('.test')) continue;
+      const text = await readFile(new URL(name, dir), 'utf8');
+      if (name !== 'transitions.ts' && name !== 'replica_core.ts' && /\.setStatus\(/.test(text)) {
+        offenders.push(`${name} calls setStatus`);
+      }
+      if (name !== 'replica_core.ts' && /\.status\s*=[^=]/.test(text)) {
+        offenders.push(`${name} assigns .status`);
+      }
+    }
+    assert.deepEqual(offenders, []);
+  });
+});

@@ -45,9 +45,11 @@ for (const replicaCount of [3, 5]) {
 
     it('elects a new primary when the old one is partitioned away; clients follow', () => {
       // Proves: a primary cut off from every backup keeps its status but commits nothing and,
-      // after an election timeout, refuses requests with NOT_READY; the majority elects a new
-      // primary; clients time out and find it; when the partition heals the old primary learns
-      // the new view, truncates its uncommitted ops and answers NOT_LEADER with the new leader.
+      // after an election timeout, refuses requests with NOT_READY (its quorum_changed data
+      // effect, which the read index acts on, reports the loss); the majority elects a new
+      // primary, which reports reads_ready for its view; clients time out and find it; when the
+      // partition heals the old primary learns the new view, truncates its uncommitted ops and
+      // answers NOT_LEADER with the new leader.
       const t = new Scenario({ replicaCount });
       const c = t.client().register().command(1);
       t.runUntil(() => c.idle, 'warm up');
@@ -56,7 +58,10 @@ for (const replicaCount of [3, 5]) {
       t.run(5);
       assert.equal(t.replica(0).r.op, 3, 'the isolated primary prepared it');
       assert.equal(t.replica(0).r.commitMax, 2, 'but cannot commit it');
-      t.runUntil(() => t.replica(0).node.eventsOf('primary_quorum').length > 0, 'quorum lost');
+      // The data effect the read index acts on (quorum_changed), not its telemetry twin.
+      const lost = () => t.replica(0).node.quorumChanges.some((q) => q.view === 0 && !q.reachable);
+      t.runUntil(lost, 'quorum lost');
+      assert.equal(t.replica(0).node.eventsOf('primary_quorum').length, 1, 'and its event');
       assert.equal(t.replica(0).r.status, 'normal', 'it keeps its status');
       const late = t.client();
       late.register();
@@ -65,6 +70,8 @@ for (const replicaCount of [3, 5]) {
       t.runUntil(() => c.idle && late.idle, 'clients served by the new primary', 3_000);
       const primary = t.primary();
       assert.ok(primary !== null && primary.index !== 0 && primary.r.view >= 1, statuses(t));
+      assert.equal(primary.readsReadyView, primary.r.view, 'it may serve reads in its view');
+      assert.ok(primary.readsReadyOp <= primary.r.commitMin, 'once it executed the view start');
       t.heal();
       t.runUntil(() => t.replica(0).r.status === 'normal' && !t.replica(0).r.isPrimary, 'rejoin');
       const truncated = t.replica(0).node.eventsOf('log_truncated');

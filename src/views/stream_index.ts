@@ -1,8 +1,11 @@
-// The read index: derived state that maps (stream, offset) to the place of the event in the
-// journal — the op of its prepare, the request's position in the batch, and the event's position
-// in the request. It is rebuilt from the kernel's events_appended effects while the journal is
-// replayed at start-up, and extended at every commit. One entry per append command (not per
-// event).
+// The stream index: the first derived view (view.ts). It maps (stream, offset) to the place of the
+// event in the journal — the op of its prepare, the request's position in the batch, and the
+// event's position in the request — so stream reads find their bytes. It is fed every committed op
+// (apply) and records the kernel's events_appended effects of the requests that applied; at
+// start-up the replica replays the journal and the index is rebuilt from those same effects. One
+// entry per append command (not per event). Its name, `stream_index`, labels its projection
+// metrics; digest() hashes its entries (canonical encoding below), so a rebuilt index can be
+// compared with the live one.
 //
 // Entries live in typed-array columns, in chunks. A stream's first chunk starts small and doubles
 // up to chunkEntryCountMax; after that each full chunk stays as it is and a new one is added. Why
@@ -14,15 +17,30 @@
 // scans their contents.
 //
 // Invariants: within a stream, entries are in offset order and chunks hold consecutive entries;
-// every chunk but the last is full; firstOffsets strictly increase across the whole stream.
+// every chunk but the last is full; firstOffsets strictly increase across the whole stream;
+// appliedOp only moves by one, in apply().
+//
+// Digest encoding (little-endian): "kimberlite-ts/stream-index-digest/v1" ‖ u64 streamCount ‖
+// per stream in id order: u64 streamId ‖ u64 nextOffset ‖ u64 entryCount ‖ per entry in offset
+// order: u64 firstOffset ‖ u64 op ‖ u32 requestIndex. It is hashed in chunks of
+// digestChunkSizeBytes, each chained to the digest of the ones before (running = SHA-256(running ‖
+// chunk), starting from SHA-256 of the domain string), so the whole encoding is never held in
+// memory at once. The applied position is not part of the content: positions are reported beside
+// the digest.
 
 import { assert } from '../core/assert.js';
+import { Writer } from '../core/binary.js';
+import { sha256, sha256Parts } from '../core/checksum.js';
 import type { Offset, Op, StreamId } from '../core/types.js';
+import type { CommittedOp, View } from './view.js';
 
 /** Entries in a chunk once it has grown to full size (20 bytes each: 320 KiB). */
 export const chunkEntryCountMax = 16 * 1024;
 /** Entries a stream's first chunk holds at first. */
 const chunkEntryCountMin = 8;
+/** The bytes of encoding hashed per step of digest(). */
+const digestChunkSizeBytes = 64 * 1024;
+const digestDomain = 'kimberlite-ts/stream-index-digest/v1';
 
 class Chunk {
   count = 0;
@@ -67,9 +85,67 @@ export interface EventLocation {
   readonly eventIndex: number;
 }
 
-export class StreamIndex {
+export class StreamIndex implements View {
+  readonly name = 'stream_index';
   private readonly streams = new Map<StreamId, StreamAppends>();
+  private appliedOpValue = 0;
 
+  get appliedOp(): number {
+    return this.appliedOpValue;
+  }
+
+  /** Records every events_appended effect of the op's applied commands, in batch order. */
+  apply(op: CommittedOp): void {
+    assert(op.op === this.appliedOpValue + 1, 'a view is fed the op after its position');
+    for (const command of op.applied) {
+      if (command.output === null) continue;
+      for (const effect of command.output.effects) {
+        if (effect.kind !== 'events_appended') continue;
+        assert(effect.op === op.op, 'an append effect names the op it was applied in');
+        assert(effect.requestIndex === command.requestIndex, 'and its request');
+        this.recordAppend(
+          effect.streamId,
+          effect.firstOffset,
+          effect.count,
+          effect.op,
+          effect.requestIndex,
+        );
+      }
+    }
+    this.appliedOpValue = op.op;
+  }
+
+  reset(): void {
+    this.streams.clear();
+    this.appliedOpValue = 0;
+  }
+
+  digest(): Uint8Array {
+    let running = sha256(new TextEncoder().encode(digestDomain));
+    const writer = new Writer(digestChunkSizeBytes * 2);
+    const flush = (): void => {
+      running = sha256Parts([running, writer.bytesView()]);
+      writer.reset();
+    };
+    writer.u64(this.streams.size);
+    const ids = [...this.streams.keys()].sort((a, b) => a - b);
+    for (const id of ids) {
+      const appends = this.streams.get(id)!;
+      const entryCount = appends.chunks.reduce((sum, chunk) => sum + chunk.count, 0);
+      writer.u64(id).u64(appends.nextOffset).u64(entryCount);
+      for (const chunk of appends.chunks) {
+        for (let entry = 0; entry < chunk.count; entry++) {
+          writer.u64(chunk.firstOffsets[entry]!).u64(chunk.ops[entry]!);
+          writer.u32(chunk.requestIndexes[entry]!);
+          if (writer.length >= digestChunkSizeBytes) flush();
+        }
+      }
+    }
+    flush();
+    return running;
+  }
+
+  /** One append command's events (apply() calls it; the model tests call it directly). */
   recordAppend(
     streamId: StreamId,
     firstOffset: Offset,

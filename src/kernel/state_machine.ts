@@ -6,9 +6,12 @@
 
 import { DecodeError } from '../core/binary.js';
 import { errorCodes } from '../core/errors.js';
-import { apply, decodeForApply, encodeResult } from '../kernel/kernel.js';
-import type { CommandKind, CommandResult, KernelEffect, State } from '../kernel/kernel.js';
-import type { StateMachine } from '../vsr/replica.js';
+import { apply } from './apply.js';
+import { decodeForApply, encodeResult } from './command.js';
+import type { CommandKind, CommandResult } from './command.js';
+import type { KernelEffect } from './outcome.js';
+import type { State } from './state.js';
+import type { StateMachine } from '../vsr/replica_options.js';
 
 export interface KernelOutput {
   readonly commandKind: CommandKind | null;
