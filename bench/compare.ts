@@ -11,7 +11,8 @@
 //   node --import tsx bench/compare.ts [--quick | --small] [--json]
 // With --json the last line is one JSON object: cluster3 and etcd3 (each {events_per_s, p50_ms,
 // p99_ms, p999_ms} at its peak), cluster3_half_peak, cluster3_vs_etcd3, cluster3_sdk_coalesced
-// (and _half_peak, _by_concurrency), and the full tables.
+// (and _half_peak, _by_concurrency), one request in flight (cluster3_conc1, etcd3_conc1: {p50_ms,
+// p99_ms}, and cluster3_conc1_vs_etcd3, the ratio of their p50s), and the full tables.
 
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -248,6 +249,9 @@ async function main(): Promise<void> {
       cluster3_half_peak: half,
       cluster3_half_peak_cpu_wait: ours.cpuWait,
     };
+    const conc1 = ours.rows.find((row) => row.concurrency === 1);
+    if (conc1 !== undefined)
+      json['cluster3_conc1'] = { p50_ms: conc1.p50_ms, p99_ms: conc1.p99_ms };
     if (typeof etcd === 'string') {
       console.log(`etcd peer skipped: ${etcd}`);
     } else {
@@ -258,6 +262,15 @@ async function main(): Promise<void> {
       json['etcd3'] = peak(etcd.rows);
       json['etcd3_by_concurrency'] = etcd.rows;
       json['cluster3_vs_etcd3'] = round(ratio);
+      const etcdConc1 = etcd.rows.find((row) => row.concurrency === 1);
+      if (etcdConc1 !== undefined) {
+        json['etcd3_conc1'] = { p50_ms: etcdConc1.p50_ms, p99_ms: etcdConc1.p99_ms };
+        if (conc1 !== undefined) {
+          const p50Ratio = conc1.p50_ms / etcdConc1.p50_ms;
+          console.log(`one request in flight, p50 ours / etcd: ${p50Ratio.toFixed(2)}`);
+          json['cluster3_conc1_vs_etcd3'] = round(p50Ratio);
+        }
+      }
     }
     if (argv.includes('--json')) console.log(JSON.stringify(json));
   } finally {

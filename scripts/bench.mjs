@@ -3,8 +3,9 @@
 // simulator (simulated ticks/s, seeds/min), the throughput benchmark against a real server and
 // its disk peer, 3 replicas side by side with a 3-member etcd cluster (bench/compare.ts; etcd and
 // wrk from apt, skipped with a printed reason when absent), and failover (leader SIGKILL → first
-// acknowledged write) over 10 trials, restart time with 100K and 1M events, and the heap
-// allocation per request and per event on each replica (bench/allocation.ts).
+// acknowledged write) over 10 trials, restart time with 100K and 1M events, the heap
+// allocation per request and per event on each replica (bench/allocation.ts), and the timeline
+// of one request in flight (bench/timeline.ts). The soak is `npm run soak` (bench/soak.ts).
 // Flags: --quick (shorter runs), --small (the tiny run `npm test` uses so nothing rots),
 // --json (each benchmark prints its JSON object as its last line; this script merges them into
 // one object, printed as the very last line).
@@ -26,6 +27,14 @@ const benchmarks = [
   { file: 'bench/allocation.ts', extra: passed.filter((a) => a !== '--json'), json: true },
   // telemetry on vs off; its JSON adds telemetry_overhead_ratio (events/s on / off).
   { file: 'bench/telemetry_overhead.ts', extra: passed.filter((a) => a !== '--json'), json: true },
+  // one request in flight: where its time goes, step by step, on every replica and in the SDK.
+  {
+    file: 'bench/timeline.ts',
+    extra: short ? (small ? ['--small'] : ['--quick']) : [],
+    json: true,
+  },
+  // the 30-minute soak is `npm run soak`; its 15-second form runs here so it cannot rot.
+  ...(small ? [{ file: 'bench/soak.ts', extra: ['--small'], json: true }] : []),
   {
     file: 'bench/failover.ts',
     extra: small ? ['--small'] : args.includes('--quick') ? ['--trials', '3'] : [],

@@ -24,6 +24,7 @@ import type { DiskSpace } from './disk_space.js';
 import type { NodeEventLog } from './node_event_log.js';
 import type { NodeTracing } from './node_tracing.js';
 import type { SessionAdmission } from './session_admission.js';
+import { mark, timelineOn } from './timeline.js';
 
 interface PendingRequest {
   readonly requestNumber: number;
@@ -57,6 +58,7 @@ export class ClientSessions implements ClientSink {
   constructor(private readonly options: ClientSessionsOptions) {}
 
   onRequest(connection: Connection, request: RequestMessage): void {
+    if (timelineOn) mark('request_in', -1);
     const o = this.options;
     if (o.disk.full && o.isPrimary()) {
       // A full disk: no write (register included) enters the log until space returns.
@@ -104,6 +106,7 @@ export class ClientSessions implements ClientSink {
     }
     if (o.tracing !== null) o.tracing.onRequest(request, method);
     o.submit(request);
+    if (timelineOn) mark('request_submitted', -1);
   }
 
   onConnectionClosed(connection: Connection): void {
@@ -172,6 +175,7 @@ export class ClientSessions implements ClientSink {
       requestNumber,
       message.kind === 'reply' ? message.reply.op : null,
     );
+    if (timelineOn) mark('reply_out', message.kind === 'reply' ? message.reply.op : -1);
     connection.send(message);
   }
 }

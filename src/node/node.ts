@@ -56,6 +56,7 @@ import { QueryService } from './query_service.js';
 import { ReadGate } from './read_gate.js';
 import { SessionAdmission, sessionAdmissionLimitsDefault } from './session_admission.js';
 import { JournalSink } from './storage_sink.js';
+import { writeTimeline } from './timeline.js';
 import { ViewChangeHistory } from './view_change_history.js';
 import type { ViewChangeRecord } from './view_change_history.js';
 
@@ -347,6 +348,7 @@ export class KimberliteNode {
     await this.storage.drain();
     await this.journal.close();
     if (this.tracing !== null) await this.tracing.shutdown();
+    await writeTimeline(this.config.nodeId);
     // Record only a commit number whose ops this journal durably holds: a replica still catching
     // up may know of commits beyond its journal, and the superblock must never claim those.
     const commit = Math.min(this.replica.commitMax, this.journal.durableOpMax);

@@ -18,6 +18,7 @@ import type { Metrics } from '../observability/metrics.js';
 import type { PeerSink } from '../vsr/effect_driver.js';
 import type { Effect, ReplicaMessage } from '../vsr/message.js';
 import { parseHostPort } from './config_address.js';
+import { mark, timelineOn } from './timeline.js';
 import type { DiskSpace } from './disk_space.js';
 import type { NodeMetrics } from './node_metrics.js';
 import { logReplicaRejections, onBusRejected } from './peer_rejections.js';
@@ -90,6 +91,7 @@ export class PeerLink implements PeerSink {
   }
 
   send(target: ReplicaIndex, message: ReplicaMessage): void {
+    if (timelineOn) markSend(message, target);
     const { tag, body } = this.encodeOnce(message);
     const sent = this.bus?.send(target, tag, body) ?? false;
     this.options.nodeMetrics.onSend(message, body.length, sent);
@@ -118,6 +120,7 @@ export class PeerLink implements PeerSink {
       return;
     }
     o.nodeMetrics.onReceive(message, body.length);
+    if (timelineOn) markReceive(message, from);
     if (message.replica !== from) {
       o.nodeMetrics.onRejected('sender_mismatch');
       const fields = { peer: from, claimed: message.replica };
@@ -133,4 +136,17 @@ export class PeerLink implements PeerSink {
     }
     return this.lastEncoded;
   }
+}
+
+/** The request timeline's marks of a message leaving (timeline.ts; benchmarks only). */
+function markSend(message: ReplicaMessage, target: number): void {
+  if (message.kind === 'prepare') mark('send_prepare', message.prepare.header.op, target);
+  else if (message.kind === 'prepare_ok') mark('send_prepare_ok', message.op, target);
+  else if (message.kind === 'commit') mark('send_commit', message.commit, target);
+}
+
+/** The request timeline's marks of a message arriving. */
+function markReceive(message: ReplicaMessage, from: number): void {
+  if (message.kind === 'prepare') mark('prepare_in', message.prepare.header.op, from);
+  else if (message.kind === 'prepare_ok') mark('prepare_ok_in', message.op, from);
 }

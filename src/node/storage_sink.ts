@@ -23,6 +23,7 @@ import type { Journal } from '../storage/journal.js';
 import type { Superblock } from '../storage/superblock.js';
 import type { StorageSink, SuperblockFields } from '../vsr/effect_driver.js';
 import type { JournalReadContext } from '../vsr/message.js';
+import { mark, timelineOn } from './timeline.js';
 
 /** Where the sink reports completions: the effect driver's storage inputs. */
 export interface StorageCompletions {
@@ -107,8 +108,10 @@ export class JournalSink implements StorageSink {
     const { journal, metrics } = this.options;
     const { op, checksum, requestCount } = prepare.header;
     const sizeBytes = prepare.headerBytes.length + prepare.body.length;
+    if (timelineOn) mark('append_start', op);
     journal.append(prepare).then(
       () => {
+        if (timelineOn) mark('append_durable', op);
         metrics.logEntriesTotal.inc(requestCount);
         metrics.logBytesTotal.inc(sizeBytes);
         metrics.logSizeBytes.set(journal.sizeBytes);
