@@ -230,7 +230,11 @@ export function commitPipeline<Output>(r: ReplicaCore<Output>): void {
     const next = r.commitMax + 1;
     const oks = r.pipelineOks.get(next);
     assert(oks !== undefined, 'every pipeline op is counted');
-    if (oks.size < quorum || !oks.has(r.replica)) break;
+    // Any quorum of durable copies commits, the primary's own among them or not: its own write
+    // runs in parallel with the backups', and when theirs finish first they are enough (Raft
+    // §10.2.1 does the same). A view change's quorum meets every commit quorum, so a committed
+    // op survives the primary losing its unsynced copy in a crash.
+    if (oks.size < quorum) break;
     r.lastCommitVotes = oks.size;
     r.pipelineOks.delete(next);
     r.commitMax = asOp(next);

@@ -21,25 +21,53 @@ for (const replicaCount of [3, 5]) {
   describe(`view change, ${replicaCount} replicas`, () => {
     it('survives the primary crashing with a full pipeline of uncommitted prepares', () => {
       // Proves that prepares acknowledged by backups survive their primary: the primary's disk
-      // is stalled, so nothing commits (it counts itself only once durable) while the backups
-      // hold a pipeline of prepares; the primary crashes, a quorum elects a new primary, which
-      // adopts those prepares and commits them; every client is answered exactly once.
+      // and enough backups' disks are stalled that the acknowledging backups are one short of a
+      // quorum, so nothing commits while they hold a pipeline of prepares; the primary crashes,
+      // the stalled disks recover, a quorum elects a new primary, which adopts those prepares and
+      // commits them; every client is answered exactly once.
       const t = new Scenario({ replicaCount, pipeline: 4 });
+      const quorum = Math.floor(replicaCount / 2) + 1;
+      const stalled = Array.from({ length: replicaCount - quorum }, (_, i) => replicaCount - 1 - i);
       const clients = Array.from({ length: 6 }, () => t.client().register());
       t.runUntil(() => clients.every((c) => c.idle), 'registers');
-      t.replica(0).node.syncStalled = true;
+      for (const index of [0, ...stalled]) t.replica(index).node.syncStalled = true;
       clients.forEach((c, i) => c.command(i + 1));
       t.settle();
       assert.equal(t.replica(0).r.pipelineLength, 4, 'a full pipeline');
       assert.equal(t.replica(1).r.journalOp, t.replica(0).r.op, 'backups hold it');
       const committedBefore = t.replica(1).r.commitMax;
       t.replica(0).crash();
+      for (const index of stalled) t.replica(index).node.syncStalled = false;
       t.runUntil(() => clients.every((c) => c.idle), 'every client answered', 3_000);
       const primary = t.primary();
       assert.ok(primary !== null && primary.index !== 0, statuses(t));
       assert.ok(primary.r.commitMin > committedBefore + 4, 'the old pipeline committed');
       assert.equal(primary.machine.total, 21, 'each command applied once');
       assert.ok(primary.eventsOf('became_primary').length === 1);
+      t.expectSafe();
+    });
+
+    it("commits on the backups' durable copies while the primary's own write lags", () => {
+      // Proves the primary does not wait for its own fdatasync when a quorum of backups has
+      // the op durable (its write and theirs run in parallel): with the primary's disk stalled,
+      // commands still commit and are answered; the primary then crashes with those ops not
+      // durable on its own disk, the backups elect a new primary, and every acknowledged
+      // command is still there, applied once (expectSafe compares acknowledged with committed).
+      const t = new Scenario({ replicaCount });
+      const c = t.client().register();
+      t.runUntil(() => c.idle, 'registers');
+      t.replica(0).node.syncStalled = true;
+      c.command(3).command(4);
+      t.runUntil(() => c.idle, "answered without the primary's own fsync", 500);
+      const primaryDisk = t.replica(0).node.storage;
+      const commit = t.replica(0).r.commitMax;
+      assert.equal(primaryDisk.slots.get(commit)?.durable, false, 'committed before its own sync');
+      t.replica(0).crash();
+      c.command(5);
+      t.runUntil(() => c.idle, 'answered by the new primary', 3_000);
+      const primary = t.primary();
+      assert.ok(primary !== null && primary.index !== 0, statuses(t));
+      assert.equal(primary.machine.total, 12, 'each command applied once');
       t.expectSafe();
     });
 
