@@ -166,6 +166,11 @@ export class BenchCluster {
     );
   }
 
+  /** Sends a signal to replica `id` (SIGSTOP pauses it with its sockets open; SIGCONT). */
+  signal(id: number, signal: NodeJS.Signals): void {
+    this.children[id]?.kill(signal);
+  }
+
   /** SIGKILL: the process dies wherever it is, as in a power cut of one machine. */
   async kill(id: number): Promise<void> {
     const child = this.children[id];

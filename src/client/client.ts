@@ -9,32 +9,26 @@
 // resent after a drop. Every failure is a KmbError with a stable code; kernel rejections
 // (KMB_ERR_TENANT_EXISTS, KMB_ERR_OFFSET_MISMATCH...) keep the kernel's code.
 //
-// Arguments are validated here, before anything is sent, so that a bad call fails with
-// KMB_ERR_INVALID_ARGUMENT (or KMB_ERR_LIMIT_EXCEEDED for a request over the wire's bound)
-// instead of costing a round trip or a connection.
+// Arguments are validated here (with the checks of arguments.ts), before anything is sent, so
+// that a bad call fails with KMB_ERR_INVALID_ARGUMENT (or KMB_ERR_LIMIT_EXCEEDED for a request
+// over the wire's bound) instead of costing a round trip or a connection.
 
 import { constants } from '../core/constants.js';
 import { KmbError, kmbError } from '../core/errors.js';
 import { asOffset, asStreamId, asTenantId } from '../core/types.js';
 import type { ClientId, Offset, StreamId, TenantId } from '../core/types.js';
-import {
-  encodeCommand,
-  eventCountLimitMessage,
-  eventFieldName,
-  fieldLimitMessage,
-  fieldNames,
-  isDataClass,
-} from '../kernel/kernel.js';
+import { encodeCommand, fieldNames, isDataClass } from '../kernel/kernel.js';
 import type { Audit, Command, DataClass } from '../kernel/kernel.js';
-import { newNameProblem } from '../kernel/kernel.js';
-import type { NameKind } from '../kernel/kernel.js';
 import type { TraceParent } from '../core/trace_parent.js';
 import type { Consistency, Query, QueryResult } from '../net/client_protocol.js';
 import { formatAddress, parseAddress } from './address.js';
 import { AppendCoalescer } from './append_coalescer.js';
+import { eventBytes, newName, text, u53 } from './arguments.js';
+import { CallLog } from './call_log.js';
 import { verifyStreamChain } from './chain_verify.js';
 import type { ChainVerdict } from './chain_verify.js';
 import { Cluster } from './cluster.js';
+import type { FailoverCounters } from './cluster.js';
 import { queryKey } from './connection.js';
 import { fetchNodeStatus, fetchViewChanges, nodeQueryLimits } from './node_info.js';
 import type { NodeStatus, ViewChange } from './node_info.js';
@@ -68,6 +62,7 @@ export {
   parseViewChanges,
 } from './node_info.js';
 export type { ClusterMember, NodeQueryOptions, NodeStatus, ViewChange } from './node_info.js';
+export type { FailoverCounters } from './cluster.js';
 export { clientLimits, defaultActor } from './options.js';
 export type { ConnectOptions } from './options.js';
 export type {
@@ -149,52 +144,6 @@ export interface EventsInput {
   readonly count?: number;
 }
 
-const textEncoder = new TextEncoder();
-
-function u53(value: number, what: string): number {
-  if (!Number.isSafeInteger(value) || value < 0) {
-    throw kmbError('invalid_argument', `${what} must be a non-negative integer, got ${value}`);
-  }
-  return value;
-}
-
-function text(value: string, bytesMax: number, what: string): string {
-  if (typeof value !== 'string') throw kmbError('invalid_argument', `${what} must be a string`);
-  const sizeBytes = Buffer.byteLength(value, 'utf8');
-  if (sizeBytes > bytesMax) {
-    throw kmbError('limit_exceeded', fieldLimitMessage(what, sizeBytes, bytesMax));
-  }
-  return value;
-}
-
-/** A new tenant's or stream's name, refused as the server's admission would (names.ts). */
-function newName(value: string, kind: NameKind): string {
-  if (typeof value !== 'string') {
-    throw kmbError('invalid_argument', `${kind} name must be a string`);
-  }
-  const problem = newNameProblem(value, kind);
-  if (problem !== null) throw new KmbError(problem.code, problem.message);
-  return value;
-}
-
-function eventBytes(events: ReadonlyArray<Uint8Array | string>): Uint8Array[] {
-  if (!Array.isArray(events)) throw kmbError('invalid_argument', 'events must be an array');
-  if (events.length > constants.appendEventCountMax) {
-    throw kmbError('limit_exceeded', eventCountLimitMessage(events.length));
-  }
-  return events.map((event, index) => {
-    let bytes: Uint8Array;
-    if (typeof event === 'string') bytes = textEncoder.encode(event);
-    else if (event instanceof Uint8Array) bytes = event;
-    else throw kmbError('invalid_argument', `event ${index} must be a Uint8Array or a string`);
-    const max = constants.eventSizeBytesMax;
-    if (bytes.length > max) {
-      throw kmbError('limit_exceeded', fieldLimitMessage(eventFieldName(index), bytes.length, max));
-    }
-    return bytes;
-  });
-}
-
 /** A connection to a kimberlite-ts cluster. Get one with {@link connect}. */
 export class Client {
   private readonly session: SessionPool;
@@ -240,6 +189,14 @@ export class Client {
   /** The actor recorded with this client's commands. */
   get actor(): string {
     return this.options.actor;
+  }
+
+  /**
+   * How this client dealt with replicas that did not answer, since connect(): replicas marked
+   * unresponsive, leader hints not followed because they named one, marks lifted (docs/sdk.md).
+   */
+  get failoverCounters(): Readonly<FailoverCounters> {
+    return { ...this.cluster.counters };
   }
 
   /** The session's client id once a write registered it (null before). */
@@ -576,12 +533,14 @@ export async function connect(options: ConnectOptions): Promise<Client> {
     addresses: resolved.addresses,
     clusterName: resolved.clusterName,
     connectTimeoutMs: resolved.connectTimeoutMs,
+    attemptTimeoutMs: resolved.attemptTimeoutMs,
     backoff: resolved.backoff,
     random: resolved.random,
   });
   let connection;
+  const log = new CallLog();
   try {
-    connection = await cluster.connection(Date.now() + resolved.requestTimeoutMs);
+    connection = await cluster.connection(Date.now() + resolved.requestTimeoutMs, log);
   } catch (error) {
     cluster.close();
     throw error;
@@ -589,7 +548,7 @@ export async function connect(options: ConnectOptions): Promise<Client> {
   if (connection === null) {
     cluster.close();
     const list = resolved.addresses.map(formatAddress).join(', ');
-    const tried = cluster.describeAttempts();
+    const tried = log.describe(resolved.addresses);
     throw kmbError(
       'timeout',
       `could not connect to ${list} within ${resolved.requestTimeoutMs} ms; tried ${tried}`,

@@ -37,6 +37,8 @@ export interface ConnectionOptions {
   readonly clusterName: string;
   /** How long the TCP connect plus the hello exchange may take. */
   readonly connectTimeoutMs: number;
+  /** Aborting it gives up the attempt at once (the client was closed). */
+  readonly signal?: AbortSignal;
 }
 
 interface Waiter {
@@ -111,6 +113,10 @@ export class Connection {
       const ms = options.connectTimeoutMs;
       connection.end(kmbError('timeout', `no hello from ${formatAddress(address)} in ${ms} ms`));
     }, options.connectTimeoutMs);
+    const signal = options.signal;
+    const onAbort = (): void => connection.end(kmbError('connection_lost', 'the client is closed'));
+    if (signal?.aborted === true) onAbort();
+    signal?.addEventListener('abort', onAbort);
     try {
       const first = await connection.sayHello(options.clusterName);
       connection.hello = connection.checkHello(first, options.clusterName);
@@ -120,6 +126,7 @@ export class Connection {
       throw error;
     } finally {
       clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
     }
   }
 

@@ -9,16 +9,18 @@
 // to the hinted leader; KMB_ERR_NOT_READY and KMB_ERR_SHUTTING_DOWN move it to another replica
 // (a leader that lost its quorum says NOT_READY until it learns of the new view, which may be
 // never while it is cut off). A node that keeps a message for attemptTimeoutMs without answering
-// is given up on the same way: an old leader in a minority partition holds the requests it had
-// in flight, and waiting for it would hold the client there too. When time runs out the
-// KMB_ERR_TIMEOUT message says what was tried.
+// is given up on the same way, and marked unresponsive (cluster.ts): an old leader in a minority
+// partition holds the requests it had in flight, and a stopped one holds everything; waiting for
+// it would hold the client there too, and so would following the hints of backups still in its
+// view back to it. When time runs out the KMB_ERR_TIMEOUT message says what this call met at
+// each address (call_log.ts), never what earlier calls met.
 
 import { assert } from '../core/assert.js';
 import { KmbError, errorCodes } from '../core/errors.js';
 import type { ClientMessage } from '../net/client_protocol.js';
-import { formatAddress } from './address.js';
 import { backoffDelayMs } from './backoff.js';
 import type { BackoffPolicy } from './backoff.js';
+import { CallLog } from './call_log.js';
 import type { Cluster } from './cluster.js';
 import { errorFromMessage } from './connection.js';
 import type { Answer, Connection } from './connection.js';
@@ -54,7 +56,8 @@ export type Success = Exclude<Answer, { kind: 'error' }>;
 
 /**
  * Delivers the exchange and returns its successful answer. Throws the KmbError of a
- * non-retryable answer at once, and KMB_ERR_TIMEOUT when deadlineMs (a Date.now() value) passes.
+ * non-retryable answer at once, and KMB_ERR_TIMEOUT when deadlineMs (a Date.now() value) passes,
+ * listing what this call (and only this call) met at each address.
  */
 export async function exchangeWithRetry(
   context: RetryContext,
@@ -62,65 +65,62 @@ export async function exchangeWithRetry(
   deadlineMs: number,
 ): Promise<Success> {
   const { cluster } = context;
-  const seen: string[] = [];
+  // Made at the first problem: a call answered at once allocates nothing for it.
+  let log: CallLog | null = null;
   for (let attempt = 0; ; attempt++) {
     // The usual case, an open connection, without a promise and its turn of the microtask queue.
-    const connection = cluster.ready ?? (await cluster.connection(deadlineMs));
+    const connection =
+      cluster.ready ?? (await cluster.connection(deadlineMs, (log ??= new CallLog())));
     const remainingMs = deadlineMs - Date.now();
-    if (connection === null || remainingMs <= 0) throw timeoutError(context, exchange, seen);
+    if (connection === null || remainingMs <= 0) throw timeoutError(context, exchange, log);
     const attemptMs = Math.min(remainingMs, context.attemptTimeoutMs);
     const outcome = await connection.exchange(exchange.key, exchange.message, attemptMs);
     if (outcome.kind === 'timeout') {
-      if (deadlineMs - Date.now() <= 0) throw timeoutError(context, exchange, seen);
-      const where = formatAddress(connection.address);
-      note(seen, `no answer from ${where} in ${attemptMs} ms`);
-      cluster.noteProblem(connection.address, `no answer in ${attemptMs} ms`);
-      cluster.moveOn(connection, true);
+      (log ??= new CallLog()).note(connection.address, `no answer in ${attemptMs} ms`);
+      if (deadlineMs - Date.now() <= 0) throw timeoutError(context, exchange, log);
+      cluster.unanswered(connection);
       continue;
     }
+    if (outcome.kind === 'answer') cluster.answered(connection);
     if (outcome.kind === 'answer' && outcome.answer.kind !== 'error') return outcome.answer;
-    const error = failureOf(cluster, connection, outcome);
-    if (!error.retryable) throw error;
-    note(seen, `${error.code} from ${formatAddress(connection.address)}`);
-    cluster.noteProblem(connection.address, `${error.code}: ${error.message}`);
+    const failure = failureOf(cluster, connection, outcome);
+    if (!failure.error.retryable) throw failure.error;
+    (log ??= new CallLog()).note(connection.address, failure.problem);
     const delayMs = backoffDelayMs(attempt, context.backoff, context.random);
     await cluster.sleep(Math.min(delayMs, Math.max(0, deadlineMs - Date.now())));
   }
 }
 
-/** The KmbError an unsuccessful outcome stands for, after acting on any leader hint. */
+/**
+ * The KmbError an unsuccessful outcome stands for, after acting on any leader hint, and the
+ * problem to log for it (the node's own words, and whether a hint was not followed).
+ */
 function failureOf(
   cluster: Cluster,
   connection: Connection,
   outcome: { kind: 'lost'; error: KmbError } | { kind: 'answer'; answer: Answer },
-): KmbError {
+): { error: KmbError; problem: string } {
   if (outcome.kind === 'lost') {
     cluster.discard(connection);
-    return outcome.error;
+    return { error: outcome.error, problem: `${outcome.error.code}: ${outcome.error.message}` };
   }
   const answer = outcome.answer;
   assert(answer.kind === 'error', 'a successful answer is no failure');
   const { error } = answer;
-  if (error.code === errorCodes.not_leader) cluster.redirect(connection, error.leaderHint);
+  let problem = `${error.code}: ${error.message}`;
+  if (error.code === errorCodes.not_leader && !cluster.redirect(connection, error.leaderHint)) {
+    problem += ' (not followed: that replica did not answer)';
+  }
   if (error.code === errorCodes.not_ready || error.code === errorCodes.shutting_down) {
     cluster.moveOn(connection);
   }
-  return errorFromMessage(error, connection.address);
+  return { error: errorFromMessage(error, connection.address), problem };
 }
 
-/** Keeps a short, de-duplicated list of what went wrong, for the timeout message. */
-function note(seen: string[], entry: string): void {
-  const seenCountMax = 8;
-  if (!seen.includes(entry) && seen.length < seenCountMax) seen.push(entry);
-}
-
-function timeoutError(context: RetryContext, exchange: Exchange, seen: string[]): KmbError {
-  const answers = seen.length > 0 ? `; answers: ${seen.join(', ')}` : '';
-  const tried = `tried ${context.cluster.describeAttempts()}${answers}`;
+function timeoutError(context: RetryContext, exchange: Exchange, log: CallLog | null): KmbError {
+  const tried = (log ?? new CallLog()).describe(context.cluster.addresses);
   const unknown =
     exchange.message.kind === 'request' ? '; it may or may not have been applied' : '';
-  return new KmbError(
-    errorCodes.timeout,
-    `${whatText(exchange.what)} not answered within ${context.timeoutMs} ms${unknown}; ${tried}`,
-  );
+  const what = `${whatText(exchange.what)} not answered within ${context.timeoutMs} ms`;
+  return new KmbError(errorCodes.timeout, `${what}${unknown}; tried ${tried}`);
 }

@@ -16,6 +16,7 @@ import { FrameDecoder, encodeFrame } from './frame.js';
 import {
   ReplicaBus,
   encodeReplicaHello,
+  knockIntervalMsMin,
   replicaFrameKind,
   replicaProtocolVersion,
 } from './replica_bus.js';
@@ -30,7 +31,7 @@ interface Node {
 }
 
 /** A listener that, like the node, hands connections starting with a replica hello to the bus. */
-async function listen(): Promise<Node> {
+async function listen(port = 0): Promise<Node> {
   const node: Node = { server: createServer(), port: 0, bus: null, received: [], rejected: [] };
   node.server.on('connection', (socket: Socket) => {
     const decoder = new FrameDecoder();
@@ -49,7 +50,7 @@ async function listen(): Promise<Node> {
     };
     socket.on('data', onData);
   });
-  await new Promise<void>((resolve) => node.server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => node.server.listen(port, '127.0.0.1', resolve));
   const address = node.server.address();
   assert.ok(address !== null && typeof address === 'object');
   node.port = address.port;
@@ -61,6 +62,7 @@ function startBus(
   index: number,
   clusterName = 'c',
   cluster = clusterName.length,
+  reconnectDelayMs = { min: 10, max: 50 },
 ): ReplicaBus {
   const node = nodes[index];
   assert.ok(node);
@@ -81,8 +83,8 @@ function startBus(
         node.received.push(`${from}:${kind}:${Buffer.from(body).toString()}`),
       onRejected: (_remote, reason) => node.rejected.push(reason),
     },
-    reconnectDelayMsMin: 10,
-    reconnectDelayMsMax: 50,
+    reconnectDelayMsMin: reconnectDelayMs.min,
+    reconnectDelayMsMax: reconnectDelayMs.max,
     random: () => 0.5,
   });
   node.bus = bus;
@@ -90,8 +92,9 @@ function startBus(
   return bus;
 }
 
-async function until(condition: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 500; i++) {
+async function until(condition: () => boolean, what: string, timeoutMs = 5_000): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  while (performance.now() < deadline) {
     if (condition()) return;
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
@@ -201,6 +204,83 @@ describe('replica bus impostors', () => {
     } finally {
       await good.close();
       await stranger.close();
+      for (const node of nodes) node.server.close();
+    }
+  });
+});
+
+describe('replica bus: a replica that comes back', () => {
+  it('is linked at once: its knock makes the dialing side redial without waiting', async () => {
+    // Proves issue 16 item 3 (links that come back at once): replica 1 "restarts" (its bus and
+    // listener close, then open again on the same port) while replica 0, which dials the pair,
+    // backs off for at least 2 s. The restarted replica knocks (a hello to the side that dials)
+    // and the link is back well within that backoff. Before, only the dialing side's backoff
+    // brought it back, after 2-3 s, so the 1 s bound (a liveness bound) failed.
+    const slow = { min: 2_000, max: 4_000 };
+    const nodes = await Promise.all([listen(), listen()]);
+    const buses = nodes.map((_, i) => startBus(nodes, i, 'c', 1, slow));
+    try {
+      await until(() => buses.every((b) => b.connectedPeers().length === 1), 'the link');
+      const port = nodes[1]?.port ?? 0;
+      const knocks = buses[0]?.counters.knocks ?? 0;
+      await buses[1]?.close();
+      await new Promise((resolve) => nodes[1]?.server.close(resolve));
+      await until(() => buses[0]?.isConnected(1) === false, 'replica 0 sees the link down');
+      // A restart takes longer than this; knocks closer together are taken for a flood.
+      await new Promise((resolve) => setTimeout(resolve, knockIntervalMsMin));
+      nodes[1] = await listen(port);
+      const restarted = startBus(nodes, 1, 'c', 1, slow);
+      buses[1] = restarted;
+      await until(
+        () => buses[0]?.isConnected(1) === true && restarted.isConnected(0),
+        'the link back within 1 s',
+        1_000,
+      );
+      assert.equal(buses[0]?.counters.knocks, knocks + 1, 'replica 0 answered one knock');
+      restarted.send(0, 3, Buffer.from('back'));
+      await until(() => nodes[0]?.received.includes('1:3:back') === true, 'delivery');
+    } finally {
+      for (const bus of buses) await bus?.close();
+      for (const node of nodes) node.server.close();
+    }
+  });
+
+  it('answers a flood of knocks with at most one dial per interval', async () => {
+    // Replica 1 is down; a stranger knocks five times in a row as replica 1. Replica 0 dials
+    // once for the first knock and ignores the rest (knockIntervalMsMin), so a flood costs it
+    // one dial and one log line, not one per knock.
+    const nodes = await Promise.all([listen(), listen(), listen()]);
+    await new Promise((resolve) => nodes[1]?.server.close(resolve));
+    await new Promise((resolve) => nodes[2]?.server.close(resolve));
+    const bus = startBus(nodes, 0);
+    try {
+      for (let i = 0; i < 5; i++) await impostor(nodes[0]?.port ?? 0, 1);
+      assert.equal(bus.counters.knocks, 1);
+      assert.equal(bus.counters.knocksIgnored, 4);
+    } finally {
+      await bus.close();
+      nodes[0]?.server.close();
+    }
+  });
+
+  it('ignores a knock while its link to that replica is live, and keeps the link', async () => {
+    // An impostor (or a knock that crossed the dial at start) says hello as replica 2 to
+    // replica 0, which dials replica 2: with the real link live, the knock is closed and
+    // ignored, nothing is redialed, and the link stays up.
+    const nodes = await Promise.all([listen(), listen(), listen()]);
+    const buses = nodes.map((_, i) => startBus(nodes, i));
+    try {
+      await until(() => buses.every((b) => b.connectedPeers().length === 2), 'full mesh');
+      const reconnects = buses[0]?.counters.reconnects ?? 0;
+      const knocks = buses[0]?.counters.knocks ?? 0;
+      const ignored = buses[0]?.counters.knocksIgnored ?? 0;
+      await impostor(nodes[0]?.port ?? 0, 2);
+      assert.equal(buses[0]?.counters.knocksIgnored, ignored + 1);
+      assert.equal(buses[0]?.counters.knocks, knocks);
+      assert.equal(buses[0]?.counters.reconnects, reconnects);
+      assert.equal(buses[0]?.isConnected(2), true);
+    } finally {
+      for (const bus of buses) await bus.close();
       for (const node of nodes) node.server.close();
     }
   });

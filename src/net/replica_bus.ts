@@ -5,6 +5,13 @@
 // own hello. A link carries messages both ways. One dialer per pair means two replicas never race
 // to replace each other's link. The bus:
 //   - reconnects with exponential backoff and jitter (bounded) when a link drops;
+//   - lets the side that does not dial knock: while it has no link to a lower-numbered replica
+//     (at start, and after its link dropped) it connects to it, says its hello and is closed
+//     again; the dialing side, unless its own link to the knocker is live (then the knock is
+//     ignored), forgets its backoff and dials at once. A replica that restarts is
+//     therefore linked within a round trip, not after the other side's backoff (up to
+//     reconnectDelayMsMax plus jitter). Knocks repeat on the same bounded backoff while no link
+//     comes, and one that is not closed within knockTimeoutMs is given up;
 //   - coalesces the frames written in one tick into one socket write;
 //   - bounds each peer's send queue: past sendQueueBytesMax messages are dropped and counted —
 //     VSR tolerates lost messages, and a stalled peer must not exhaust memory;
@@ -15,6 +22,8 @@
 //     A replica that restarts gets back in as soon as its old link closes (its process died,
 //     so its sockets did) or has been quiet that long. Links are not authenticated yet (mTLS
 //     is a later issue): an impostor can still take the place of a replica whose link is down.
+//     A knock gives an impostor nothing more: it is checked like any hello (cluster, version,
+//     index) and only brings forward a dial to the address this replica was configured with.
 // Replica messages travel as opaque bodies with a kind byte; their codec lives elsewhere, so the
 // bus knows nothing of VSR.
 
@@ -82,6 +91,19 @@ export type BusRejection =
 /** A link that carried a frame within this long is live: another hello for it is refused. */
 export const linkQuietMsMax = 3_000;
 
+/** A knock the peer neither closes nor answers within this long is given up (a stopped peer). */
+export const knockTimeoutMs = 1_000;
+
+/**
+ * Knocks from one peer answered by a dial at most this often: a flood of knocks (a stranger's)
+ * costs this replica at most one dial and one log line per peer per interval.
+ */
+export const knockIntervalMsMin = 250;
+
+/** The bounds of the reconnect (and knock) backoff unless the options say otherwise. */
+export const reconnectDelayMsMinDefault = 50;
+export const reconnectDelayMsMaxDefault = 2_000;
+
 export interface BusHandlers {
   /** A message from a peer: its kind byte (application-defined) and body. */
   onMessage(from: number, kind: number, body: Uint8Array): void;
@@ -89,6 +111,8 @@ export interface BusHandlers {
   onLinkChange?(peer: number, up: boolean): void;
   /** A peer or a stranger was refused or misbehaved; the reason is for the operator. */
   onRejected?(remote: string, reason: string, kind: BusRejection): void;
+  /** A replica this one dials knocked (it is back): it is dialed now, not after the backoff. */
+  onKnock?(peer: number): void;
 }
 
 export interface BusOptions {
@@ -110,6 +134,12 @@ export interface BusCounters {
   receivedMessages: number;
   rejectedConnections: number;
   reconnects: number;
+  /** Knocks this replica answered by dialing at once. */
+  knocks: number;
+  /** Knocks ignored: the link was live, or one was answered within knockIntervalMsMin. */
+  knocksIgnored: number;
+  /** Knocks this replica sent (connections to a lower-numbered replica it had no link to). */
+  knocksSent: number;
 }
 
 interface Link {
@@ -128,11 +158,19 @@ export class ReplicaBus {
     receivedMessages: 0,
     rejectedConnections: 0,
     reconnects: 0,
+    knocks: 0,
+    knocksIgnored: 0,
+    knocksSent: 0,
   };
   private readonly links = new Map<number, Link>();
   private readonly dialing = new Set<number>();
+  /** Peers this replica is knocking at now (a connection open or a knock due). */
+  private readonly knocking = new Set<number>();
+  /** When a knock from each peer was last answered by a dial (nowMs). */
+  private readonly knockAnsweredMs = new Map<number, number>();
   private readonly retryDelayMs = new Map<number, number>();
-  private readonly timers = new Set<NodeJS.Timeout>();
+  /** The next redial or knock due for each peer (at most one each). */
+  private readonly timers = new Map<number, NodeJS.Timeout>();
   private closed = false;
 
   constructor(private readonly options: BusOptions) {
@@ -140,9 +178,15 @@ export class ReplicaBus {
     for (const peer of options.peers) assert(peer.replica !== options.self.replica, 'not self');
   }
 
-  /** Dials every peer with a higher index; links are kept up until close(). */
+  /**
+   * Dials every peer with a higher index and knocks at every peer with a lower one; links are
+   * kept up until close().
+   */
   start(): void {
-    for (const peer of this.options.peers) if (this.dials(peer.replica)) this.dial(peer);
+    for (const peer of this.options.peers) {
+      if (this.dials(peer.replica)) this.dial(peer);
+      else this.knock(peer);
+    }
   }
 
   /** Whether this replica is the one that dials the link to `peer`. */
@@ -181,21 +225,61 @@ export class ReplicaBus {
     const peer = this.checkHello(socket, hello.body);
     if (peer === null) return;
     if (this.dials(peer)) {
-      this.reject(socket, `replica ${peer}`, `replica ${peer} dialed, but this replica dials it`);
+      this.onKnock(socket, peer);
       return;
     }
-    const existing = this.links.get(peer);
-    const quietMs = existing === undefined ? Infinity : this.nowMs() - existing.receivedMs;
-    if (quietMs <= linkQuietMsMax) {
-      const remote = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`;
-      const reason =
-        `replica ${peer} is already linked (a live link, heard ${Math.round(quietMs)} ms ago): ` +
-        'refusing the newcomer';
-      this.reject(socket, remote, reason, 'link_taken');
-      return;
-    }
+    if (this.refusedAsTaken(socket, peer)) return;
     this.sendHello(socket);
     this.adopt(peer, socket, decoder);
+  }
+
+  /** How long ago the link to `peer` carried a frame (Infinity without a link). */
+  private quietMs(peer: number): number {
+    const existing = this.links.get(peer);
+    return existing === undefined ? Infinity : this.nowMs() - existing.receivedMs;
+  }
+
+  /** Refuses (as link_taken) a hello for a peer whose link is live; true when it did. */
+  private refusedAsTaken(socket: Socket, peer: number): boolean {
+    const quietMs = this.quietMs(peer);
+    if (quietMs > linkQuietMsMax) return false;
+    const remote = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`;
+    const reason =
+      `replica ${peer} is already linked (a live link, heard ${Math.round(quietMs)} ms ago): ` +
+      'refusing the newcomer';
+    this.reject(socket, remote, reason, 'link_taken');
+    return true;
+  }
+
+  /**
+   * A hello from a replica this one dials: a knock. The connection is closed either way. With
+   * a live link to that replica the knock is ignored (a knock that crossed this replica's own
+   * dial, or an impostor's: a knock carries no authority, it only brings a dial to the
+   * configured address forward), and so is one within knockIntervalMsMin of the last answered.
+   * Otherwise the peer is (back) up: the link is dialed now, replacing any quiet old one.
+   */
+  private onKnock(socket: Socket, peer: number): void {
+    socket.destroy();
+    const target = this.options.peers.find((p) => p.replica === peer);
+    if (target === undefined || this.closed) return;
+    const sinceMs = this.nowMs() - (this.knockAnsweredMs.get(peer) ?? -Infinity);
+    if (this.quietMs(peer) <= linkQuietMsMax || sinceMs < knockIntervalMsMin) {
+      this.counters.knocksIgnored += 1;
+      return;
+    }
+    this.knockAnsweredMs.set(peer, this.nowMs());
+    this.counters.knocks += 1;
+    this.options.handlers.onKnock?.(peer);
+    this.clearTimer(peer);
+    this.retryDelayMs.delete(peer);
+    if (!this.dialing.has(peer)) this.counters.reconnects += 1;
+    this.dial(target, true);
+  }
+
+  private clearTimer(peer: number): void {
+    const timer = this.timers.get(peer);
+    if (timer !== undefined) clearTimeout(timer);
+    this.timers.delete(peer);
   }
 
   private checkHello(socket: Socket, body: Uint8Array): number | null {
@@ -256,8 +340,10 @@ export class ReplicaBus {
     socket.write(encodeFrame(replicaFrameKind.hello, encodeReplicaHello(this.options.self)));
   }
 
-  private dial(peer: BusPeer): void {
-    if (this.closed || this.dialing.has(peer.replica) || this.links.has(peer.replica)) return;
+  /** Dials `peer` unless a dial is under way or (unless `replace`) a link is up. */
+  private dial(peer: BusPeer, replace = false): void {
+    if (this.closed || this.dialing.has(peer.replica)) return;
+    if (this.links.has(peer.replica) && !replace) return;
     this.dialing.add(peer.replica);
     const socket = netConnect({ host: peer.host, port: peer.port });
     socket.setNoDelay(true);
@@ -289,20 +375,49 @@ export class ReplicaBus {
     });
   }
 
+  /**
+   * Knocks at `peer` (a lower-numbered replica, which dials this one) unless a link is up or a
+   * knock is under way: connect, say hello, and wait for the peer to close the connection
+   * (it dials back) or for knockTimeoutMs. While no link comes, the knock repeats on the
+   * backoff.
+   */
+  private knock(peer: BusPeer): void {
+    if (this.closed || this.links.has(peer.replica) || this.knocking.has(peer.replica)) return;
+    this.knocking.add(peer.replica);
+    this.counters.knocksSent += 1;
+    const socket = netConnect({ host: peer.host, port: peer.port });
+    socket.setNoDelay(true);
+    const timer = setTimeout(() => socket.destroy(), knockTimeoutMs);
+    socket.on('error', () => socket.destroy());
+    socket.once('connect', () => this.sendHello(socket));
+    socket.on('data', () => socket.destroy());
+    socket.once('close', () => {
+      clearTimeout(timer);
+      this.knocking.delete(peer.replica);
+      this.scheduleRetry(peer);
+    });
+  }
+
   private scheduleRedial(peer: BusPeer): void {
-    if (this.closed || this.links.has(peer.replica) || !this.dials(peer.replica)) return;
-    const min = this.options.reconnectDelayMsMin ?? 50;
-    const max = this.options.reconnectDelayMsMax ?? 2000;
+    if (this.dials(peer.replica)) this.scheduleRetry(peer);
+  }
+
+  /** The next dial (or knock, for a peer that dials this one) after the backoff, if still due. */
+  private scheduleRetry(peer: BusPeer): void {
+    if (this.closed || this.links.has(peer.replica) || this.timers.has(peer.replica)) return;
+    const min = this.options.reconnectDelayMsMin ?? reconnectDelayMsMinDefault;
+    const max = this.options.reconnectDelayMsMax ?? reconnectDelayMsMaxDefault;
     const previous = this.retryDelayMs.get(peer.replica) ?? min / 2;
     const delay = Math.min(max, previous * 2);
     this.retryDelayMs.set(peer.replica, delay);
     const jitter = (this.options.random ?? Math.random)() * delay * 0.5;
     const timer = setTimeout(() => {
-      this.timers.delete(timer);
+      this.timers.delete(peer.replica);
+      if (!this.dials(peer.replica)) return this.knock(peer);
       this.counters.reconnects += 1;
       this.dial(peer);
     }, delay + jitter);
-    this.timers.add(timer);
+    this.timers.set(peer.replica, timer);
   }
 
   private adopt(peer: number, socket: Socket, decoder: FrameDecoder): void {
@@ -320,6 +435,7 @@ export class ReplicaBus {
     const link: Link = { socket, decoder, cork: new TickCork(socket), receivedMs: this.nowMs() };
     this.links.set(peer, link);
     this.retryDelayMs.delete(peer);
+    this.clearTimer(peer);
     this.options.handlers.onLinkChange?.(peer, true);
     socket.on('data', (data: Buffer) => {
       const { frames, error } = decoder.push(data);
@@ -337,7 +453,7 @@ export class ReplicaBus {
       this.links.delete(peer);
       this.options.handlers.onLinkChange?.(peer, false);
       const target = this.options.peers.find((p) => p.replica === peer);
-      if (target !== undefined) this.scheduleRedial(target);
+      if (target !== undefined) this.scheduleRetry(target);
     });
   }
 
@@ -354,7 +470,7 @@ export class ReplicaBus {
 
   async close(): Promise<void> {
     this.closed = true;
-    for (const timer of this.timers) clearTimeout(timer);
+    for (const timer of this.timers.values()) clearTimeout(timer);
     this.timers.clear();
     for (const link of this.links.values()) link.socket.destroy();
     this.links.clear();

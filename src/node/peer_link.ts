@@ -69,6 +69,7 @@ export class PeerLink implements PeerSink {
         onMessage: (from, tag, body) => this.onFrame(from, tag, body),
         onLinkChange: (peer, up) =>
           o.logger.info(up ? 'Replica link up' : 'Replica link down', { peer }),
+        onKnock: (peer) => o.logger.info('Replica link knock', { peer }),
         onRejected: (remote, reason, kind) => {
           const deps = { metrics: o.metrics, nodeMetrics: o.nodeMetrics, logger: o.logger };
           onBusRejected(deps, remote, reason, kind);
