@@ -3,9 +3,11 @@
 // simulator (simulated ticks/s, seeds/min), the throughput benchmark against a real server and
 // its disk peer, 3 replicas side by side with a 3-member etcd cluster (bench/compare.ts; etcd and
 // wrk from apt, skipped with a printed reason when absent), and failover (leader SIGKILL → first
-// acknowledged write) over 10 trials, restart time with 100K and 1M events, the heap
+// acknowledged write) over 20 trials, with leader SIGSTOP and backup restarts besides, restart
+// time with 100K and 1M events, the heap
 // allocation per request and per event on each replica (bench/allocation.ts), and the timeline
-// of one request in flight (bench/timeline.ts). The soak is `npm run soak` (bench/soak.ts).
+// of one request in flight (bench/timeline.ts), and reads of long streams after a restart
+// (bench/stream_read.ts). The soak is `npm run soak` (bench/soak.ts).
 // Flags: --quick (shorter runs), --small (the tiny run `npm test` uses so nothing rots),
 // --json (each benchmark prints its JSON object as its last line; this script merges them into
 // one object, printed as the very last line).
@@ -33,6 +35,9 @@ const benchmarks = [
     extra: short ? (small ? ['--small'] : ['--quick']) : [],
     json: true,
   },
+  // reads of long streams after a restart; its JSON adds stream_read_events_per_s and
+  // stream_read_tail_ms.
+  { file: 'bench/stream_read.ts', extra: passed.filter((a) => a !== '--json'), json: true },
   // the 30-minute soak is `npm run soak`; its 15-second form runs here so it cannot rot.
   ...(small ? [{ file: 'bench/soak.ts', extra: ['--small'], json: true }] : []),
   {

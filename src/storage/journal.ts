@@ -23,9 +23,9 @@
 // nothing, and tells the operator to run `kimberlite-admin verify --data-dir <dir>`. Nothing
 // that is not provably a torn tail is ever dropped.
 //
-// This file is the facade: open, append, read, entries, truncate and close. append() decides
-// where each record goes: to a new segment when the current one holds at least one record and
-// would otherwise exceed `segmentSizeBytesMax` (so a record larger than that sits alone in its
+// This file is the facade: open, append, read, readMany, entries, truncate and close. append()
+// decides where each record goes: to a new segment when the current one holds at least one record
+// and would otherwise exceed `segmentSizeBytesMax` (so a record larger than that sits alone in its
 // segment). journal_writer.ts writes it: group commit, free space laid down ahead of the
 // records, rolling to the new segment, waiting for space on a full disk (its opening comment
 // has those rules and their invariants). journal_read.ts reads records back and verifies them.
@@ -55,7 +55,15 @@ import type { Op } from '../core/types.js';
 import { readAll, realFileIO } from './file_io.js';
 import { SegmentReadCache } from './segment_read_cache.js';
 import type { FileIO } from './file_io.js';
-import { SegmentReaders, decodeFromRun, decodeRecord, readRun } from './journal_read.js';
+import {
+  SegmentReaders,
+  decodeFromRun,
+  decodeRecord,
+  planBatchRuns,
+  readBatchRun,
+  readRun,
+  visitBatchRun,
+} from './journal_read.js';
 import type { RecordOwner } from './journal_read.js';
 import { recoverJournal } from './journal_recover.js';
 import type { RecoveredJournal, TruncatedTail } from './journal_recover.js';
@@ -75,7 +83,11 @@ export {
   journalWriteBatchCountMax,
   journalWriteBatchSizeBytesMax,
 } from './journal_writer.js';
-export { journalReadChunkSizeBytes } from './journal_read.js';
+export {
+  journalBatchReadGapBytesMax,
+  journalBatchReadSizeBytesMax,
+  journalReadChunkSizeBytes,
+} from './journal_read.js';
 
 export interface JournalOptions {
   /** The data directory; the journal lives in its `journal/` subdirectory. */
@@ -383,6 +395,46 @@ export class Journal {
         return decodeRecord(this.owner, bytes.subarray(0, read), op, path, location.position);
       }),
     );
+  }
+
+  /**
+   * Visits the records of `ops` (strictly ascending, each 1..opMax) in that order, each verified
+   * as read() verifies one (the not yet durable from memory): visit(prepare, i) for ops[i]. Ops
+   * of one segment that lie close together are read in one go (journal_read.ts, "Batched
+   * reads"), so reading many scattered ops costs per byte, not a trip through the thread pool
+   * per op. A visited prepare's bytes may be a view into its run's buffer (up to
+   * journalBatchReadSizeBytesMax): copy one that is kept. Visiting each record as it is verified,
+   * rather than returning them all, lets the caller's garbage die young.
+   */
+  async readMany(
+    ops: readonly number[],
+    visit: (prepare: Prepare, index: number) => void,
+  ): Promise<void> {
+    // The ops not yet durable are taken from memory now, before any await: once durable they
+    // are read from the file. Ops ascend, so the durable ones are a prefix of the list.
+    let durableCount = 0;
+    const unsynced: Prepare[] = [];
+    for (let i = 0; i < ops.length; i++) {
+      const op = ops[i]!;
+      assert(Number.isInteger(op) && op >= 1 && op <= this.opMaxValue, `read of op ${op}`);
+      assert(i === 0 || op > ops[i - 1]!, 'readMany lists ops in ascending order');
+      if (op <= this.writer.durableOpMax) durableCount = i + 1;
+      else unsynced.push(this.writer.unsyncedPrepare(op));
+    }
+    for (const run of planBatchRuns(this.index, ops, durableCount)) {
+      const path = segmentPath(this.journalDir, run.segment);
+      const read = await withIoErrors(
+        `reading ops ${ops[run.first]}..${ops[run.last - 1]} from ${path}`,
+        () => this.readCache.withHandle(path, (handle) => readBatchRun(handle, run)),
+      );
+      visitBatchRun(this.owner, this.index, path, run, read, ops, visit);
+    }
+    unsynced.forEach((prepare, k) => visit(prepare, durableCount + k));
+  }
+
+  /** The size of op's record on disk (header and body), for callers that bound their reads. */
+  recordSizeBytes(op: number): number {
+    return this.index.sizeBytes(op);
   }
 
   /**

@@ -1,5 +1,5 @@
 // One cached read handle for the journal's random reads (scrubbing, repairs served to peers,
-// checks). Opening and closing a segment file for every record read cost three trips through
+// checks, and the batched reads of stream queries: Journal.readMany). Opening and closing a segment file for every record read cost three trips through
 // the thread pool per read; the scrubber alone reads a record every tick, which was a large
 // share of an idle replica's CPU (docs/performance.md, "Figures behind the code"). Consecutive
 // reads mostly hit one segment, so one open handle, kept until a read needs another segment,

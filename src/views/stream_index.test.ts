@@ -11,6 +11,10 @@
 // again give the same digest; a prefix of the ops gives another digest. The digest is canonical
 // (the same entries recorded in another order hash the same) and apply() refuses an op that is
 // not the next one.
+//
+// appendsIn(), the walk stream reads use: for random appends and random ranges (within, across
+// and past the end of a stream, and across full chunks), its spans are exactly the distinct
+// appends locate() gives for the range's offsets, in order, each with its whole extent.
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -19,8 +23,9 @@ import { AssertionError } from '../core/assert.js';
 import { toHex } from '../core/checksum.js';
 import { errorCodes } from '../core/errors.js';
 import { asOffset, asOp, asStreamId, asTenantId, asTimestampUs } from '../core/types.js';
+import type { StreamId } from '../core/types.js';
 import type { KernelOutput } from '../kernel/kernel.js';
-import { chunkEntryCountMax, StreamIndex } from './stream_index.js';
+import { AppendSpans, chunkEntryCountMax, StreamIndex } from './stream_index.js';
 import type { AppliedCommand, CommittedOp } from './view.js';
 
 interface ModelAppend {
@@ -269,3 +274,76 @@ test('apply() takes only the op after its position', () => {
   assert.equal(index.appliedOp, 3);
   assert.equal(index.name, 'stream_index');
 });
+
+test('appendsIn() lists the appends of a range as locate() finds them, across chunks', () => {
+  // Appends of 1..4 events to three streams; enough of them (sometimes) to fill a whole chunk, so
+  // walks cross chunk boundaries. For random ranges, the spans must be exactly the distinct
+  // appends locate() gives for the range's offsets, in order, each with its whole extent.
+  const append = fc.record({
+    stream: fc.integer({ min: 1, max: 3 }),
+    count: fc.integer({ min: 1, max: 4 }),
+  });
+  const layout = fc.oneof(
+    fc.array(append, { maxLength: 200 }),
+    fc.constant(Array.from({ length: chunkEntryCountMax + 40 }, () => ({ stream: 1, count: 1 }))),
+  );
+  const nearChunkEnd = fc.integer({ min: chunkEntryCountMax - 70, max: chunkEntryCountMax + 10 });
+  const range = fc.record({
+    stream: fc.integer({ min: 1, max: 4 }),
+    from: fc.oneof(fc.nat(), nearChunkEnd),
+    span: fc.nat(),
+  });
+  fc.assert(
+    fc.property(layout, fc.array(range, { minLength: 1, maxLength: 5 }), (appends, ranges) => {
+      const index = new StreamIndex();
+      const next = new Map<number, number>();
+      appends.forEach((a, i) => {
+        const first = next.get(a.stream) ?? 0;
+        index.recordAppend(asStreamId(a.stream), asOffset(first), a.count, asOp(i + 1), i % 7);
+        next.set(a.stream, first + a.count);
+      });
+      for (const r of ranges) {
+        const streamId = asStreamId(r.stream);
+        const end = next.get(r.stream) ?? 0;
+        const from = r.from % (end + 2);
+        const to = from + (r.span % 60);
+        const spans = new AppendSpans(Math.max(0, to - from));
+        index.appendsIn(streamId, from, to, spans);
+        const expected: { first: number; end: number; op: number; requestIndex: number }[] = [];
+        for (let offset = from; offset < Math.min(to, end); offset++) {
+          const found = index.locate(streamId, offset)!;
+          const first = offset - found.eventIndex;
+          if (expected.at(-1)?.op === found.op && expected.at(-1)?.first === first) continue;
+          expected.push({ first, end: 0, op: found.op, requestIndex: found.requestIndex });
+        }
+        for (const [k, e] of expected.entries()) {
+          e.end = k + 1 < expected.length ? expected[k + 1]!.first : extentEnd(index, streamId, e);
+        }
+        const actual = Array.from({ length: spans.count }, (_, k) => ({
+          first: spans.firstOffset(k),
+          end: spans.endOffset(k),
+          op: spans.op(k),
+          requestIndex: spans.requestIndex(k),
+        }));
+        assert.deepEqual(actual, expected);
+      }
+    }),
+    { numRuns: 100 },
+  );
+});
+
+/** Where the append that starts at e.first ends: the first offset past it located elsewhere. */
+function extentEnd(
+  index: StreamIndex,
+  streamId: StreamId,
+  e: { readonly first: number; readonly op: number },
+): number {
+  let offset = e.first;
+  while (
+    index.locate(streamId, offset)?.op === e.op &&
+    index.locate(streamId, offset)?.eventIndex === offset - e.first
+  ) {
+    offset += 1;
+  }
+  return offset;
+}

@@ -1,11 +1,12 @@
 // The stream index: the first derived view (view.ts). It maps (stream, offset) to the place of the
 // event in the journal — the op of its prepare, the request's position in the batch, and the
-// event's position in the request — so stream reads find their bytes. It is fed every committed op
-// (apply) and records the kernel's events_appended effects of the requests that applied; at
-// start-up the replica replays the journal and the index is rebuilt from those same effects. One
-// entry per append command (not per event). Its name, `stream_index`, labels its projection
-// metrics; digest() hashes its entries (canonical encoding below), so a rebuilt index can be
-// compared with the live one.
+// event's position in the request — so stream reads find their bytes: locate() finds one event,
+// appendsIn() the appends of a range of offsets (one search, then a walk). It is fed every
+// committed op (apply) and records the kernel's events_appended effects of the requests that
+// applied; at start-up the replica replays the journal and the index is rebuilt from those same
+// effects. One entry per append command (not per event). Its name, `stream_index`, labels its
+// projection metrics; digest() hashes its entries (canonical encoding below), so a rebuilt index
+// can be compared with the live one.
 //
 // Entries live in typed-array columns, in chunks. A stream's first chunk starts small and doubles
 // up to chunkEntryCountMax; after that each full chunk stays as it is and a new one is added. Why
@@ -77,6 +78,49 @@ class Chunk {
 interface StreamAppends {
   readonly chunks: Chunk[];
   nextOffset: number;
+}
+
+/**
+ * The appends holding a range of a stream's events (StreamIndex.appendsIn fills them): append i
+ * holds the events [firstOffset(i), endOffset(i)) and is request requestIndex(i) of op op(i).
+ * One typed array, four numbers per append: a read of ten thousand one-event appends puts one
+ * array on the heap rather than ten thousand objects (see the GC note above), and one allocation
+ * rather than one per column (a typed array's backing store costs about a microsecond to make).
+ */
+export class AppendSpans {
+  count = 0;
+  /** Append i is entries [4i, 4i + 4): first offset, end offset, op, request index. */
+  private readonly entries: Float64Array;
+
+  constructor(readonly capacity: number) {
+    assert(Number.isInteger(capacity) && capacity >= 0, 'a span capacity');
+    this.entries = new Float64Array(capacity * 4);
+  }
+
+  firstOffset(i: number): number {
+    return this.entries[4 * i]!;
+  }
+
+  endOffset(i: number): number {
+    return this.entries[4 * i + 1]!;
+  }
+
+  op(i: number): Op {
+    return this.entries[4 * i + 2]! as Op;
+  }
+
+  requestIndex(i: number): number {
+    return this.entries[4 * i + 3]!;
+  }
+
+  /** Sets append i (StreamIndex.appendsIn). */
+  set(i: number, firstOffset: number, endOffset: number, op: number, requestIndex: number): void {
+    assert(i < this.capacity, 'an append within the capacity');
+    this.entries[4 * i] = firstOffset;
+    this.entries[4 * i + 1] = endOffset;
+    this.entries[4 * i + 2] = op;
+    this.entries[4 * i + 3] = requestIndex;
+  }
 }
 
 export interface EventLocation {
@@ -193,6 +237,42 @@ export class StreamIndex implements View {
       requestIndex: chunk.requestIndexes[entry]!,
       eventIndex: offset - first,
     };
+  }
+
+  /**
+   * Fills `spans` with the appends holding the events [fromOffset, toOffset) of the stream, in
+   * offset order: the first is the one holding fromOffset, the last the one holding toOffset - 1
+   * (each keeps its whole extent; the caller clips). One search, then a walk: a reader of many
+   * events pays per append, not a search per event. None when the range is empty or past the
+   * end. `spans` must hold toOffset - fromOffset appends (each holds at least one event).
+   */
+  appendsIn(streamId: StreamId, fromOffset: number, toOffset: number, spans: AppendSpans): void {
+    spans.count = 0;
+    const appends = this.streams.get(streamId);
+    if (appends === undefined || fromOffset < 0) return;
+    const end = Math.min(toOffset, appends.nextOffset);
+    if (fromOffset >= end) return;
+    assert(spans.capacity >= end - fromOffset, 'room for an append per event');
+    const chunks = appends.chunks;
+    let chunkIndex = lastAtOrBefore(chunks, fromOffset);
+    let entry = lastEntryAtOrBefore(chunks[chunkIndex]!, fromOffset);
+    let count = 0;
+    for (;;) {
+      const chunk = chunks[chunkIndex]!;
+      let endOffset = appends.nextOffset;
+      if (entry + 1 < chunk.count) endOffset = chunk.firstOffsets[entry + 1]!;
+      else if (chunkIndex + 1 < chunks.length) endOffset = chunks[chunkIndex + 1]!.firstOffsets[0]!;
+      const firstOffset = chunk.firstOffsets[entry]!;
+      spans.set(count, firstOffset, endOffset, chunk.ops[entry]!, chunk.requestIndexes[entry]!);
+      count += 1;
+      if (endOffset >= end) break;
+      entry += 1;
+      if (entry === chunk.count) {
+        chunkIndex += 1;
+        entry = 0;
+      }
+    }
+    spans.count = count;
   }
 }
 
